@@ -1,0 +1,115 @@
+//! The HTTP edge: the webhook, the tenant API, and operations endpoints.
+//!
+//! Handlers are thin: they authenticate, call a stage, and map its typed
+//! error once, here, into the one JSON error shape:
+//!
+//! ```json
+//! {"error": {"status": 404, "code": "not_found", "message": "no contact ct_… in this tenant"}}
+//! ```
+
+mod error;
+mod ops;
+mod records;
+mod webhooks;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::get;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+use crate::pipeline::{Pipeline, Stages};
+use crate::tenants::Tenant;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+}
+
+impl AppState {
+    pub fn stages(&self) -> &Stages {
+        &self.pipeline.stages
+    }
+}
+
+/// The whole HTTP application. Tests call this with their own state.
+pub fn app(state: AppState) -> Router {
+    let webhook_limit = state.stages().config.webhook.max_body_bytes;
+    Router::new()
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::verify).post(webhooks::receive).layer(DefaultBodyLimit::max(webhook_limit)),
+        )
+        .merge(records::routes())
+        .merge(ops::routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard API", description = "Multi-tenant WhatsApp CRM automation host. Tenant endpoints take `Authorization: Bearer <tenant API key>`."),
+    paths(
+        webhooks::verify, webhooks::receive,
+        records::list_contacts, records::create_contact, records::get_contact, records::contact_conversations,
+        records::get_conversation, records::create_company, records::get_company, records::create_deal, records::get_deal,
+        ops::healthz, ops::metrics,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "tenant_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The tenant a request's API key belongs to.
+pub struct TenantAuth(pub Tenant);
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let key = header
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("send the tenant API key as `Authorization: Bearer <key>`"))?;
+        match state.stages().tenants.by_api_key(key)? {
+            Some(t) => Ok(TenantAuth(t)),
+            None => Err(ApiError::unauthorized("the API key is not valid (or was revoked)")),
+        }
+    }
+}
+
+/// `Json<T>` whose rejections use the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), "invalid_body", rejection.body_text())),
+        }
+    }
+}

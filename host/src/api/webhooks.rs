@@ -1,0 +1,164 @@
+//! `GET|POST /webhooks/whatsapp`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, AppState};
+use crate::ingest::{IngestError, payload, signature};
+use crate::metrics::labels;
+use crate::pipeline::Event;
+use crate::store::Batch;
+use crate::tenants::Tenant;
+
+#[derive(Deserialize, IntoParams)]
+pub struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// Meta's subscription handshake: echo the challenge when the token matches.
+#[utoipa::path(get, path = "/webhooks/whatsapp", tag = "webhook", params(Handshake),
+    responses((status = 200, description = "the challenge, as plain text", body = String),
+              (status = 403, description = "wrong mode or token", body = super::error::ErrorBody)))]
+pub async fn verify(State(state): State<AppState>, Query(q): Query<Handshake>) -> Result<String, ApiError> {
+    let token = q.verify_token.unwrap_or_default();
+    let token_ok = !token.is_empty()
+        && (token == state.stages().config.webhook.verify_token
+            || state.stages().tenants.accepts_verify_token(&token)?);
+    match (q.mode.as_deref(), token_ok, q.challenge) {
+        (Some("subscribe"), true, Some(challenge)) => Ok(challenge),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "verification_failed",
+            "hub.mode must be subscribe and hub.verify_token must match",
+        )),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Received {
+    /// Events journaled for processing.
+    pub accepted: usize,
+    /// Redeliveries dropped.
+    pub duplicates: usize,
+    /// Changes for phone-number ids no tenant owns (acknowledged, not processed).
+    pub unknown_phone_numbers: usize,
+    /// Change fields other than `messages`.
+    pub ignored: usize,
+}
+
+/// Event notifications. Answered 200 only once the events are on disk.
+#[utoipa::path(post, path = "/webhooks/whatsapp", tag = "webhook",
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC of the raw body with the app secret>")),
+    request_body(content = Object, description = "Meta's webhook notification"),
+    responses((status = 200, body = Received),
+              (status = 400, description = "not JSON / not a WhatsApp notification", body = super::error::ErrorBody),
+              (status = 401, description = "missing or wrong signature", body = super::error::ErrorBody),
+              (status = 413, description = "body over webhook.max_body_bytes", body = super::error::ErrorBody),
+              (status = 503, description = "could not store durably; Meta will retry", body = super::error::ErrorBody)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Received>, ApiError> {
+    let started = Instant::now();
+    let result = accept(&state, &headers, body).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(e) => e.code,
+    };
+    let s = state.stages();
+    s.metrics.webhooks.get_or_create(&labels(&[("result", outcome)])).inc();
+    if result.is_ok() {
+        s.metrics.webhook_ack_seconds.observe(started.elapsed().as_secs_f64());
+    }
+    result.map(Json)
+}
+
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Received, ApiError> {
+    let s = state.stages();
+    let limit = s.config.webhook.max_body_bytes;
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {limit} bytes"))
+        }
+        status => ApiError::new(status, "invalid_body", r.body_text()),
+    })?;
+    let now = s.clock.now_ms();
+    let parsed = payload::parse(&body, now).map_err(|e| match e {
+        IngestError::MalformedJson(_) => ApiError::bad_request("malformed_json", e.to_string()),
+        _ => ApiError::bad_request("not_a_notification", e.to_string()),
+    })?;
+
+    // Each change belongs to the tenant owning its phone-number id.
+    let mut owners: BTreeMap<String, Option<Tenant>> = BTreeMap::new();
+    for id in parsed.phone_number_ids() {
+        if !owners.contains_key(id) {
+            owners.insert(id.to_string(), s.tenants.by_phone_number_id(id)?);
+        }
+    }
+    let signature_header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let mut verified = std::collections::BTreeSet::new();
+    for tenant in owners.values().flatten() {
+        if verified.insert(tenant.id.clone()) {
+            signature::verify(tenant.app_secret.as_bytes(), &body, signature_header).map_err(|e| {
+                let code = if e == IngestError::MissingSignature { "missing_signature" } else { "bad_signature" };
+                ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+            })?;
+        }
+    }
+
+    let mut events = Vec::new();
+    let mut unknown = 0;
+    for change in parsed.changes {
+        let Some(Some(tenant)) = owners.get(&change.phone_number_id) else {
+            unknown += 1;
+            s.metrics.unknown_phone_numbers.inc();
+            tracing::warn!(phone_number_id = %change.phone_number_id, "webhook for a phone-number id no tenant owns; acknowledged and ignored");
+            continue;
+        };
+        for mut m in change.messages {
+            m.tenant = tenant.id.clone();
+            s.metrics.messages_in.get_or_create(&labels(&[("type", m.kind.as_str())])).inc();
+            events.push(Event::Inbound(m));
+        }
+        for mut st in change.statuses {
+            st.tenant = tenant.id.clone();
+            s.metrics.statuses_in.get_or_create(&labels(&[("status", st.status.as_str())])).inc();
+            events.push(Event::Status(st));
+        }
+    }
+    let appended = if events.is_empty() {
+        Default::default()
+    } else {
+        let pipeline = state.pipeline.clone();
+        let appended = tokio::task::spawn_blocking(move || pipeline.submit(events, Batch::new()))
+            .await
+            .map_err(|_| ApiError::unavailable("the journal writer stopped"))??;
+        s.store.sync().await?;
+        appended
+    };
+    s.metrics.duplicates.inc_by(appended.duplicates as u64);
+    Ok(Received {
+        accepted: appended.new,
+        duplicates: appended.duplicates,
+        unknown_phone_numbers: unknown,
+        ignored: parsed.ignored_fields.len(),
+    })
+}

@@ -1,0 +1,163 @@
+//! The `switchboard` command line. Thin: parse, then call the library.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::ingest::signature;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Multi-tenant WhatsApp CRM automation with sandboxed Wasm plugins")]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./switchboard.toml if present.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (webhook, API, pipeline, sender).
+    Serve,
+    /// Post or sign WhatsApp webhook payloads, as Meta would.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Sign FILE with the app secret and POST it to the webhook.
+    Send {
+        file: PathBuf,
+        /// Webhook URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/webhooks/whatsapp")]
+        url: String,
+        /// App secret; default: the demo tenant's, from <data_dir>/demo.env.
+        #[arg(long, env = "SWITCHBOARD_DEMO_APP_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Send timestamps as written instead of setting them to now.
+        #[arg(long)]
+        keep_timestamps: bool,
+        /// Give every message a fresh wamid (otherwise a second send is a
+        /// redelivery, and is de-duplicated).
+        #[arg(long)]
+        new_ids: bool,
+    },
+    /// Print the X-Hub-Signature-256 header for FILE.
+    Sign {
+        file: PathBuf,
+        #[arg(long, env = "SWITCHBOARD_DEMO_APP_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve => runtime.block_on(serve(config)),
+        Command::Webhook(WebhookCommand::Send { file, url, secret, keep_timestamps, new_ids }) => {
+            let secret = match secret {
+                Some(s) => s,
+                None => demo_secret(&config.server.data_dir)?,
+            };
+            runtime.block_on(send(&file, &url, &secret, keep_timestamps, new_ids))
+        }
+        Command::Webhook(WebhookCommand::Sign { file, secret }) => {
+            let body = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            println!("X-Hub-Signature-256: {}", signature::sign(secret.as_bytes(), &body));
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn serve(config: Config) -> Result<()> {
+    init_tracing(&config);
+    let server = crate::server::start(config.clone(), Arc::new(SystemClock)).await?;
+    println!("Switchboard {} listening on http://{}", env!("CARGO_PKG_VERSION"), server.addr);
+    println!("  data: {}", config.server.data_dir.display());
+    if server.resumed_events > 0 {
+        println!("  resuming {} events acknowledged before the last stop", server.resumed_events);
+    }
+    if let Some(demo) = &server.demo {
+        println!("  demo tenant \"demo\" (WhatsApp phone_number_id {})", demo.phone_number_id);
+        println!("    app secret: {}", demo.app_secret);
+        println!("    API key:    {}", demo.api_key);
+        println!("    saved in {} — load with: . {}", demo.env_file.display(), demo.env_file.display());
+        println!("  try: switchboard webhook send examples/payloads/text.json");
+    }
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        token.cancel();
+    });
+    server.shutdown_token().cancelled().await;
+    server.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn demo_secret(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("demo.env");
+    match crate::tenants::read_demo_env(&path).remove("SWITCHBOARD_DEMO_APP_SECRET") {
+        Some(s) => Ok(s),
+        None => {
+            bail!("no --secret given and {} has none; start `switchboard serve` first or pass --secret", path.display())
+        }
+    }
+}
+
+async fn send(file: &Path, url: &str, secret: &str, keep_timestamps: bool, new_ids: bool) -> Result<()> {
+    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let body = if keep_timestamps && !new_ids {
+        raw
+    } else {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&raw).with_context(|| format!("{} is not JSON", file.display()))?;
+        crate::ingest::payload::restamp(&mut json, (!keep_timestamps).then(|| SystemClock.now_ms() / 1000), new_ids);
+        serde_json::to_vec(&json)?
+    };
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature::sign(secret.as_bytes(), &body))
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("posting to {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    println!("{status} {text}");
+    if !status.is_success() {
+        bail!("the webhook answered {status}");
+    }
+    Ok(())
+}

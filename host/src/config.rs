@@ -1,0 +1,296 @@
+//! Configuration: built-in defaults, then a TOML file, then environment
+//! variables (`SWITCHBOARD_<SECTION>__<KEY>`, e.g.
+//! `SWITCHBOARD_SERVER__LISTEN=0.0.0.0:8080`). Every default is chosen to
+//! work on a fresh machine and is documented in `docs/configuration.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub webhook: WebhookConfig,
+    pub pipeline: PipelineConfig,
+    pub conversations: ConversationConfig,
+    pub plugins: PluginConfig,
+    pub outbound: OutboundConfig,
+    pub demo: DemoConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Loopback by default: expose it on purpose.
+    pub listen: String,
+    /// Where the database, the compiled-plugin cache and demo credentials live.
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight work before leaving it (durably)
+    /// to the next start.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Token Meta echoes in the `GET` verification handshake. A tenant's own
+    /// `verify_token` is accepted too.
+    pub verify_token: String,
+    /// Largest accepted webhook body. Meta sends up to 3 MB.
+    pub max_body_bytes: usize,
+    /// How long a `wamid` is remembered to drop redeliveries. Meta retries
+    /// for up to 7 days.
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            verify_token: "switchboard-verify".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            dedup_window: Duration::from_secs(14 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Worker threads; events of one contact always go to the same worker,
+    /// in order. 0 = two per CPU.
+    pub workers: usize,
+    /// Events queued per worker before the dispatcher waits.
+    pub queue_depth: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { workers: 0, queue_depth: 256 }
+    }
+}
+
+impl PipelineConfig {
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationConfig {
+    /// A conversation with no message for this long is closed; the next
+    /// message opens a new one.
+    #[serde(with = "humantime_serde")]
+    pub inactivity_timeout: Duration,
+    /// Messages of history handed to plugins.
+    pub history: usize,
+}
+
+impl Default for ConversationConfig {
+    fn default() -> Self {
+        ConversationConfig { inactivity_timeout: Duration::from_secs(24 * 3600), history: 20 }
+    }
+}
+
+/// Operator defaults for every plugin call; tenants may be given their own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Instruction budget per call (wasmtime fuel ≈ Wasm instructions).
+    pub fuel: u64,
+    /// Wall-clock budget per call.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Linear memory cap per instance.
+    pub memory_bytes: usize,
+    /// Table elements cap per instance.
+    pub table_elements: usize,
+    /// Cap on the size of what a plugin returns (strings and lists).
+    pub output_bytes: usize,
+    /// Largest component accepted at upload. A JavaScript plugin
+    /// (ComponentizeJS) is about 12 MB.
+    pub component_bytes: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            fuel: 50_000_000,
+            deadline: Duration::from_millis(50),
+            memory_bytes: 128 * 1024 * 1024,
+            table_elements: 100_000,
+            output_bytes: 64 * 1024,
+            component_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginConfig {
+    pub limits: PluginLimits,
+    /// Instances that may run at once (pooling allocator slots).
+    pub instance_slots: u32,
+    /// Where compiled plugins are cached; defaults to `<data_dir>/plugin-cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Epoch tick; deadlines are measured in ticks of this length.
+    #[serde(with = "humantime_serde")]
+    pub epoch_tick: Duration,
+    /// Ceiling for any tenant's memory cap (sizes the instance pool).
+    pub max_memory_bytes: usize,
+    /// Ceiling for any tenant's table cap.
+    pub max_table_elements: usize,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            limits: PluginLimits::default(),
+            instance_slots: 128,
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(1),
+            max_memory_bytes: 512 * 1024 * 1024,
+            max_table_elements: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Base of Meta's Graph API; tests point it at a loopback server.
+    pub graph_base: String,
+    pub api_version: String,
+    /// Attempts per send on 429 / 5xx / throughput errors.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Sends in flight at once across tenants.
+    pub concurrency: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            graph_base: "https://graph.facebook.com".into(),
+            api_version: "v21.0".into(),
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(15),
+            concurrency: 16,
+        }
+    }
+}
+
+/// The tenant created on first start so a fresh clone works end to end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    pub phone_number_id: String,
+    /// Generated on first start when unset, then kept.
+    pub app_secret: Option<String>,
+    /// Generated on first start when unset, then kept.
+    pub api_key: Option<String>,
+    /// When set, sends go to Meta for real.
+    pub access_token: Option<String>,
+    pub timezone: String,
+    pub default_region: String,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            enabled: true,
+            phone_number_id: "100000000000001".into(),
+            app_secret: None,
+            api_key: None,
+            access_token: None,
+            timezone: "America/Sao_Paulo".into(),
+            default_region: "BR".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info,switchboard=debug`. `RUST_LOG` wins.
+    pub filter: String,
+    /// `pretty` for people, `json` for log pipelines.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { filter: "info".into(), format: "pretty".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` if given (it must exist) or `switchboard.toml`
+    /// if present, then `SWITCHBOARD_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("{} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("switchboard.toml")),
+        }
+        // Only `SECTION__KEY` variables are configuration; others with the
+        // prefix (`SWITCHBOARD_CONFIG`, the demo credentials) belong to the CLI.
+        figment = figment.merge(Env::prefixed("SWITCHBOARD_").filter(|k| k.as_str().contains("__")).split("__"));
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.plugins.limits;
+        if l.fuel == 0 || l.deadline.is_zero() || l.memory_bytes < 64 * 1024 {
+            return Err(ConfigError("plugins.limits: fuel, deadline and memory_bytes (≥ 64 KiB) must be set".into()));
+        }
+        if self.plugins.epoch_tick.is_zero() {
+            return Err(ConfigError("plugins.epoch_tick must be positive".into()));
+        }
+        if self.webhook.max_body_bytes < 1024 {
+            return Err(ConfigError("webhook.max_body_bytes must be at least 1024".into()));
+        }
+        if self.demo.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError(format!("demo.timezone: unknown timezone {:?}", self.demo.timezone)));
+        }
+        Ok(())
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.plugins.cache_dir.clone().unwrap_or_else(|| self.server.data_dir.join("plugin-cache"))
+    }
+}

@@ -1,0 +1,315 @@
+//! CRM records: contacts, companies, deals, conversations, messages and
+//! routing decisions — the tenant's system of record.
+//!
+//! This module owns their trees. Other stages read through its methods and
+//! write by adding to a [`Batch`] through its `put_*` methods, so the
+//! pipeline can commit one event's whole effect atomically. Records that
+//! several writers touch (contacts, conversations) are written with a guard
+//! on the version that was read: a concurrent change makes the commit fail
+//! with a conflict, and the writer retries on fresh data instead of
+//! silently overwriting it.
+
+pub mod model;
+
+pub use model::*;
+
+use crate::store::{Batch, Result, Store, StoreError, Tree, encode, keys};
+
+const CONTACTS: Tree = Tree("crm.contacts");
+const CONTACT_PHONES: Tree = Tree("crm.contacts.by_phone");
+const COMPANIES: Tree = Tree("crm.companies");
+const DEALS: Tree = Tree("crm.deals");
+const DEALS_BY_CONTACT: Tree = Tree("crm.deals.by_contact");
+const CONVERSATIONS: Tree = Tree("crm.conversations");
+const CONVERSATIONS_BY_CONTACT: Tree = Tree("crm.conversations.by_contact");
+const MESSAGES: Tree = Tree("crm.messages");
+const MESSAGE_INDEX: Tree = Tree("crm.messages.by_id");
+const DECISIONS: Tree = Tree("crm.decisions");
+const PENDING_STATUSES: Tree = Tree("crm.messages.pending_statuses");
+
+#[derive(Clone)]
+pub struct Crm {
+    store: Store,
+}
+
+fn key(tenant: &str, id: &str) -> Vec<u8> {
+    keys::join(&[tenant.as_bytes(), id.as_bytes()])
+}
+
+impl Crm {
+    pub fn new(store: Store) -> Self {
+        Crm { store }
+    }
+
+    // ---- contacts ----
+
+    pub fn contact(&self, tenant: &str, id: &str) -> Result<Option<Contact>> {
+        self.store.get_json(CONTACTS, &key(tenant, id))
+    }
+
+    /// The contact whose phone (E.164) is `phone`.
+    pub fn contact_by_phone(&self, tenant: &str, phone: &str) -> Result<Option<Contact>> {
+        match self.store.get(CONTACT_PHONES, &key(tenant, phone))? {
+            Some(id) => self.contact(tenant, &String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Contacts in creation order, optionally filtered: digits in `query`
+    /// match the phone, anything else the name (case-insensitive).
+    pub fn list_contacts(
+        &self,
+        tenant: &str,
+        query: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Contact>> {
+        let prefix = keys::tenant_prefix(tenant);
+        let start = match after {
+            Some(id) => key(tenant, id),
+            None => prefix.clone(),
+        };
+        let matcher = query.map(ContactQuery::new);
+        let mut out = Vec::new();
+        for entry in self.store.after(CONTACTS, &start)? {
+            let (k, v) = entry?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let contact: Contact = crate::store::decode(CONTACTS, &v)?;
+            if matcher.as_ref().is_none_or(|m| m.matches(&contact)) {
+                out.push(contact);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds `contact` to `batch`, guarded on `previous` (what was read), and
+    /// keeps the phone index unique.
+    pub fn put_contact(
+        &self,
+        batch: &mut Batch,
+        tenant: &str,
+        contact: &Contact,
+        previous: Option<&Contact>,
+    ) -> Result<()> {
+        let k = key(tenant, &contact.id);
+        guard(batch, CONTACTS, &k, previous)?;
+        if previous.is_none_or(|p| p.phone != contact.phone) {
+            let phone_key = key(tenant, &contact.phone);
+            batch.require_absent(CONTACT_PHONES, phone_key.clone());
+            batch.put(CONTACT_PHONES, phone_key, contact.id.as_bytes());
+            if let Some(p) = previous {
+                batch.delete(CONTACT_PHONES, key(tenant, &p.phone));
+            }
+        }
+        batch.put_json(CONTACTS, k, contact)
+    }
+
+    // ---- companies and deals ----
+
+    pub fn company(&self, tenant: &str, id: &str) -> Result<Option<Company>> {
+        self.store.get_json(COMPANIES, &key(tenant, id))
+    }
+
+    pub fn put_company(&self, batch: &mut Batch, tenant: &str, company: &Company) -> Result<()> {
+        batch.put_json(COMPANIES, key(tenant, &company.id), company)
+    }
+
+    pub fn deal(&self, tenant: &str, id: &str) -> Result<Option<Deal>> {
+        self.store.get_json(DEALS, &key(tenant, id))
+    }
+
+    pub fn put_deal(&self, batch: &mut Batch, tenant: &str, deal: &Deal) -> Result<()> {
+        batch.put(
+            DEALS_BY_CONTACT,
+            keys::join(&[tenant.as_bytes(), deal.contact_id.as_bytes(), deal.id.as_bytes()]),
+            [],
+        );
+        batch.put_json(DEALS, key(tenant, &deal.id), deal)
+    }
+
+    /// The contact's deals, newest first.
+    pub fn deals_of(&self, tenant: &str, contact_id: &str) -> Result<Vec<Deal>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), contact_id.as_bytes()]);
+        let mut deals = Vec::new();
+        for k in self.store.scan_prefix(DEALS_BY_CONTACT, &prefix)?.keys().rev() {
+            let id = String::from_utf8_lossy(keys::last_part(&k?)).into_owned();
+            deals.extend(self.deal(tenant, &id)?);
+        }
+        Ok(deals)
+    }
+
+    // ---- conversations ----
+
+    pub fn conversation(&self, tenant: &str, id: &str) -> Result<Option<Conversation>> {
+        self.store.get_json(CONVERSATIONS, &key(tenant, id))
+    }
+
+    /// The contact's most recently opened conversation.
+    pub fn latest_conversation(&self, tenant: &str, contact_id: &str) -> Result<Option<Conversation>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), contact_id.as_bytes()]);
+        match self.store.scan_prefix(CONVERSATIONS_BY_CONTACT, &prefix)?.keys().next_back() {
+            Some(k) => self.conversation(tenant, &String::from_utf8_lossy(keys::last_part(&k?))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn conversations_of(&self, tenant: &str, contact_id: &str) -> Result<Vec<Conversation>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), contact_id.as_bytes()]);
+        let mut out = Vec::new();
+        for k in self.store.scan_prefix(CONVERSATIONS_BY_CONTACT, &prefix)?.keys().rev() {
+            out.extend(self.conversation(tenant, &String::from_utf8_lossy(keys::last_part(&k?)))?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_conversation(
+        &self,
+        batch: &mut Batch,
+        tenant: &str,
+        conversation: &Conversation,
+        previous: Option<&Conversation>,
+    ) -> Result<()> {
+        let k = key(tenant, &conversation.id);
+        guard(batch, CONVERSATIONS, &k, previous)?;
+        if previous.is_none() {
+            let by_contact =
+                keys::join(&[tenant.as_bytes(), conversation.contact_id.as_bytes(), conversation.id.as_bytes()]);
+            batch.put(CONVERSATIONS_BY_CONTACT, by_contact, []);
+        }
+        batch.put_json(CONVERSATIONS, k, conversation)
+    }
+
+    // ---- messages ----
+
+    /// A message by its id (`wamid` or the host's outbound id).
+    pub fn message(&self, tenant: &str, id: &str) -> Result<Option<Message>> {
+        match self.store.get(MESSAGE_INDEX, &key(tenant, id))? {
+            Some(log_key) => self.store.get_json(MESSAGES, &log_key),
+            None => Ok(None),
+        }
+    }
+
+    pub fn message_exists(&self, tenant: &str, id: &str) -> Result<bool> {
+        self.store.contains(MESSAGE_INDEX, &key(tenant, id))
+    }
+
+    /// Records `message` in its conversation's log. A new message gets the
+    /// next log position; an update keeps its position.
+    pub fn put_message(&self, batch: &mut Batch, tenant: &str, message: &mut Message) -> Result<()> {
+        if message.log_seq == 0 {
+            message.log_seq = self.store.generate_id()? + 1;
+        }
+        let log_key = keys::join(&[tenant.as_bytes(), message.conversation_id.as_bytes(), &keys::be(message.log_seq)]);
+        batch.put(MESSAGE_INDEX, key(tenant, &message.id), log_key.clone());
+        if let Some(wamid) = &message.wamid {
+            batch.put(MESSAGE_INDEX, key(tenant, wamid), log_key.clone());
+        }
+        batch.put_json(MESSAGES, log_key, message)
+    }
+
+    /// The last `n` messages of a conversation, oldest first.
+    pub fn recent_messages(&self, tenant: &str, conversation_id: &str, n: usize) -> Result<Vec<Message>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), conversation_id.as_bytes()]);
+        let mut out =
+            self.store.scan_prefix(MESSAGES, &prefix)?.values().rev().take(n).collect::<Result<Vec<Message>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Keeps a status for a `wamid` we have not matched to a message yet
+    /// (it can overtake the send response that tells us the `wamid`).
+    pub fn put_pending_status(
+        &self,
+        batch: &mut Batch,
+        tenant: &str,
+        wamid: &str,
+        status: &PendingStatus,
+    ) -> Result<()> {
+        let seq = self.store.generate_id()?;
+        batch.put_json(PENDING_STATUSES, keys::join(&[tenant.as_bytes(), wamid.as_bytes(), &keys::be(seq)]), status)
+    }
+
+    /// Takes the statuses waiting for `wamid`, oldest first.
+    pub fn take_pending_statuses(&self, batch: &mut Batch, tenant: &str, wamid: &str) -> Result<Vec<PendingStatus>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), wamid.as_bytes()]);
+        let mut out = Vec::new();
+        for entry in self.store.scan_prefix(PENDING_STATUSES, &prefix)? {
+            let (k, v) = entry?;
+            out.push(crate::store::decode(PENDING_STATUSES, &v)?);
+            batch.delete(PENDING_STATUSES, k);
+        }
+        Ok(out)
+    }
+
+    // ---- decisions ----
+
+    pub fn put_decision(&self, batch: &mut Batch, tenant: &str, decision: &DecisionRecord) -> Result<()> {
+        let k = keys::join(&[tenant.as_bytes(), decision.conversation_id.as_bytes(), decision.id.as_bytes()]);
+        batch.put_json(DECISIONS, k, decision)
+    }
+
+    pub fn decisions(&self, tenant: &str, conversation_id: &str) -> Result<Vec<DecisionRecord>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), conversation_id.as_bytes()]);
+        self.store.scan_prefix(DECISIONS, &prefix)?.values().collect()
+    }
+
+    /// Commits a batch built from this module's `put_*` methods.
+    pub fn commit(&self, batch: Batch) -> Result<()> {
+        self.store.commit(batch)
+    }
+}
+
+/// Guards `key` on the record having been `previous` when read.
+fn guard<T: serde::Serialize>(batch: &mut Batch, tree: Tree, key: &[u8], previous: Option<&T>) -> Result<()> {
+    let expect = previous.map(|p| encode(tree, p)).transpose()?;
+    batch.require_value(tree, key.to_vec(), expect);
+    Ok(())
+}
+
+/// Contact search: digits match anywhere in the phone, text in the name.
+struct ContactQuery {
+    digits: String,
+    text: String,
+}
+
+impl ContactQuery {
+    fn new(q: &str) -> Self {
+        let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+        let is_phone = !digits.is_empty() && q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        ContactQuery {
+            digits: if is_phone { digits } else { String::new() },
+            text: if is_phone { String::new() } else { q.trim().to_lowercase() },
+        }
+    }
+
+    fn matches(&self, c: &Contact) -> bool {
+        if !self.digits.is_empty() {
+            return c.phone.contains(&self.digits) || c.wa_id.as_deref().is_some_and(|w| w.contains(&self.digits));
+        }
+        [c.name.as_deref(), c.profile_name.as_deref(), c.email.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|n| n.to_lowercase().contains(&self.text))
+    }
+}
+
+impl From<StoreError> for CrmError {
+    fn from(e: StoreError) -> Self {
+        CrmError::Store(e)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a contact with phone {0} already exists")]
+    DuplicatePhone(String),
+}

@@ -1,0 +1,288 @@
+//! CRM records as stored and as the API returns them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::Millis;
+use crate::ingest::WhatsAppError;
+use crate::model::{Assignee, DeliveryStatus, Direction, MessageKind, Priority, RoutingDecision};
+
+/// How many reply latencies a contact keeps for its median.
+pub const LATENCY_SAMPLES: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Contact {
+    pub id: String,
+    /// E.164, e.g. `+5511987654321`.
+    pub phone: String,
+    /// The WhatsApp id last seen for this contact (digits, no `+`); can
+    /// differ from `phone` (e.g. Brazilian numbers without the ninth digit).
+    pub wa_id: Option<String>,
+    pub name: Option<String>,
+    /// The WhatsApp profile name, as last seen.
+    pub profile_name: Option<String>,
+    pub email: Option<String>,
+    /// ISO region of the phone number, e.g. `BR`.
+    pub country: Option<String>,
+    pub company_id: Option<String>,
+    pub tags: Vec<String>,
+    pub opted_out: bool,
+    pub signals: BTreeMap<String, Signal>,
+    pub stats: ContactStats,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Contact {
+    /// Counts an inbound message written at `at`; if we had written last,
+    /// how long the contact took to answer joins the latency samples.
+    pub fn record_inbound(&mut self, at: Millis) {
+        let s = &mut self.stats;
+        if let Some(out) = s.last_outbound_at
+            && s.last_inbound_at.is_none_or(|i| out > i)
+            && at >= out
+        {
+            s.record_latency((at - out) as u64);
+        }
+        s.inbound_messages += 1;
+        s.first_inbound_at.get_or_insert(at);
+        s.last_inbound_at = Some(s.last_inbound_at.map_or(at, |t| t.max(at)));
+    }
+
+    pub fn record_outbound(&mut self, at: Millis) {
+        let s = &mut self.stats;
+        s.outbound_messages += 1;
+        s.last_outbound_at = Some(s.last_outbound_at.map_or(at, |t| t.max(at)));
+    }
+
+    pub fn display_name(&self) -> Option<&str> {
+        self.name.as_deref().or(self.profile_name.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Signal {
+    pub value: f64,
+    pub updated_at: Millis,
+}
+
+/// Interaction timestamps and counts across all of a contact's conversations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContactStats {
+    pub inbound_messages: u32,
+    pub outbound_messages: u32,
+    pub conversations: u32,
+    pub first_inbound_at: Option<Millis>,
+    pub last_inbound_at: Option<Millis>,
+    pub last_outbound_at: Option<Millis>,
+    /// The most recent times (ms) the contact took to answer us.
+    pub reply_latencies_ms: Vec<u64>,
+}
+
+impl ContactStats {
+    pub fn median_reply_latency_ms(&self) -> Option<u64> {
+        let mut v = self.reply_latencies_ms.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let mid = v.len() / 2;
+        Some(if v.len().is_multiple_of(2) { (v[mid - 1] + v[mid]) / 2 } else { v[mid] })
+    }
+
+    pub fn record_latency(&mut self, ms: u64) {
+        self.reply_latencies_ms.push(ms);
+        let excess = self.reply_latencies_ms.len().saturating_sub(LATENCY_SAMPLES);
+        self.reply_latencies_ms.drain(..excess);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Company {
+    pub id: String,
+    pub name: String,
+    pub domain: Option<String>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DealStatus {
+    Open,
+    Won,
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Deal {
+    pub id: String,
+    pub contact_id: String,
+    pub company_id: Option<String>,
+    pub name: String,
+    pub stage: String,
+    pub status: DealStatus,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    /// The agent who owns the deal.
+    pub owner: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    Open,
+    /// Quiet for longer than the inactivity timeout; the contact's next
+    /// message opens a new conversation (unless it quotes this one).
+    Expired,
+    /// Closed by staff or automation.
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    pub id: String,
+    pub contact_id: String,
+    pub company_id: Option<String>,
+    pub deal_id: Option<String>,
+    pub status: ConversationStatus,
+    pub opened_at: Millis,
+    pub last_message_at: Millis,
+    pub last_inbound_at: Option<Millis>,
+    pub last_outbound_at: Option<Millis>,
+    pub resolved_at: Option<Millis>,
+    pub assignee: Option<Assignee>,
+    pub priority: Priority,
+    pub needs_reply: bool,
+    /// When a human should have answered by.
+    pub respond_by: Option<Millis>,
+    pub tags: Vec<String>,
+    pub inbound_messages: u32,
+    pub outbound_messages: u32,
+    /// The latest routing decision.
+    pub last_decision_id: Option<String>,
+}
+
+impl Conversation {
+    pub fn record_inbound(&mut self, at: Millis) {
+        self.inbound_messages += 1;
+        self.last_inbound_at = Some(self.last_inbound_at.map_or(at, |t| t.max(at)));
+        self.last_message_at = self.last_message_at.max(at);
+    }
+
+    pub fn record_outbound(&mut self, at: Millis) {
+        self.outbound_messages += 1;
+        self.last_outbound_at = Some(self.last_outbound_at.map_or(at, |t| t.max(at)));
+        self.last_message_at = self.last_message_at.max(at);
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Author {
+    Contact,
+    Bot,
+    Human { staff: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusChange {
+    pub status: DeliveryStatus,
+    pub at: Millis,
+    /// Whether it moved the message's status (late arrivals do not).
+    pub applied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    /// The `wamid` for inbound messages; the host's `msg_…` id for outbound.
+    pub id: String,
+    pub conversation_id: String,
+    pub contact_id: String,
+    pub direction: Direction,
+    pub author: Author,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    /// The type-specific payload (inbound: as Meta sent it; outbound: what
+    /// was sent).
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+    pub at: Millis,
+    /// The message this one answers or reacts to.
+    pub reply_to: Option<String>,
+    /// Outbound: the `wamid` WhatsApp gave it.
+    pub wamid: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub status_history: Vec<StatusChange>,
+    pub errors: Vec<WhatsAppError>,
+    /// Outbound: the routing decision that sent it.
+    pub decision_id: Option<String>,
+    /// Position in the conversation log (assigned when first recorded).
+    pub log_seq: u64,
+}
+
+impl Message {
+    /// Applies a delivery status if it moves the message forward; records
+    /// it in the history either way. Returns whether it applied.
+    pub fn apply_status(&mut self, status: DeliveryStatus, at: Millis, errors: &[WhatsAppError]) -> bool {
+        let applied = self.status.is_none_or(|current| current.advances_to(status));
+        if applied {
+            self.status = Some(status);
+        }
+        self.status_history.push(StatusChange { status, at, applied });
+        self.errors.extend_from_slice(errors);
+        applied
+    }
+}
+
+/// A status that arrived before we knew which message it was for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingStatus {
+    pub status: DeliveryStatus,
+    pub at: Millis,
+    pub errors: Vec<WhatsAppError>,
+}
+
+/// Which plugin made a decision: enough to find the exact code again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PluginRef {
+    pub world: String,
+    /// sha256 of the component.
+    pub version: String,
+    pub wit_version: String,
+    /// Set for plugins shipped with the host, e.g. `default-router`.
+    pub builtin: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// The plugin's own decision was applied.
+    Decided,
+    /// The plugin failed; the safe fallback was applied.
+    Fallback,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionRecord {
+    pub id: String,
+    pub conversation_id: String,
+    pub message_id: String,
+    pub made_at: Millis,
+    pub plugin: Option<PluginRef>,
+    pub outcome: DecisionOutcome,
+    /// Why the fallback was applied (trap, timeout, invalid output…).
+    pub cause: Option<String>,
+    pub decision: RoutingDecision,
+    pub fuel_used: u64,
+    /// Time inside the plugin call.
+    pub duration_us: u64,
+    /// From webhook receipt to this decision being committed.
+    pub latency_us: u64,
+    /// What the host did about it (sent, assigned, suppressed and why).
+    pub actions: Vec<String>,
+}

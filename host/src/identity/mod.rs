@@ -1,0 +1,111 @@
+//! Identity: who wrote? A WhatsApp `wa_id` becomes an E.164 phone number
+//! and then exactly one contact: the existing one when we have it (however
+//! its number was written when it was stored), a new one otherwise.
+//!
+//! Numbers are parsed with `phonenumber` (Google's libphonenumber
+//! metadata), never by hand, so national forms, `00` prefixes, spaces and
+//! punctuation all reach the same E.164 key.
+
+mod phone;
+
+pub use phone::{Phone, normalize, normalize_wa_id};
+
+use std::hash::{Hash, Hasher};
+
+use crate::clock::Millis;
+use crate::crm::{Company, Contact, ContactStats, Crm, Deal, DealStatus};
+use crate::model::new_id;
+use crate::store::StoreError;
+use crate::tenants::Tenant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{input:?} is not a phone number: {reason}")]
+    InvalidPhone { input: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The contact behind a message, with what it is linked to.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The contact as it should be stored after this message.
+    pub contact: Contact,
+    /// The contact as it was read (None: created now).
+    pub previous: Option<Contact>,
+    pub company: Option<Company>,
+    /// The contact's most recent open deal.
+    pub deal: Option<Deal>,
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    crm: Crm,
+}
+
+impl Identity {
+    pub fn new(crm: Crm) -> Self {
+        Identity { crm }
+    }
+
+    /// Finds or creates the contact for `wa_id`. Nothing is written: the
+    /// caller stores [`Resolved::contact`] with the rest of the event.
+    pub fn resolve(
+        &self,
+        tenant: &Tenant,
+        wa_id: &str,
+        profile_name: Option<&str>,
+        now: Millis,
+    ) -> Result<Resolved, IdentityError> {
+        let phone = normalize_wa_id(wa_id)?;
+        let (mut contact, previous) = match self.find(tenant, &phone)? {
+            Some(existing) => (existing.clone(), Some(existing)),
+            None => (
+                Contact {
+                    id: new_id("ct"),
+                    phone: phone.e164.clone(),
+                    wa_id: Some(wa_id.to_string()),
+                    name: None,
+                    profile_name: None,
+                    email: None,
+                    country: phone.region.clone(),
+                    company_id: None,
+                    tags: Vec::new(),
+                    opted_out: false,
+                    signals: Default::default(),
+                    stats: ContactStats::default(),
+                    created_at: now,
+                    updated_at: now,
+                },
+                None,
+            ),
+        };
+        contact.wa_id = Some(wa_id.to_string());
+        if let Some(name) = profile_name.filter(|n| !n.trim().is_empty()) {
+            contact.profile_name = Some(name.trim().to_string());
+        }
+        let company = match &contact.company_id {
+            Some(id) => self.crm.company(&tenant.id, id)?,
+            None => None,
+        };
+        let deal = self.crm.deals_of(&tenant.id, &contact.id)?.into_iter().find(|d| d.status == DealStatus::Open);
+        Ok(Resolved { contact, previous, company, deal })
+    }
+
+    /// The stored contact for `phone`, whatever form it was stored in: all
+    /// writes normalise to E.164, so the index is keyed by it.
+    pub fn find(&self, tenant: &Tenant, phone: &Phone) -> Result<Option<Contact>, IdentityError> {
+        Ok(self.crm.contact_by_phone(&tenant.id, &phone.e164)?)
+    }
+}
+
+/// Which pipeline worker handles a contact: every event about one person
+/// goes to the same worker, so they are applied in order.
+pub fn shard_key(tenant: &str, wa_id: &str) -> u64 {
+    let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
+    let canonical = normalize_wa_id(&digits).map(|p| p.e164).unwrap_or(digits);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tenant.hash(&mut h);
+    canonical.hash(&mut h);
+    h.finish()
+}

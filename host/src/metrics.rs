@@ -1,0 +1,105 @@
+//! Prometheus metrics, served as text at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(String, String)>;
+
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn latency_histogram() -> Histogram {
+    // 10 µs … ~20 s
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 22))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Webhook requests by result (accepted, bad_signature, malformed…).
+    pub webhooks: Family<Labels, Counter>,
+    pub webhook_ack_seconds: Histogram,
+    /// Inbound messages by WhatsApp type.
+    pub messages_in: Family<Labels, Counter>,
+    pub statuses_in: Family<Labels, Counter>,
+    pub duplicates: Counter,
+    /// Payloads for phone-number ids no tenant owns.
+    pub unknown_phone_numbers: Counter,
+    /// Decisions by world and outcome (decided / fallback).
+    pub decisions: Family<Labels, Counter>,
+    pub plugin_call_seconds: Family<Labels, Histogram>,
+    /// Plugin failures by tenant, world, version and kind (trap, fuel…).
+    pub plugin_failures: Family<Labels, Counter>,
+    pub fallbacks: Family<Labels, Counter>,
+    pub sends: Family<Labels, Counter>,
+    /// From webhook receipt to the event's effects committed.
+    pub event_seconds: Family<Labels, Histogram>,
+    pub journal_pending: Gauge,
+    pub outbound_queue: Gauge,
+    pub quarantined: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("switchboard");
+        let m = Metrics {
+            webhooks: Family::default(),
+            webhook_ack_seconds: latency_histogram(),
+            messages_in: Family::default(),
+            statuses_in: Family::default(),
+            duplicates: Counter::default(),
+            unknown_phone_numbers: Counter::default(),
+            decisions: Family::default(),
+            plugin_call_seconds: Family::new_with_constructor(latency_histogram),
+            plugin_failures: Family::default(),
+            fallbacks: Family::default(),
+            sends: Family::default(),
+            event_seconds: Family::new_with_constructor(latency_histogram),
+            journal_pending: Gauge::default(),
+            outbound_queue: Gauge::default(),
+            quarantined: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("webhook_requests", "Webhook requests by result", m.webhooks.clone());
+        registry.register(
+            "webhook_ack_seconds",
+            "Time to acknowledge a webhook (durable)",
+            m.webhook_ack_seconds.clone(),
+        );
+        registry.register("messages_in", "Inbound messages by type", m.messages_in.clone());
+        registry.register("statuses_in", "Status updates by status", m.statuses_in.clone());
+        registry.register("duplicate_events", "Redelivered events dropped", m.duplicates.clone());
+        registry.register(
+            "unknown_phone_number_payloads",
+            "Payloads for unknown phone-number ids",
+            m.unknown_phone_numbers.clone(),
+        );
+        registry.register("decisions", "Plugin decisions by world and outcome", m.decisions.clone());
+        registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_call_seconds.clone());
+        registry.register("plugin_failures", "Plugin traps and limit hits", m.plugin_failures.clone());
+        registry.register("fallbacks", "Fallback decisions by world and cause", m.fallbacks.clone());
+        registry.register("sends", "Outbound sends by outcome", m.sends.clone());
+        registry.register("event_seconds", "From receipt to effects committed", m.event_seconds.clone());
+        registry.register("journal_pending", "Events waiting in the journal", m.journal_pending.clone());
+        registry.register("outbound_queue", "Messages waiting to be sent", m.outbound_queue.clone());
+        registry.register("quarantined_events", "Events set aside as unprocessable", m.quarantined.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,233 @@
+//! The shared vocabulary of the stages: message kinds, delivery states,
+//! assignees, routing decisions. Records that a stage owns live in that
+//! stage (contacts and conversations in `crm`); these small value types
+//! travel between all of them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::Millis;
+
+/// Prefixed, time-ordered ids (`ct_…`, `cv_…`): readable in logs, sortable
+/// by creation in key scans.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// WhatsApp message types; `other` keeps types Meta adds later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Image,
+    Audio,
+    Video,
+    Document,
+    Sticker,
+    Location,
+    Contacts,
+    Interactive,
+    Button,
+    Reaction,
+    Order,
+    System,
+    Template,
+    Unsupported,
+    Other,
+}
+
+impl MessageKind {
+    pub fn parse(s: &str) -> MessageKind {
+        match s {
+            "text" => MessageKind::Text,
+            "image" => MessageKind::Image,
+            "audio" | "voice" => MessageKind::Audio,
+            "video" => MessageKind::Video,
+            "document" => MessageKind::Document,
+            "sticker" => MessageKind::Sticker,
+            "location" => MessageKind::Location,
+            "contacts" => MessageKind::Contacts,
+            "interactive" => MessageKind::Interactive,
+            "button" => MessageKind::Button,
+            "reaction" => MessageKind::Reaction,
+            "order" => MessageKind::Order,
+            "system" => MessageKind::System,
+            "template" => MessageKind::Template,
+            "unsupported" | "unknown" => MessageKind::Unsupported,
+            _ => MessageKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::Audio => "audio",
+            MessageKind::Video => "video",
+            MessageKind::Document => "document",
+            MessageKind::Sticker => "sticker",
+            MessageKind::Location => "location",
+            MessageKind::Contacts => "contacts",
+            MessageKind::Interactive => "interactive",
+            MessageKind::Button => "button",
+            MessageKind::Reaction => "reaction",
+            MessageKind::Order => "order",
+            MessageKind::System => "system",
+            MessageKind::Template => "template",
+            MessageKind::Unsupported => "unsupported",
+            MessageKind::Other => "other",
+        }
+    }
+}
+
+/// Delivery state of an outbound message. Ranked so that a status can only
+/// move forward: a `delivered` arriving after `read` changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting in the host's send queue.
+    Pending,
+    /// Recorded without sending: the tenant has no WhatsApp credentials.
+    DryRun,
+    Sent,
+    /// WhatsApp refused or could not deliver it.
+    Failed,
+    Delivered,
+    Read,
+}
+
+impl DeliveryStatus {
+    /// `failed` outranks `sent` (the send did not get through) but not
+    /// `delivered` or `read`, which prove it did.
+    fn rank(self) -> u8 {
+        match self {
+            DeliveryStatus::Pending => 0,
+            DeliveryStatus::DryRun => 1,
+            DeliveryStatus::Sent => 1,
+            DeliveryStatus::Failed => 2,
+            DeliveryStatus::Delivered => 3,
+            DeliveryStatus::Read => 4,
+        }
+    }
+
+    /// Whether moving from `self` to `next` is progress.
+    pub fn advances_to(self, next: DeliveryStatus) -> bool {
+        next.rank() > self.rank()
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        Some(match s {
+            "sent" => DeliveryStatus::Sent,
+            "delivered" => DeliveryStatus::Delivered,
+            "read" => DeliveryStatus::Read,
+            "failed" => DeliveryStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::DryRun => "dry_run",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Read => "read",
+        }
+    }
+}
+
+/// Who a conversation is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Assignee {
+    Agent(String),
+    Team(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Template {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub parameters: Vec<String>,
+}
+
+/// What goes out to the contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Text { body: String },
+    Template(Template),
+}
+
+impl Reply {
+    /// Text a person would read in the conversation log.
+    pub fn preview(&self) -> String {
+        match self {
+            Reply::Text { body } => body.clone(),
+            Reply::Template(t) => format!("[template {}] {}", t.name, t.parameters.join(" | ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Handler {
+    Bot { reply: Reply },
+    Human { assignee: Assignee },
+    Nobody,
+}
+
+/// A routing decision as the host records it (the plugin's, or the
+/// fallback that replaced it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoutingDecision {
+    pub needs_reply: bool,
+    pub handler: Handler,
+    pub acknowledge: Option<Reply>,
+    pub priority: Priority,
+    pub respond_within_ms: Option<u64>,
+    pub tags: Vec<String>,
+    pub reason: String,
+}
+
+/// The team every fallback routes to.
+pub const HUMAN_QUEUE: &str = "human-queue";
+
+impl RoutingDecision {
+    /// The safe fallback: a human looks at it, nothing is sent.
+    pub fn fallback(cause: &str) -> RoutingDecision {
+        RoutingDecision {
+            needs_reply: true,
+            handler: Handler::Human { assignee: Assignee::Team(HUMAN_QUEUE.into()) },
+            acknowledge: None,
+            priority: Priority::Normal,
+            respond_within_ms: None,
+            tags: vec!["fallback".into()],
+            reason: format!("fallback to the human queue: {cause}"),
+        }
+    }
+}
+
+/// Milliseconds as an optional deadline.
+pub fn deadline(from: Millis, within_ms: Option<u64>) -> Option<Millis> {
+    within_ms.map(|w| from.saturating_add(i64::try_from(w).unwrap_or(i64::MAX)))
+}

@@ -1,0 +1,164 @@
+//! The send loop: queue → (durable) → Meta, with retries, then the result
+//! back into the journal.
+//!
+//! Sends to one contact go one at a time, in queue order, so a bot reply
+//! never overtakes the message before it. Different contacts go in
+//! parallel up to `outbound.concurrency`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{GraphClient, Outbox, SendJob, SendOutcome, SendResult};
+use crate::clock::SharedClock;
+use crate::config::OutboundConfig;
+use crate::metrics::Metrics;
+use crate::store::{Batch, Store, StoreError};
+use crate::tenants::Tenants;
+
+/// Where results go: the pipeline's journal, committed with `batch` (which
+/// removes the job from the queue).
+pub type ResultSink = Arc<dyn Fn(SendResult, Batch) -> Result<(), StoreError> + Send + Sync>;
+
+pub struct Worker {
+    pub outbox: Outbox,
+    pub client: GraphClient,
+    pub tenants: Tenants,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub config: OutboundConfig,
+    pub sink: ResultSink,
+    pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        // Job key → its contact, for every send in progress.
+        let mut running: HashMap<Vec<u8>, (String, String)> = HashMap::new();
+        let mut task_keys: HashMap<tokio::task::Id, Vec<u8>> = HashMap::new();
+        loop {
+            if running.len() < self.config.concurrency {
+                match self.outbox.pending(512) {
+                    Ok(pending) => {
+                        let mut busy: HashSet<(String, String)> = running.values().cloned().collect();
+                        for (key, job) in pending {
+                            if running.len() >= self.config.concurrency {
+                                break;
+                            }
+                            let contact = (job.tenant.clone(), job.to.clone());
+                            // A contact's later jobs wait for its earlier one.
+                            if running.contains_key(&key) || !busy.insert(contact.clone()) {
+                                continue;
+                            }
+                            running.insert(key.clone(), contact);
+                            let me = self.clone();
+                            let stop = shutdown.clone();
+                            let task_key = key.clone();
+                            let handle = tasks.spawn(async move { me.deliver(&key, job, stop).await });
+                            task_keys.insert(handle.id(), task_key);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "reading the send queue failed"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                Some(done) = tasks.join_next_with_id() => {
+                    let id = match &done {
+                        Ok((id, ())) => *id,
+                        Err(e) => e.id(),
+                    };
+                    if let Some(key) = task_keys.remove(&id) {
+                        running.remove(&key);
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        // Sends in progress finish or are abandoned (they stay queued and
+        // go out on the next start: at-least-once).
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) {
+        // Never send for a decision that a crash could still undo.
+        if let Err(e) = self.store.sync().await {
+            tracing::error!(error = %e, "not sending: the store could not sync");
+            return;
+        }
+        let token = match self.tenants.get(&job.tenant) {
+            Ok(Some(t)) => t.access_token,
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "not sending: tenant lookup failed");
+                return;
+            }
+        };
+        let outcome = match token {
+            None => SendOutcome::DryRun,
+            Some(token) => match self.send_with_retries(&job, &token, &shutdown).await {
+                Some(outcome) => outcome,
+                None => return, // shutting down; the job stays queued
+            },
+        };
+        self.metrics.sends.get_or_create(&vec![("outcome".to_string(), outcome_label(&outcome).to_string())]).inc();
+        let result = SendResult {
+            tenant: job.tenant.clone(),
+            message_id: job.message_id.clone(),
+            to: job.to.clone(),
+            at: self.clock.now_ms(),
+            outcome,
+        };
+        let mut batch = Batch::new();
+        self.outbox.remove(&mut batch, key);
+        if let Err(e) = (self.sink)(result, batch) {
+            tracing::error!(error = %e, message_id = %job.message_id, "recording a send result failed; it will be sent again");
+        }
+    }
+
+    async fn send_with_retries(&self, job: &SendJob, token: &str, shutdown: &CancellationToken) -> Option<SendOutcome> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.client.send(&job.phone_number_id, token, &job.to, &job.reply, &job.message_id).await {
+                Ok(wamid) => return Some(SendOutcome::Sent { wamid }),
+                Err(e) if e.retryable && attempt < self.config.max_attempts => {
+                    let backoff = e.retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    tracing::warn!(attempt, error = %e, wait_ms = backoff.as_millis() as u64, message_id = %job.message_id, "send failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, message_id = %job.message_id, "send failed");
+                    return Some(SendOutcome::Failed { errors: vec![e.error], attempts: attempt });
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter, capped at a minute.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.config.initial_backoff.saturating_mul(1 << attempt.min(16).saturating_sub(1));
+        let capped = base.min(Duration::from_secs(60));
+        let jitter: f64 = rand::rng().random_range(0.5..1.0);
+        capped.mul_f64(jitter)
+    }
+}
+
+fn outcome_label(o: &SendOutcome) -> &'static str {
+    match o {
+        SendOutcome::Sent { .. } => "sent",
+        SendOutcome::DryRun => "dry_run",
+        SendOutcome::Failed { .. } => "failed",
+    }
+}

@@ -1,0 +1,61 @@
+//! What flows through the pipeline. Every change to a conversation is one
+//! of these, appended to the journal and applied by the contact's worker,
+//! so all changes about one person happen in one order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity;
+use crate::ingest::{InboundMessage, StatusUpdate};
+use crate::outbound::SendResult;
+use crate::store::keys;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A message from a contact (webhook).
+    Inbound(InboundMessage),
+    /// A delivery status for one of the tenant's messages (webhook).
+    Status(StatusUpdate),
+    /// What happened to a message the host sent (outbound worker).
+    SendResult(SendResult),
+}
+
+impl Event {
+    pub fn tenant(&self) -> &str {
+        match self {
+            Event::Inbound(m) => &m.tenant,
+            Event::Status(s) => &s.tenant,
+            Event::SendResult(r) => &r.tenant,
+        }
+    }
+
+    /// Events about the same contact share a shard.
+    pub fn shard_key(&self) -> u64 {
+        match self {
+            Event::Inbound(m) => identity::shard_key(&m.tenant, &m.from),
+            Event::Status(s) => identity::shard_key(&s.tenant, &s.recipient),
+            Event::SendResult(r) => identity::shard_key(&r.tenant, &r.to),
+        }
+    }
+
+    /// Identifies a redelivery: Meta's `wamid` for messages, `wamid` plus
+    /// status for statuses (one message has several). Internal events are
+    /// never redelivered.
+    pub fn dedup_key(&self) -> Option<Vec<u8>> {
+        match self {
+            Event::Inbound(m) => Some(keys::join(&[m.tenant.as_bytes(), b"m", m.wamid.as_bytes()])),
+            Event::Status(s) => {
+                Some(keys::join(&[s.tenant.as_bytes(), b"s", s.wamid.as_bytes(), s.status.as_str().as_bytes()]))
+            }
+            Event::SendResult(_) => None,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Inbound(_) => "inbound",
+            Event::Status(_) => "status",
+            Event::SendResult(_) => "send_result",
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The pipeline: journaled events in, CRM records out.
+//!
+//! ```text
+//! webhook ─► Pipeline::submit ─► journal (durable, de-duplicated)
+//!        dispatcher ─► worker[hash(contact) % N] ─► identity ─► context
+//!                   ─► router plugin ─► act ─► one atomic commit
+//!                      (records + send queue + journal ack)
+//! ```
+//!
+//! Events about one contact always go to the same worker, in journal
+//! order; different contacts run in parallel. Workers are OS threads
+//! because every step they take blocks (sled, a sandboxed Wasm call) and
+//! is bounded (plugin limits), so they never stall the async runtime that
+//! serves the webhook.
+
+mod act;
+pub mod event;
+mod inbound;
+pub mod journal;
+mod status;
+mod worker;
+
+pub use event::Event;
+pub use journal::{Appended, Journal};
+pub use worker::PipelineHandle;
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::context::ContextBuilder;
+use crate::crm::Crm;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::outbound::Outbox;
+use crate::plugins::Registry;
+use crate::store::{Batch, Store, StoreError};
+use crate::tenants::Tenants;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+}
+
+impl PipelineError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, PipelineError::Store(StoreError::Conflict))
+    }
+
+    /// Worth retrying the same event (storage trouble) rather than setting
+    /// it aside (it can never be applied).
+    fn is_transient(&self) -> bool {
+        matches!(self, PipelineError::Store(StoreError::Engine(_) | StoreError::Conflict | StoreError::Closed))
+    }
+}
+
+/// The stages an event passes through, and what they share.
+pub struct Stages {
+    pub store: Store,
+    pub tenants: Tenants,
+    pub crm: Crm,
+    pub identity: Identity,
+    pub context: ContextBuilder,
+    pub plugins: Arc<Registry>,
+    pub outbox: Outbox,
+    pub outbound_wake: Arc<Notify>,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+}
+
+pub struct Pipeline {
+    pub journal: Journal,
+    pub stages: Stages,
+    wake: (Mutex<bool>, Condvar),
+}
+
+impl Pipeline {
+    pub fn new(stages: Stages) -> Result<Arc<Pipeline>, StoreError> {
+        Ok(Arc::new(Pipeline {
+            journal: Journal::open(stages.store.clone())?,
+            stages,
+            wake: (Mutex::new(false), Condvar::new()),
+        }))
+    }
+
+    /// Journals `events` (dropping redeliveries) together with `extra`
+    /// writes. Durable only after [`Store::sync`].
+    pub fn submit(&self, events: Vec<Event>, extra: Batch) -> Result<Appended, StoreError> {
+        let appended = self.journal.append(events, self.stages.clock.now_ms(), extra)?;
+        if appended.new > 0 {
+            self.notify();
+        }
+        Ok(appended)
+    }
+
+    fn notify(&self) {
+        if let Ok(mut flag) = self.wake.0.lock() {
+            *flag = true;
+            self.wake.1.notify_one();
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Delivery statuses (from Meta) and send results (from our worker): both
+//! move an outbound message forward, never back.
+
+use super::{Pipeline, PipelineError};
+use crate::crm::PendingStatus;
+use crate::ingest::StatusUpdate;
+use crate::metrics::labels;
+use crate::model::DeliveryStatus;
+use crate::outbound::{SendOutcome, SendResult};
+use crate::store::Batch;
+
+pub(super) fn handle_status(p: &Pipeline, seq: u64, s: &StatusUpdate) -> Result<(), PipelineError> {
+    let crm = &p.stages.crm;
+    let mut batch = Batch::new();
+    match crm.message(&s.tenant, &s.wamid)? {
+        Some(mut message) => {
+            let applied = message.apply_status(s.status, s.at, &s.errors);
+            tracing::debug!(wamid = %s.wamid, status = s.status.as_str(), applied, "status");
+            crm.put_message(&mut batch, &s.tenant, &mut message)?;
+        }
+        None => {
+            // The send response (which tells us this wamid) has not been
+            // recorded yet, or the message was sent outside Switchboard.
+            let pending = PendingStatus { status: s.status, at: s.at, errors: s.errors.clone() };
+            crm.put_pending_status(&mut batch, &s.tenant, &s.wamid, &pending)?;
+        }
+    }
+    p.commit(seq, batch)?;
+    p.stages
+        .metrics
+        .event_seconds
+        .get_or_create(&labels(&[("kind", "status")]))
+        .observe(((p.stages.clock.now_ms() - s.received_at).max(0) as f64) / 1000.0);
+    Ok(())
+}
+
+pub(super) fn handle_send_result(p: &Pipeline, seq: u64, r: &SendResult) -> Result<(), PipelineError> {
+    let crm = &p.stages.crm;
+    let mut batch = Batch::new();
+    let Some(mut message) = crm.message(&r.tenant, &r.message_id)? else {
+        tracing::warn!(message = %r.message_id, "send result for an unknown message; dropped");
+        return p.commit(seq, batch);
+    };
+    match &r.outcome {
+        SendOutcome::Sent { wamid } => {
+            message.wamid = Some(wamid.clone());
+            message.apply_status(DeliveryStatus::Sent, r.at, &[]);
+            for pending in crm.take_pending_statuses(&mut batch, &r.tenant, wamid)? {
+                message.apply_status(pending.status, pending.at, &pending.errors);
+            }
+        }
+        SendOutcome::DryRun => {
+            message.apply_status(DeliveryStatus::DryRun, r.at, &[]);
+        }
+        SendOutcome::Failed { errors, .. } => {
+            message.apply_status(DeliveryStatus::Failed, r.at, errors);
+        }
+    }
+    crm.put_message(&mut batch, &r.tenant, &mut message)?;
+    p.commit(seq, batch)
+}

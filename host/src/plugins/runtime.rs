@@ -1,0 +1,273 @@
+//! The engine, the linker per WIT version, compilation and the one
+//! sandboxed call path every world uses.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use super::cache::CompileCache;
+use super::sandbox::HostState;
+use super::{CallReport, Failure, PluginError, PluginMeta, World, v0_1};
+use crate::clock::Millis;
+use crate::config::{PluginConfig, PluginLimits};
+
+/// WIT package versions this host serves, newest first.
+pub const SERVED_VERSIONS: &[&str] = &[v0_1::VERSION];
+
+/// Import namespaces a plugin may use. WASI is linked with no capability
+/// granted (see `sandbox`); sockets and HTTP are refused at upload.
+const ALLOWED_IMPORTS: &[&str] =
+    &["switchboard:plugin/", "wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+
+/// A compiled, pre-instantiated plugin. Cheap to clone (`Arc` inside).
+#[derive(Clone)]
+pub struct Plugin {
+    pub meta: PluginMeta,
+    pub(super) pre: Arc<Pre>,
+}
+
+pub(super) enum Pre {
+    RouterV0_1(v0_1::RouterPre<HostState>),
+    // Follow-up and feedback are called once their stages are wired.
+    #[allow(dead_code)]
+    FollowUpV0_1(v0_1::FollowUpPre<HostState>),
+    #[allow(dead_code)]
+    FeedbackV0_1(v0_1::FeedbackPre<HostState>),
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker_v0_1: Linker<HostState>,
+    cache: CompileCache,
+    tick: Duration,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub fn new(config: &PluginConfig, cache_dir: &Path) -> Result<Runtime, PluginError> {
+        let engine = engine(config, true).or_else(|e| {
+            tracing::warn!(error = %e, "pooling allocator unavailable (address space?); using on-demand allocation");
+            engine(config, false)
+        })?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        v0_1::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.weak(), config.epoch_tick, stop_ticker.clone());
+        Ok(Runtime {
+            cache: CompileCache::new(cache_dir, &engine),
+            engine,
+            linker_v0_1: linker,
+            tick: config.epoch_tick,
+            stop_ticker,
+        })
+    }
+
+    /// Validates and compiles a component: it must be a component, target a
+    /// WIT version we serve, implement exactly one world, and import nothing
+    /// beyond the allowed interfaces. The error says what to fix.
+    pub fn compile(&self, wasm: &[u8], builtin: Option<&str>) -> Result<Plugin, PluginError> {
+        if !wasmparser_is_component(wasm) {
+            return Err(PluginError::NotAComponent(
+                "the file does not start with the component-model header; build with \
+                 `cargo build --target wasm32-wasip2` (or componentize your module)"
+                    .into(),
+            ));
+        }
+        let hash = hex::encode(Sha256::digest(wasm));
+        let component = match self.cache.load(&self.engine, &hash) {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, wasm).map_err(|e| PluginError::Compile(format!("{e:#}")))?;
+                self.cache.store(&hash, &c);
+                c
+            }
+        };
+        let (world, wit_version) = self.inspect(&component)?;
+        let pre = match (world, wit_version.as_str()) {
+            (World::Router, v0_1::VERSION) => Pre::RouterV0_1(self.pre(&component, v0_1::RouterPre::new)?),
+            (World::FollowUp, v0_1::VERSION) => Pre::FollowUpV0_1(self.pre(&component, v0_1::FollowUpPre::new)?),
+            (World::Feedback, v0_1::VERSION) => Pre::FeedbackV0_1(self.pre(&component, v0_1::FeedbackPre::new)?),
+            (_, other) => {
+                return Err(PluginError::UnsupportedVersion(format!(
+                    "the component targets switchboard:plugin@{other}; this host serves {}",
+                    SERVED_VERSIONS.join(", ")
+                )));
+            }
+        };
+        Ok(Plugin {
+            meta: PluginMeta { hash, world, wit_version, size: wasm.len(), builtin: builtin.map(String::from) },
+            pre: Arc::new(pre),
+        })
+    }
+
+    fn pre<P>(
+        &self,
+        component: &Component,
+        make: impl FnOnce(wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<P>,
+    ) -> Result<P, PluginError> {
+        let instance_pre = self
+            .linker_v0_1
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::ForbiddenImport(format!("the component cannot be linked: {e:#}")))?;
+        make(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))
+    }
+
+    /// Finds the world and WIT version from the exports, and checks imports.
+    fn inspect(&self, component: &Component) -> Result<(World, String), PluginError> {
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
+                return Err(PluginError::ForbiddenImport(format!(
+                    "the component imports `{name}`; plugins may only import {} \
+                     (no sockets, HTTP or other host access)",
+                    ALLOWED_IMPORTS.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let mut found = Vec::new();
+        for (name, item) in ty.exports(&self.engine) {
+            let Some(rest) = name.strip_prefix("switchboard:plugin/") else { continue };
+            if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+                continue;
+            }
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+            if let Some(world) = World::ALL.into_iter().find(|w| w.export_interface() == interface) {
+                found.push((world, version.to_string()));
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(PluginError::WrongWorld(
+                "the component exports no switchboard:plugin interface: implement one world \
+                 (router exports `routing`, follow-up `following`, feedback `learning`)"
+                    .into(),
+            )),
+            _ => Err(PluginError::WrongWorld(
+                "the component implements more than one world; ship one per component".into(),
+            )),
+        }
+    }
+
+    /// Runs `call` in a fresh store with `limits`. Traps, limit hits and
+    /// the plugin's own errors come back as a [`Failure`], never a panic.
+    pub(super) fn invoke<R>(
+        &self,
+        limits: &PluginLimits,
+        config: Arc<BTreeMap<String, String>>,
+        now: Millis,
+        seed: u64,
+        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> CallReport<R> {
+        let state = HostState::new(now, seed, config, limits.memory_bytes, limits.table_elements);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.deadline.as_nanos().div_ceil(self.tick.as_nanos().max(1)) as u64;
+        store.set_epoch_deadline(ticks.max(1) + 1);
+        let start = Instant::now();
+        let result = match store.set_fuel(limits.fuel) {
+            Ok(()) => call(&mut store),
+            Err(e) => Err(e),
+        };
+        let duration = start.elapsed();
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.data_mut();
+        state.drain_stdio();
+        let result = match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(Failure::PluginError(truncate(message, 1024))),
+            Err(e) => Err(match (state.limiter.exceeded.take(), e.downcast_ref::<Trap>()) {
+                (Some(limit), _) => Failure::ResourceLimit(limit),
+                (None, Some(Trap::OutOfFuel)) => Failure::FuelExhausted(limits.fuel),
+                (None, Some(Trap::Interrupt)) => Failure::Timeout(limits.deadline),
+                (None, Some(trap)) => Failure::Trap(trap.to_string()),
+                (None, None) => Failure::Trap(truncate(format!("{e:#}"), 1024)),
+            }),
+        };
+        if state.dropped_logs > 0 {
+            let n = state.dropped_logs;
+            state.logs.push(super::LogLine {
+                at: now,
+                level: "warn",
+                source: "host",
+                message: format!("{n} more log lines dropped (limit {} per call)", super::sandbox::MAX_LOG_LINES),
+            });
+        }
+        let logs = std::mem::take(&mut state.logs);
+        CallReport { result, fuel_used, duration, logs }
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The component-model binary header: `\0asm`, version 0x0d, layer 1.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+fn engine(config: &PluginConfig, pooling: bool) -> Result<Engine, PluginError> {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.consume_fuel(true);
+    c.epoch_interruption(true);
+    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // Our traps are expected outcomes, not bugs to debug: skip the costly
+    // backtrace capture (RUST_BACKTRACE would otherwise add ~11 µs each).
+    c.wasm_backtrace_max_frames(None);
+    if pooling {
+        let slots = config.instance_slots.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 4)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_core_instances_per_component(64)
+            .max_memory_size(config.limits.memory_bytes.max(config.max_memory_bytes))
+            .table_elements(config.limits.table_elements.max(config.max_table_elements))
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&c).map_err(|e| PluginError::Engine(format!("{e:#}")))
+}
+
+/// Advances the engine's epoch every `tick` until the runtime is dropped.
+/// Holds only a weak handle so it never keeps the engine alive.
+fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, tick: Duration, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            match engine.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => return,
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker; plugin deadlines will not fire: {e}");
+    }
+}

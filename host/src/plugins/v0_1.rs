@@ -1,0 +1,270 @@
+//! Bindings for `switchboard:plugin@0.1.0` and the conversions between the
+//! host's values and that version's WIT types.
+//!
+//! One module per WIT version (as Zed does for extensions): when `@0.2.0`
+//! arrives it gets its own module beside this one, and components built
+//! against `@0.1.0` keep working unchanged.
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::sandbox::HostState;
+use crate::context::Context;
+use crate::crm::{Author, Contact, ConversationStatus, Message};
+use crate::model;
+
+pub const VERSION: &str = "0.1.0";
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "router",
+    });
+}
+
+pub mod follow_up_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "follow-up",
+        with: {
+            "switchboard:plugin/types": super::bindings::switchboard::plugin::types,
+            "switchboard:plugin/host": super::bindings::switchboard::plugin::host,
+        },
+    });
+}
+
+pub mod feedback_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "feedback",
+        with: {
+            "switchboard:plugin/types": super::bindings::switchboard::plugin::types,
+            "switchboard:plugin/host": super::bindings::switchboard::plugin::host,
+        },
+    });
+}
+
+pub use bindings::RouterPre;
+pub use feedback_bindings::FeedbackPre;
+pub use follow_up_bindings::FollowUpPre;
+
+use bindings::exports::switchboard::plugin::routing as wit_routing;
+use bindings::switchboard::plugin::host as wit_host;
+use bindings::switchboard::plugin::types as wit;
+
+impl wit_host::Host for HostState {
+    fn log(&mut self, level: wit_host::LogLevel, message: String) {
+        let level = match level {
+            wit_host::LogLevel::Trace => "trace",
+            wit_host::LogLevel::Debug => "debug",
+            wit_host::LogLevel::Info => "info",
+            wit_host::LogLevel::Warn => "warn",
+            wit_host::LogLevel::Error => "error",
+        };
+        self.push_log(level, "log", &message);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        HostState::config(self, &key)
+    }
+}
+
+impl wit::Host for HostState {}
+
+/// Adds this version's host interfaces to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit_host::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    Ok(())
+}
+
+// ---- router ----
+
+/// Calls `route` on a fresh instance.
+pub fn route(
+    pre: &RouterPre<HostState>,
+    store: &mut wasmtime::Store<HostState>,
+    context: &Context,
+    message: &Message,
+) -> wasmtime::Result<Result<model::RoutingDecision, String>> {
+    let input = wit_routing::Input { context: lower_context(context), message: lower_message(message) };
+    let instance = pre.instantiate(&mut *store)?;
+    let out = instance.switchboard_plugin_routing().call_route(&mut *store, &input)?;
+    Ok(out.map(lift_decision))
+}
+
+fn lift_decision(d: wit_routing::Decision) -> model::RoutingDecision {
+    model::RoutingDecision {
+        needs_reply: d.needs_reply,
+        handler: match d.handler {
+            wit_routing::Handler::Bot(reply) => model::Handler::Bot { reply: lift_reply(reply) },
+            wit_routing::Handler::Human(a) => model::Handler::Human { assignee: lift_assignee(a) },
+            wit_routing::Handler::Nobody => model::Handler::Nobody,
+        },
+        acknowledge: d.acknowledge.map(lift_reply),
+        priority: lift_priority(d.priority),
+        respond_within_ms: d.respond_within,
+        tags: d.tags,
+        reason: d.reason,
+    }
+}
+
+fn lift_reply(r: wit_routing::Reply) -> model::Reply {
+    match r {
+        wit_routing::Reply::Text(body) => model::Reply::Text { body },
+        wit_routing::Reply::Template(t) => model::Reply::Template(lift_template(t)),
+    }
+}
+
+pub(super) fn lift_template(t: wit::Template) -> model::Template {
+    model::Template { name: t.name, language: t.language, parameters: t.parameters }
+}
+
+pub(super) fn lift_assignee(a: wit::Assignee) -> model::Assignee {
+    match a {
+        wit::Assignee::Agent(id) => model::Assignee::Agent(id),
+        wit::Assignee::Team(id) => model::Assignee::Team(id),
+    }
+}
+
+pub(super) fn lift_priority(p: wit::Priority) -> model::Priority {
+    match p {
+        wit::Priority::Low => model::Priority::Low,
+        wit::Priority::Normal => model::Priority::Normal,
+        wit::Priority::High => model::Priority::High,
+        wit::Priority::Urgent => model::Priority::Urgent,
+    }
+}
+
+// ---- lowering the shared context ----
+
+pub(super) fn lower_context(c: &Context) -> wit::Context {
+    let conv = &c.conversation;
+    wit::Context {
+        tenant: c.tenant.clone(),
+        now: c.now,
+        local_time: wit::LocalTime {
+            utc_offset_minutes: c.local_time.utc_offset_minutes,
+            weekday: c.local_time.weekday,
+            minute_of_day: c.local_time.minute_of_day,
+        },
+        contact: lower_contact(&c.contact),
+        company: c.company.as_ref().map(|co| wit::Company {
+            id: co.id.clone(),
+            name: co.name.clone(),
+            domain: co.domain.clone(),
+        }),
+        deal: c.deal.as_ref().map(|d| wit::Deal {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            stage: d.stage.clone(),
+            amount_minor: d.amount_minor,
+            currency: d.currency.clone(),
+            owner: d.owner.clone(),
+        }),
+        conversation: wit::Conversation {
+            id: conv.id.clone(),
+            opened_at: conv.opened_at,
+            resolved: conv.status == ConversationStatus::Resolved,
+            assignee: conv.assignee.as_ref().map(lower_assignee),
+            priority: lower_priority(conv.priority),
+            last_inbound_at: conv.last_inbound_at,
+            last_outbound_at: conv.last_outbound_at,
+            window: wit::ServiceWindow { open: c.window.open, closes_at: c.window.closes_at },
+            history: c.history.iter().map(lower_message).collect(),
+            tags: conv.tags.clone(),
+        },
+        stats: wit::Stats {
+            inbound_messages: c.contact.stats.inbound_messages,
+            outbound_messages: c.contact.stats.outbound_messages,
+            conversations: c.contact.stats.conversations,
+            median_reply_latency: c.contact.stats.median_reply_latency_ms(),
+        },
+    }
+}
+
+pub(super) fn lower_contact(c: &Contact) -> wit::Contact {
+    wit::Contact {
+        id: c.id.clone(),
+        phone: c.phone.clone(),
+        name: c.display_name().map(String::from),
+        country: c.country.clone(),
+        email: c.email.clone(),
+        tags: c.tags.clone(),
+        opted_out: c.opted_out,
+        signals: c
+            .signals
+            .iter()
+            .map(|(name, s)| wit::Signal { name: name.clone(), value: s.value, updated_at: s.updated_at })
+            .collect(),
+    }
+}
+
+pub(super) fn lower_assignee(a: &model::Assignee) -> wit::Assignee {
+    match a {
+        model::Assignee::Agent(id) => wit::Assignee::Agent(id.clone()),
+        model::Assignee::Team(id) => wit::Assignee::Team(id.clone()),
+    }
+}
+
+pub(super) fn lower_priority(p: model::Priority) -> wit::Priority {
+    match p {
+        model::Priority::Low => wit::Priority::Low,
+        model::Priority::Normal => wit::Priority::Normal,
+        model::Priority::High => wit::Priority::High,
+        model::Priority::Urgent => wit::Priority::Urgent,
+    }
+}
+
+pub(super) fn lower_message(m: &Message) -> wit::Message {
+    wit::Message {
+        id: m.id.clone(),
+        direction: match m.direction {
+            model::Direction::Inbound => wit::Direction::Inbound,
+            model::Direction::Outbound => wit::Direction::Outbound,
+        },
+        author: match m.author {
+            Author::Contact => wit::Author::Contact,
+            Author::Bot => wit::Author::Bot,
+            Author::Human { .. } => wit::Author::Human,
+        },
+        kind: lower_kind(m.kind),
+        text: m.text.clone(),
+        at: m.at,
+        reply_to: m.reply_to.clone(),
+        status: m.status.map(lower_status),
+    }
+}
+
+fn lower_kind(k: model::MessageKind) -> wit::MessageKind {
+    use model::MessageKind as K;
+    match k {
+        K::Text => wit::MessageKind::Text,
+        K::Image => wit::MessageKind::Image,
+        K::Audio => wit::MessageKind::Audio,
+        K::Video => wit::MessageKind::Video,
+        K::Document => wit::MessageKind::Document,
+        K::Sticker => wit::MessageKind::Sticker,
+        K::Location => wit::MessageKind::Location,
+        K::Contacts => wit::MessageKind::Contacts,
+        K::Interactive => wit::MessageKind::Interactive,
+        K::Button => wit::MessageKind::Button,
+        K::Reaction => wit::MessageKind::Reaction,
+        K::Order => wit::MessageKind::Order,
+        K::System => wit::MessageKind::System,
+        K::Template => wit::MessageKind::Template,
+        K::Unsupported => wit::MessageKind::Unsupported,
+        K::Other => wit::MessageKind::Other,
+    }
+}
+
+pub(super) fn lower_status(s: model::DeliveryStatus) -> wit::DeliveryStatus {
+    use model::DeliveryStatus as S;
+    match s {
+        S::Pending => wit::DeliveryStatus::Pending,
+        S::DryRun => wit::DeliveryStatus::DryRun,
+        S::Sent => wit::DeliveryStatus::Sent,
+        S::Failed => wit::DeliveryStatus::Failed,
+        S::Delivered => wit::DeliveryStatus::Delivered,
+        S::Read => wit::DeliveryStatus::Read,
+    }
+}

@@ -1,0 +1,187 @@
+//! Wiring: open the store, build the stages, start the workers and the
+//! HTTP server; and the reverse, in order, on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{AppState, app};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::context::ContextBuilder;
+use crate::crm::Crm;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::outbound::{GraphClient, Outbox, ResultSink, Worker};
+use crate::pipeline::{Event, Pipeline, PipelineHandle, Stages};
+use crate::plugins::{Registry, Runtime};
+use crate::store::Store;
+use crate::tenants::{DemoCredentials, Tenants, ensure_demo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("opening the store in {dir}: {source}")]
+    Store { dir: String, source: crate::store::StoreError },
+    #[error("setting up tenants: {0}")]
+    Tenants(#[from] crate::tenants::TenantError),
+    #[error(transparent)]
+    Plugins(#[from] crate::plugins::PluginError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running Switchboard.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub demo: Option<DemoCredentials>,
+    /// Events acknowledged by an earlier run and not yet applied: they are
+    /// applied now, before anything new.
+    pub resumed_events: usize,
+    shutdown: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    pipeline: PipelineHandle,
+    outbound: JoinHandle<()>,
+    grace: Duration,
+}
+
+/// Starts everything `config` describes and returns once it is serving.
+pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerError> {
+    let data_dir = config.server.data_dir.clone();
+    let store =
+        Store::open(&data_dir).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
+    let tenants = Tenants::new(store.clone());
+    let demo =
+        if config.demo.enabled { Some(ensure_demo(&tenants, &config.demo, &data_dir, clock.now_ms())?) } else { None };
+    let runtime = {
+        let (plugins, cache) = (config.plugins.clone(), config.cache_dir());
+        tokio::task::spawn_blocking(move || Runtime::new(&plugins, &cache))
+            .await
+            .map_err(|e| ServerError::Io(e.to_string()))??
+    };
+    let registry = {
+        let (runtime, store) = (Arc::new(runtime), store.clone());
+        tokio::task::spawn_blocking(move || Registry::new(runtime, store))
+            .await
+            .map_err(|e| ServerError::Io(e.to_string()))??
+    };
+    let crm = Crm::new(store.clone());
+    let metrics = Arc::new(Metrics::new());
+    let outbound_wake = Arc::new(Notify::new());
+    let outbox = Outbox::new(store.clone());
+    let stages = Stages {
+        store: store.clone(),
+        tenants: tenants.clone(),
+        identity: Identity::new(crm.clone()),
+        context: ContextBuilder::new(
+            crm.clone(),
+            config.conversations.inactivity_timeout.as_millis() as i64,
+            config.conversations.history,
+        ),
+        crm,
+        plugins: Arc::new(registry),
+        outbox: outbox.clone(),
+        outbound_wake: outbound_wake.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        config: config.clone(),
+    };
+    let pipeline =
+        Pipeline::new(stages).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
+    let resumed_events = pipeline.journal.pending().unwrap_or(0);
+    let shutdown = CancellationToken::new();
+
+    let sink: ResultSink = {
+        let p = pipeline.clone();
+        Arc::new(move |result, batch| p.submit(vec![Event::SendResult(result)], batch).map(|_| ()))
+    };
+    let worker = Arc::new(Worker {
+        outbox,
+        client: GraphClient::new(&config.outbound).map_err(|e| ServerError::Io(format!("HTTP client: {e}")))?,
+        tenants,
+        store: store.clone(),
+        clock: clock.clone(),
+        config: config.outbound.clone(),
+        sink,
+        wake: outbound_wake,
+        metrics,
+    });
+    let outbound = tokio::spawn(worker.run(shutdown.clone()));
+    let pipeline_handle =
+        pipeline.start(shutdown.clone()).map_err(|e| ServerError::Io(format!("pipeline threads: {e}")))?;
+    spawn_maintenance(pipeline.clone(), config.webhook.dedup_window, shutdown.clone());
+
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|e| ServerError::Io(format!("cannot listen on {}: {e}", config.server.listen)))?;
+    let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
+    let state = AppState { pipeline };
+    let router = app(state.clone());
+    let stop = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+    });
+    tracing::info!(%addr, "switchboard is serving");
+    Ok(Server {
+        addr,
+        state,
+        demo,
+        resumed_events,
+        shutdown,
+        http,
+        pipeline: pipeline_handle,
+        outbound,
+        grace: config.server.shutdown_grace,
+    })
+}
+
+impl Server {
+    /// The token that stops this server; cancel it from a signal handler.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting requests, lets in-flight requests and the events
+    /// being applied finish (within the grace period), and flushes the
+    /// store. Whatever did not finish is still in the journal or the send
+    /// queue, durably, for the next start.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(self.grace, self.http).await.is_err() {
+            tracing::warn!("HTTP requests still running after the grace period; leaving them");
+        }
+        let pipeline = self.pipeline;
+        let joined = tokio::task::spawn_blocking(move || pipeline.join());
+        if tokio::time::timeout(self.grace, joined).await.is_err() {
+            tracing::warn!("pipeline workers still busy after the grace period; their events stay journaled");
+        }
+        let _ = tokio::time::timeout(self.grace, self.outbound).await;
+        if let Err(e) = self.state.stages().store.sync().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        tracing::info!("switchboard stopped");
+    }
+}
+
+/// Hourly: forget de-duplication keys older than the window.
+fn spawn_maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+            let p = pipeline.clone();
+            let before = p.stages.clock.now_ms() - window.as_millis() as i64;
+            match tokio::task::spawn_blocking(move || p.journal.expire_seen(before)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot old de-duplication keys"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "expiring de-duplication keys failed"),
+                _ => {}
+            }
+        }
+    });
+}

@@ -1,0 +1,111 @@
+//! Atomic multi-tree writes with compare-and-set guards.
+
+use serde::Serialize;
+
+use super::{Result, Store, StoreError, Tree, encode};
+
+/// A precondition checked inside the commit: the key holds exactly
+/// `expect` (`None`: the key is absent).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub tree: Tree,
+    pub key: Vec<u8>,
+    pub expect: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Tree, Vec<u8>, Vec<u8>),
+    Delete(Tree, Vec<u8>),
+}
+
+/// Writes that land together or not at all. Stages add the writes for the
+/// trees they own; the pipeline commits the whole unit once.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    guards: Vec<Guard>,
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.guards.is_empty()
+    }
+
+    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put(tree, key.into(), value.into()));
+    }
+
+    pub fn put_json<T: Serialize>(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: &T) -> Result<()> {
+        let bytes = encode(tree, value)?;
+        self.put(tree, key, bytes);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Delete(tree, key.into()));
+    }
+
+    /// Commit only if `key` is absent (e.g. a unique index entry).
+    pub fn require_absent(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.guards.push(Guard { tree, key: key.into(), expect: None });
+    }
+
+    /// Commit only if `key` still holds `value` (optimistic concurrency on a
+    /// record read earlier).
+    pub fn require_value(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: Option<Vec<u8>>) {
+        self.guards.push(Guard { tree, key: key.into(), expect: value });
+    }
+
+    /// Appends another batch's guards and writes to this one.
+    pub fn extend(&mut self, other: Batch) {
+        self.guards.extend(other.guards);
+        self.ops.extend(other.ops);
+    }
+
+    pub(super) fn apply(self, store: &Store) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<Tree> = Vec::new();
+        for t in self.guards.iter().map(|g| g.tree).chain(self.ops.iter().map(|op| match op {
+            Op::Put(t, ..) | Op::Delete(t, _) => *t,
+        })) {
+            if !names.contains(&t) {
+                names.push(t);
+            }
+        }
+        let trees = names.iter().map(|t| store.tree(*t)).collect::<Result<Vec<_>>>()?;
+        let index = |t: &Tree| names.iter().position(|n| n == t).unwrap_or_default();
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let outcome = trees[..].transaction(|txs| {
+            for g in &self.guards {
+                let current = txs[index(&g.tree)].get(&g.key)?;
+                if current.as_deref() != g.expect.as_deref() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+            }
+            for op in &self.ops {
+                match op {
+                    Op::Put(t, k, v) => {
+                        txs[index(t)].insert(k.as_slice(), v.as_slice())?;
+                    }
+                    Op::Delete(t, k) => {
+                        txs[index(t)].remove(k.as_slice())?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(())) => Err(StoreError::Conflict),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}

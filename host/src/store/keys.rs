@@ -1,0 +1,72 @@
+//! Key layout helpers. Every tenant-owned key starts with the tenant id and
+//! a separator, so a prefix scan can never cross into another tenant.
+
+/// Separates key parts; ids never contain it.
+pub const SEP: u8 = 0x1f;
+
+/// `part ␟ part ␟ …` as bytes.
+pub fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        key.extend_from_slice(p);
+    }
+    key
+}
+
+/// The tenant's prefix for a scan: `tenant ␟`.
+pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    let mut key = tenant.as_bytes().to_vec();
+    key.push(SEP);
+    key
+}
+
+/// `prefix ␟` — the prefix for everything under a composite key.
+pub fn prefix(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = join(parts);
+    key.push(SEP);
+    key
+}
+
+/// Big-endian so byte order is numeric order.
+pub fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// A signed millisecond timestamp as order-preserving bytes.
+pub fn ts(ms: i64) -> [u8; 8] {
+    ((ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn read_be(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// The last part of a composite key.
+pub fn last_part(key: &[u8]) -> &[u8] {
+    match key.iter().rposition(|&b| b == SEP) {
+        Some(i) => &key[i + 1..],
+        None => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_numerically() {
+        assert!(ts(-5) < ts(0));
+        assert!(ts(0) < ts(1_764_000_000_000));
+    }
+
+    #[test]
+    fn tenant_prefixes_do_not_overlap() {
+        let a = join(&[b"t1", b"x"]);
+        assert!(a.starts_with(&tenant_prefix("t1")));
+        assert!(!a.starts_with(&tenant_prefix("t")));
+        assert_eq!(last_part(&a), b"x");
+    }
+}

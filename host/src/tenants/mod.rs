@@ -1,0 +1,159 @@
+//! Tenants: who owns a WhatsApp number, with which secrets and limits.
+//!
+//! Inbound webhooks find their tenant by `metadata.phone_number_id`; API
+//! calls by the hash of their bearer key. Secrets that Meta needs in plain
+//! form (app secret, access token) are stored as given but never returned
+//! by the API; API keys are stored only as SHA-256 hashes.
+
+mod demo;
+
+pub use demo::{DemoCredentials, ensure_demo, read_env as read_demo_env};
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Millis;
+use crate::config::PluginLimits;
+use crate::store::{Batch, Store, StoreError, Tree};
+
+const TENANTS: Tree = Tree("tenants");
+const BY_PHONE_ID: Tree = Tree("tenants.by_phone_number_id");
+const API_KEYS: Tree = Tree("tenants.api_keys");
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    /// WhatsApp business phone-number ids this tenant receives on.
+    pub phone_number_ids: Vec<String>,
+    /// Meta app secret: verifies `X-Hub-Signature-256`.
+    pub app_secret: String,
+    /// Accepted in the webhook verification handshake.
+    pub verify_token: Option<String>,
+    /// Graph API bearer token; without it sends are dry-runs.
+    pub access_token: Option<String>,
+    /// IANA timezone for business hours, e.g. `America/Sao_Paulo`.
+    pub timezone: String,
+    /// Region for phone numbers written without a country code, e.g. `BR`.
+    pub default_region: String,
+    pub disabled: bool,
+    /// Per-tenant overrides of the operator's plugin limits.
+    pub limits: Option<PluginLimits>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Tenant {
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant: String,
+    pub label: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("phone number id {0} already belongs to another tenant")]
+    PhoneNumberTaken(String),
+}
+
+#[derive(Clone)]
+pub struct Tenants {
+    store: Store,
+}
+
+impl Tenants {
+    pub fn new(store: Store) -> Self {
+        Tenants { store }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        self.store.get_json(TENANTS, id.as_bytes())
+    }
+
+    /// The enabled tenant that receives on `phone_number_id`.
+    pub fn by_phone_number_id(&self, phone_number_id: &str) -> Result<Option<Tenant>, StoreError> {
+        let Some(id) = self.store.get(BY_PHONE_ID, phone_number_id.as_bytes())? else {
+            return Ok(None);
+        };
+        Ok(self.get(&String::from_utf8_lossy(&id))?.filter(|t| !t.disabled))
+    }
+
+    /// The enabled tenant an API key belongs to.
+    pub fn by_api_key(&self, key: &str) -> Result<Option<Tenant>, StoreError> {
+        let Some(record) = self.store.get_json::<ApiKey>(API_KEYS, hash_key(key).as_bytes())? else {
+            return Ok(None);
+        };
+        Ok(self.get(&record.tenant)?.filter(|t| !t.disabled))
+    }
+
+    pub fn list(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.store.scan_prefix(TENANTS, b"")?.values().collect()
+    }
+
+    /// Whether any tenant accepts `token` in the verification handshake.
+    pub fn accepts_verify_token(&self, token: &str) -> Result<bool, StoreError> {
+        Ok(self.list()?.iter().any(|t| !t.disabled && t.verify_token.as_deref() == Some(token)))
+    }
+
+    /// Creates or replaces a tenant, keeping the phone-number index exact.
+    pub fn put(&self, tenant: &Tenant) -> Result<(), TenantError> {
+        let previous = self.get(&tenant.id)?;
+        let mut batch = Batch::new();
+        for phone in &tenant.phone_number_ids {
+            match self.store.get(BY_PHONE_ID, phone.as_bytes())? {
+                Some(owner) if owner != tenant.id.as_bytes() => {
+                    return Err(TenantError::PhoneNumberTaken(phone.clone()));
+                }
+                Some(owner) => batch.require_value(BY_PHONE_ID, phone.as_bytes(), Some(owner)),
+                None => batch.require_absent(BY_PHONE_ID, phone.as_bytes()),
+            }
+            batch.put(BY_PHONE_ID, phone.as_bytes(), tenant.id.as_bytes());
+        }
+        for old in previous.iter().flat_map(|p| &p.phone_number_ids) {
+            if !tenant.phone_number_ids.contains(old) {
+                batch.delete(BY_PHONE_ID, old.as_bytes());
+            }
+        }
+        batch.put_json(TENANTS, tenant.id.as_bytes(), tenant)?;
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
+    /// Creates an API key for `tenant`; the key itself is returned once and
+    /// only its hash is kept.
+    pub fn create_api_key(&self, tenant: &str, label: &str, now: Millis) -> Result<(String, ApiKey), StoreError> {
+        let key = generate_secret("sbk_");
+        let record = self.register_api_key(tenant, &key, label, now)?;
+        Ok((key, record))
+    }
+
+    /// Registers a known key (the demo tenant's, kept across restarts).
+    pub fn register_api_key(&self, tenant: &str, key: &str, label: &str, now: Millis) -> Result<ApiKey, StoreError> {
+        let record =
+            ApiKey { id: crate::model::new_id("key"), tenant: tenant.into(), label: label.into(), created_at: now };
+        let mut batch = Batch::new();
+        batch.put_json(API_KEYS, hash_key(key).as_bytes(), &record)?;
+        self.store.commit(batch)?;
+        Ok(record)
+    }
+}
+
+fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// 32 random bytes, hex, with a readable prefix.
+pub fn generate_secret(prefix: &str) -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    format!("{prefix}{}", hex::encode(bytes))
+}

@@ -1,0 +1,294 @@
+//! Shared helpers for the end-to-end tests: a real server on loopback over
+//! a temporary sled directory, signed webhook posts built from the sample
+//! payloads in `examples/payloads/`, a stand-in for Meta's Graph API (a
+//! real HTTP server on loopback), and polling helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::clock::{Clock, OffsetClock};
+use switchboard::config::Config;
+use switchboard::ingest::signature;
+use switchboard::server::{self, Server};
+
+pub const APP_SECRET: &str = "test-app-secret-ção-🙂";
+pub const API_KEY: &str = "sbk_test_key";
+pub const PHONE_NUMBER_ID: &str = "100000000000001";
+
+/// Monday 2026-11-23 14:00 in São Paulo (17:00 UTC): inside the default
+/// router's business hours.
+pub const MONDAY_AFTERNOON_MS: i64 = 1_795_453_200_000;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A compiled guest from `tests/plugins` or `plugins/`.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("SB_BUILT_GUESTS_DIR")).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The test configuration: loopback on a free port, the given data dir,
+/// fixed demo credentials, two pipeline workers.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.server.data_dir = data_dir.to_path_buf();
+    config.server.shutdown_grace = Duration::from_secs(5);
+    config.demo.app_secret = Some(APP_SECRET.into());
+    config.demo.api_key = Some(API_KEY.into());
+    config.pipeline.workers = 2;
+    config.outbound.initial_backoff = Duration::from_millis(20);
+    config
+}
+
+pub struct TestHost {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub clock: Arc<OffsetClock>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestHost {
+    pub async fn start() -> TestHost {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestHost {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let clock = OffsetClock::new();
+        clock.set(MONDAY_AFTERNOON_MS);
+        let server = server::start(config.clone(), clock.clone()).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestHost { server: Some(server), dir, config, clock, base, http: reqwest::Client::new() }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    /// Stops (gracefully) and starts again on the same data directory.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        // `stop` releases the store: the same directory opens at once.
+        let server = server::start(self.config.clone(), self.clock.clone()).await.expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_ms() / 1000
+    }
+
+    /// Posts `body` signed with the demo tenant's secret.
+    pub async fn post_webhook(&self, body: &[u8]) -> (u16, Value) {
+        let sig = signature::sign(APP_SECRET.as_bytes(), body);
+        self.post_raw(body, Some(&sig)).await
+    }
+
+    pub async fn post_raw(&self, body: &[u8], signature: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        let resp = req.send().await.expect("webhook request");
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Posts a sample payload as Meta would deliver it now.
+    pub async fn post_payload(&self, payload: &Value) -> (u16, Value) {
+        self.post_webhook(&serde_json::to_vec(payload).expect("json")).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_as(API_KEY, path).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(API_KEY).json(&body).send().await.expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls until the journal and send queue are empty (everything
+    /// acknowledged has been applied and sent).
+    pub async fn settle(&self) {
+        wait_for("the pipeline to drain", || async {
+            let (_, h) = self.get("/healthz").await;
+            (h["journal_pending"] == 0 && h["outbound_queue"] == 0).then_some(())
+        })
+        .await
+    }
+
+    /// The contact with this E.164 phone, via the API.
+    pub async fn contact(&self, phone: &str) -> Option<Value> {
+        let (status, page) = self.get(&format!("/v1/contacts?q={}", phone.replace('+', "%2B"))).await;
+        assert_eq!(status, 200, "{page}");
+        page["contacts"].as_array()?.iter().find(|c| c["phone"] == phone).cloned()
+    }
+
+    /// The contact's conversations, newest first.
+    pub async fn conversations(&self, contact_id: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/contacts/{contact_id}/conversations")).await;
+        assert_eq!(status, 200, "{body}");
+        body["conversations"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn conversation(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/conversations/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// Polls `check` every 20 ms for up to 15 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A sample from `examples/payloads/`, with every timestamp set to `now_secs`.
+pub fn payload(name: &str, now_secs: i64) -> Value {
+    let path = workspace_root().join("examples/payloads").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut json: Value = serde_json::from_str(&text).expect("sample payload is JSON");
+    switchboard::ingest::payload::restamp(&mut json, Some(now_secs), false);
+    json
+}
+
+/// The `value` of the first change.
+pub fn first_value(payload: &mut Value) -> &mut Value {
+    &mut payload["entry"][0]["changes"][0]["value"]
+}
+
+/// A text message payload from `from` with `id` and `body`, written at `at_secs`.
+pub fn text_message(from: &str, name: &str, id: &str, body: &str, at_secs: i64) -> Value {
+    let mut p = payload("text.json", at_secs);
+    let v = first_value(&mut p);
+    v["contacts"] = json!([{ "profile": { "name": name }, "wa_id": from }]);
+    v["messages"][0]["from"] = json!(from);
+    v["messages"][0]["id"] = json!(id);
+    v["messages"][0]["text"]["body"] = json!(body);
+    p
+}
+
+/// A status payload for `wamid`.
+pub fn status_payload(sample: &str, wamid: &str, recipient: &str, at_secs: i64) -> Value {
+    let mut p = payload(sample, at_secs);
+    let s = &mut first_value(&mut p)["statuses"][0];
+    s["id"] = json!(wamid);
+    s["recipient_id"] = json!(recipient);
+    p
+}
+
+/// A stand-in for Meta's Graph API: a real HTTP server on loopback that
+/// records every send and answers like the Cloud API, optionally failing
+/// the first requests with a given status.
+pub struct FakeMeta {
+    pub base: String,
+    pub requests: Arc<Mutex<Vec<RecordedSend>>>,
+    failures: Arc<Mutex<Vec<(u16, Value)>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordedSend {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+impl FakeMeta {
+    pub async fn start() -> FakeMeta {
+        use axum::extract::{Path as AxPath, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::post;
+
+        type Shared = (Arc<Mutex<Vec<RecordedSend>>>, Arc<Mutex<Vec<(u16, Value)>>>);
+        async fn messages(
+            State((requests, failures)): State<Shared>,
+            AxPath((version, phone)): AxPath<(String, String)>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> (StatusCode, axum::Json<Value>) {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let n = {
+                let mut r = requests.lock().unwrap();
+                r.push(RecordedSend {
+                    path: format!("/{version}/{phone}/messages"),
+                    authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
+                    body: body.clone(),
+                });
+                r.len()
+            };
+            let planned = {
+                let mut f = failures.lock().unwrap();
+                if f.is_empty() { None } else { Some(f.remove(0)) }
+            };
+            if let Some((status, error)) = planned {
+                return (StatusCode::from_u16(status).unwrap(), axum::Json(error));
+            }
+            let to = body["to"].clone();
+            (
+                StatusCode::OK,
+                axum::Json(json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{ "input": to, "wa_id": to }],
+                    "messages": [{ "id": format!("wamid.FAKE{n:04}") }]
+                })),
+            )
+        }
+
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/{version}/{phone}/messages", post(messages))
+            .with_state((requests.clone(), failures.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake meta");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeMeta { base: format!("http://{addr}"), requests, failures }
+    }
+
+    /// The next `n` requests fail with `status` and Meta's error `code`.
+    pub fn fail_next(&self, n: usize, status: u16, code: i64) {
+        let error = json!({ "error": { "message": "planned failure", "type": "OAuthException", "code": code, "fbtrace_id": "x" } });
+        self.failures.lock().unwrap().extend(std::iter::repeat_n((status, error), n));
+    }
+
+    pub fn sent(&self) -> Vec<RecordedSend> {
+        self.requests.lock().unwrap().clone()
+    }
+}
