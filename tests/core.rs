@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::*;
-use switchboard::clock::{DAY, HOUR, MINUTE};
+use switchboard::clock::{DAY, MINUTE};
 use switchboard::ingest::signature;
 use switchboard::plugins::World;
 
@@ -468,7 +468,6 @@ async fn replies_thread_to_the_message_they_quote_and_quiet_conversations_expire
     let contact = host.contact("+5511987654321").await.unwrap();
     assert_eq!(contact["stats"]["inbound_messages"], 3);
     assert_eq!(contact["stats"]["conversations"], 2);
-    let _ = (HOUR, MINUTE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,4 +495,83 @@ async fn operations_endpoints_report_health_metrics_and_the_api() {
     for path in ["/webhooks/whatsapp", "/v1/contacts", "/v1/conversations/{id}", "/healthz"] {
         assert!(spec["paths"].get(path).is_some(), "{path} not documented");
     }
+}
+
+fn reason_json(decision: &Value) -> Value {
+    serde_json::from_str(decision["decision"]["reason"].as_str().unwrap()).expect("the echo router's reason is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_sees_history_window_stats_deal_company_settings_and_local_time() {
+    let host = TestHost::start().await;
+    let stages = host.server().state.stages();
+    stages.plugins.activate("demo", stages.plugins.runtime().compile(&guest("echo_router"), None).unwrap());
+    let settings = std::collections::BTreeMap::from([("echo-setting".to_string(), "hello".to_string())]);
+    stages.plugins.set_config("demo", World::Router, &settings).unwrap();
+    let (_, company) = host.post_json("/v1/companies", json!({ "name": "Souza Comércio" })).await;
+    let (_, contact) = host
+        .post_json("/v1/contacts", json!({ "phone": "11 98765-4321", "name": "Ana", "company_id": company["id"] }))
+        .await;
+    host.post_json("/v1/deals", json!({ "contact_id": contact["id"], "name": "Anual", "stage": "proposal" })).await;
+
+    host.post_payload(&text_message("5511987654321", "Ana S.", "wamid.ONE", "primeira", host.now_secs())).await;
+    host.settle().await;
+    host.clock.advance(10 * MINUTE);
+    let second_at = host.now_secs();
+    host.post_payload(&text_message("5511987654321", "Ana S.", "wamid.TWO", "segunda", second_at)).await;
+    host.settle().await;
+
+    let conversation = &host.conversations(contact["id"].as_str().unwrap()).await[0];
+    let view = host.conversation(conversation["id"].as_str().unwrap()).await;
+    let seen = reason_json(&view["decisions"][1]);
+    assert_eq!(seen["tenant"], "demo");
+    assert_eq!(seen["message"], "segunda");
+    assert_eq!(seen["history"], json!(["primeira", "echo"]), "earlier messages, oldest first, without the current one");
+    assert_eq!(
+        (seen["inbound"].as_u64(), seen["outbound"].as_u64(), seen["conversations"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    let median = seen["median_latency"].as_i64().unwrap();
+    assert!((599_000..=600_000).contains(&median), "the contact answered our reply after ~10 minutes: {median}");
+    assert_eq!(seen["window_open"], true);
+    assert_eq!(seen["closes_at"], second_at * 1000 + DAY);
+    assert_eq!(seen["stage"], "proposal");
+    assert_eq!(seen["company"], "Souza Comércio");
+    assert_eq!(seen["contact_name"], "Ana");
+    assert_eq!(seen["country"], "BR");
+    assert_eq!(seen["setting"], "hello", "tenant settings reach the plugin through `config`");
+    // Monday 14:10 in São Paulo (UTC-3).
+    assert_eq!(
+        (seen["weekday"].as_u64(), seen["minute"].as_u64(), seen["offset"].as_i64()),
+        (Some(0), Some(850), Some(-180))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_24_hour_window_only_templates_go_out() {
+    let host = TestHost::start().await;
+    let two_days_ago = host.now_secs() - 2 * DAY / 1000;
+
+    // The default router answers a greeting with text: suppressed, recorded.
+    host.post_payload(&text_message("5511987650001", "Old", "wamid.OLD1", "oi", two_days_ago)).await;
+    host.settle().await;
+    let c = host.contact("+5511987650001").await.unwrap();
+    let view = host.conversation(host.conversations(c["id"].as_str().unwrap()).await[0]["id"].as_str().unwrap()).await;
+    let actions = view["decisions"][0]["actions"].to_string();
+    assert!(actions.contains("24-hour window is closed"), "{actions}");
+    assert_eq!(view["messages"].as_array().unwrap().len(), 1, "no text went out");
+
+    // A router that answers with a template outside the window gets it sent.
+    let stages = host.server().state.stages();
+    stages.plugins.activate("demo", stages.plugins.runtime().compile(&guest("echo_router"), None).unwrap());
+    host.post_payload(&text_message("5511987650002", "Old", "wamid.OLD2", "oi", two_days_ago)).await;
+    host.settle().await;
+    let c = host.contact("+5511987650002").await.unwrap();
+    let view = host.conversation(host.conversations(c["id"].as_str().unwrap()).await[0]["id"].as_str().unwrap()).await;
+    assert_eq!(reason_json(&view["decisions"][0])["window_open"], false);
+    let out =
+        view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").expect("template sent");
+    assert_eq!(out["kind"], "template");
+    assert_eq!(out["content"]["name"], "follow_up_quote");
+    assert_eq!(out["status"], "dry_run");
 }

@@ -130,7 +130,11 @@ async fn main() -> Result<()> {
     }
     let drained = started.elapsed();
     println!("offered: {} msg/s ({} messages in {} POSTs of {})", args.rate, args.messages, posts, args.batch);
-    println!("sent in {:.2}s; drained after {:.2}s; failed POSTs: {failures}", sending.as_secs_f64(), drained.as_secs_f64());
+    println!(
+        "sent in {:.2}s; drained after {:.2}s; failed POSTs: {failures}",
+        sending.as_secs_f64(),
+        drained.as_secs_f64()
+    );
     println!("sustained: {:.0} messages/s (sent → applied)", args.messages as f64 / drained.as_secs_f64());
     report("webhook ack (durable 200)", &mut acks);
     if failures > 0 {
@@ -145,9 +149,17 @@ async fn main() -> Result<()> {
         let phone = format!("%2B{}", sender(c));
         let page: Value = get(&http, &args.url, &key, &format!("/v1/contacts?q={phone}")).await?;
         let Some(contact) = page["contacts"].get(0) else { bail!("sender {} has no contact", sender(c)) };
-        let convs: Value = get(&http, &args.url, &key, &format!("/v1/contacts/{}/conversations", contact["id"].as_str().unwrap_or_default())).await?;
+        let convs: Value = get(
+            &http,
+            &args.url,
+            &key,
+            &format!("/v1/contacts/{}/conversations", contact["id"].as_str().unwrap_or_default()),
+        )
+        .await?;
         for conv in convs["conversations"].as_array().into_iter().flatten() {
-            let view: Value = get(&http, &args.url, &key, &format!("/v1/conversations/{}", conv["id"].as_str().unwrap_or_default())).await?;
+            let view: Value =
+                get(&http, &args.url, &key, &format!("/v1/conversations/{}", conv["id"].as_str().unwrap_or_default()))
+                    .await?;
             for d in view["decisions"].as_array().into_iter().flatten() {
                 if d["message_id"].as_str().is_some_and(|m| m.starts_with(&prefix)) {
                     latency.push(d["latency_us"].as_u64().unwrap_or_default());
