@@ -17,6 +17,14 @@ struct Running {
     resumed: usize,
 }
 
+/// A failing assertion must not leave the server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(data_dir: &std::path::Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
@@ -25,7 +33,7 @@ fn spawn(data_dir: &std::path::Path) -> Running {
         .env("SWITCHBOARD_DEMO__APP_SECRET", APP_SECRET)
         .env("SWITCHBOARD_DEMO__API_KEY", API_KEY)
         .env("SWITCHBOARD_PIPELINE__WORKERS", "2")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("CRASH_LOG").unwrap_or("warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -103,8 +111,9 @@ async fn sigkill_after_acknowledgement_loses_nothing_and_applies_everything_once
     // still in the journal, some of it half-way through the pipeline.
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
+    drop(server);
 
-    let mut server = spawn(dir.path());
+    let server = spawn(dir.path());
     assert!(server.resumed > 0, "the kill interrupted the pipeline (else this test proves nothing)");
     assert!(server.resumed < acknowledged.len(), "some events were applied before the kill");
     eprintln!("resumed {} of {} acknowledged events after SIGKILL", server.resumed, acknowledged.len());
@@ -142,7 +151,4 @@ async fn sigkill_after_acknowledgement_loses_nothing_and_applies_everything_once
     }
     assert_eq!(seen.len(), acknowledged.len());
     assert_eq!(decisions, acknowledged.len(), "one decision per message");
-
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
 }

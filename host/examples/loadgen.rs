@@ -1,21 +1,31 @@
-//! Load generator: posts signed WhatsApp webhooks to a running
-//! `switchboard serve` at a fixed offered rate (open loop), waits for the
-//! pipeline to drain, then reads every decision back through the API and
-//! reports:
+//! Load generator for a running `switchboard serve`.
 //!
-//! - webhook acknowledgement latency (client-side, durable 200),
-//! - webhook → decision committed latency (`latency_us` of each decision),
-//! - plugin call latency (`duration_us`),
+//! It posts signed WhatsApp webhooks at a fixed offered rate (open loop),
+//! waits for the pipeline to drain, reads every decision back through the
+//! API and reports, each as n / p50 / p90 / p99 / max:
+//!
+//! - webhook acknowledgement latency (client side, the durable 200),
+//! - webhook → decision committed (each decision's `latency_us`),
+//! - plugin call time (each decision's `duration_us`),
 //! - sustained throughput (messages / time until the pipeline drained).
 //!
-//! ```text
-//! cargo run --release -- serve                      # terminal 1
-//! cargo run --release --example loadgen -- --rate 200 --messages 4000
-//! ```
+//! Scenarios:
 //!
-//! Credentials default to the demo tenant's (`./data/demo.env`).
+//! - `steady` (default): the demo tenant at `--rate` messages/s.
+//! - `noisy-neighbour`: needs `server.admin_token`. Creates two tenants,
+//!   `quiet` (built-in router) and `noisy` (a router that burns its whole
+//!   budget on every message). Runs `quiet` alone at `--rate`, then again
+//!   while `noisy` sends `--noisy-rate` messages/s, and compares `quiet`'s
+//!   decision latency between the two runs.
+//!
+//! ```text
+//! cargo run --release -- serve                                    # terminal 1
+//! cargo run --release --example loadgen -- --rate 200 --messages 4000
+//! SWITCHBOARD_SERVER__ADMIN_TOKEN=t cargo run --release -- serve  # for the noisy scenario
+//! cargo run --release --example loadgen -- --scenario noisy-neighbour --admin-token t
+//! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +35,10 @@ use serde_json::{Value, json};
 use switchboard::ingest::signature;
 use tokio::sync::Semaphore;
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 struct Args {
+    #[arg(long, default_value = "steady")]
+    scenario: String,
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Offered rate in messages per second; 0 = as fast as `--concurrency` allows.
@@ -45,57 +57,199 @@ struct Args {
     concurrency: usize,
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
-    #[arg(long, default_value = "100000000000001")]
-    phone_number_id: String,
+    /// For `noisy-neighbour`: the operator's admin token.
+    #[arg(long, env = "SWITCHBOARD_SERVER__ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// For `noisy-neighbour`: the noisy tenant's offered rate.
+    #[arg(long, default_value_t = 20)]
+    noisy_rate: u64,
     /// Skip reading decisions back (for pure ingest load).
     #[arg(long)]
     no_report: bool,
 }
 
+/// Where and as whom to send.
+#[derive(Clone)]
+struct Target {
+    phone_number_id: String,
+    secret: String,
+    key: String,
+    /// Distinguishes this run's senders and message ids.
+    tag: String,
+    body: String,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let env = switchboard::tenants::read_demo_env(&args.data_dir.join("demo.env"));
-    let secret = env.get("SWITCHBOARD_DEMO_APP_SECRET").context("no app secret in demo.env: start the server first")?;
-    let key = env.get("SWITCHBOARD_DEMO_API_KEY").context("no API key in demo.env")?.clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let run = uuid_ish();
+    match args.scenario.as_str() {
+        "steady" => steady(&args, &http).await,
+        "noisy-neighbour" => noisy(&args, &http).await,
+        other => bail!("unknown scenario {other:?}: steady or noisy-neighbour"),
+    }
+}
+
+async fn steady(args: &Args, http: &reqwest::Client) -> Result<()> {
+    let env = switchboard::tenants::read_demo_env(&args.data_dir.join("demo.env"));
+    let target = Target {
+        phone_number_id: env
+            .get("SWITCHBOARD_DEMO_PHONE_NUMBER_ID")
+            .cloned()
+            .unwrap_or_else(|| "100000000000001".into()),
+        secret: env
+            .get("SWITCHBOARD_DEMO_APP_SECRET")
+            .context("no app secret in demo.env: start the server first")?
+            .clone(),
+        key: env.get("SWITCHBOARD_DEMO_API_KEY").context("no API key in demo.env")?.clone(),
+        tag: run_tag(),
+        body: "Oi! Qual o preço do plano?".into(),
+    };
+    println!("offered: {} msg/s, {} messages in POSTs of {}", args.rate, args.messages, args.batch);
+    let started = Instant::now();
+    let mut acks = send(args, http, &target, args.rate, args.messages).await?;
+    drain(args, http).await?;
+    let drained = started.elapsed();
+    println!(
+        "drained after {:.2}s: sustained {:.0} messages/s",
+        drained.as_secs_f64(),
+        args.messages as f64 / drained.as_secs_f64()
+    );
+    report("webhook ack (durable 200)", &mut acks);
+    if !args.no_report {
+        let (mut latency, mut plugin) = read_back(args, http, &target, args.messages).await?;
+        report("webhook → decision committed", &mut latency);
+        report("plugin call (router)", &mut plugin);
+    }
+    Ok(())
+}
+
+async fn noisy(args: &Args, http: &reqwest::Client) -> Result<()> {
+    let admin = args.admin_token.clone().context("--admin-token (or SWITCHBOARD_SERVER__ADMIN_TOKEN) is needed")?;
+    let quiet = tenant(args, http, &admin, "quiet", "300000000000003", None).await?;
+    let burn = std::fs::read(Path::new(env!("SB_BUILT_GUESTS_DIR")).join("burn_router.wasm"))?;
+    let mut noisy_target = tenant(args, http, &admin, "noisy", "300000000000004", Some(burn)).await?;
+    noisy_target.body = "burn".into();
+
+    println!("quiet tenant alone: {} msg/s × {} messages", args.rate, args.messages);
+    let quiet_alone = Target { tag: run_tag(), ..quiet.clone() };
+    send(args, http, &quiet_alone, args.rate, args.messages).await?;
+    drain(args, http).await?;
+    let (mut alone, mut alone_plugin) = read_back(args, http, &quiet_alone, args.messages).await?;
+
+    let duration = args.messages as f64 / args.rate as f64;
+    let noisy_messages = (args.noisy_rate as f64 * duration) as usize;
+    println!("quiet tenant again, while the noisy tenant sends {} msg/s that each burn a full budget", args.noisy_rate);
+    let quiet_shared = Target { tag: run_tag(), ..quiet.clone() };
+    let noisy_run = Target { tag: run_tag(), ..noisy_target };
+    let (q, n) = tokio::join!(
+        send(args, http, &quiet_shared, args.rate, args.messages),
+        send(args, http, &noisy_run, args.noisy_rate, noisy_messages)
+    );
+    q?;
+    n?;
+    // Only the quiet tenant's decisions are compared; the noisy backlog may
+    // still be draining, which is its own problem.
+    let (mut shared, mut shared_plugin) = read_back_when_done(args, http, &quiet_shared, args.messages).await?;
+    report("quiet alone: webhook → decision", &mut alone);
+    report("quiet with noisy neighbour: webhook → decision", &mut shared);
+    report("quiet alone: plugin call", &mut alone_plugin);
+    report("quiet with noisy neighbour: plugin call", &mut shared_plugin);
+    let p99 = |v: &[u64]| v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1] as f64;
+    println!("p99 decision latency ratio (shared / alone): {:.2}", p99(&shared) / p99(&alone));
+    drain(args, http).await?;
+    Ok(())
+}
+
+/// Creates (or reuses) a tenant with a fresh key; uploads and activates `router`.
+async fn tenant(
+    args: &Args,
+    http: &reqwest::Client,
+    admin: &str,
+    id: &str,
+    phone: &str,
+    router: Option<Vec<u8>>,
+) -> Result<Target> {
+    let base = args.url.trim_end_matches('/');
+    let secret = format!("{id}-secret-for-load");
+    let exists =
+        http.get(format!("{base}/admin/v1/tenants/{id}")).bearer_auth(admin).send().await?.status().is_success();
+    if !exists {
+        let body = json!({ "id": id, "name": id, "phone_number_ids": [phone], "app_secret": secret, "timezone": "America/Sao_Paulo", "default_region": "BR" });
+        ok(http.post(format!("{base}/admin/v1/tenants")).bearer_auth(admin).json(&body).send().await?).await?;
+    }
+    let key = ok(http
+        .post(format!("{base}/admin/v1/tenants/{id}/api-keys"))
+        .bearer_auth(admin)
+        .json(&json!({ "label": "loadgen" }))
+        .send()
+        .await?)
+    .await?["key"]
+        .as_str()
+        .context("no key")?
+        .to_string();
+    if let Some(wasm) = router {
+        ok(http.put(format!("{base}/v1/plugins/router?activate=true")).bearer_auth(&key).body(wasm).send().await?)
+            .await?;
+    }
+    Ok(Target {
+        phone_number_id: phone.into(),
+        secret,
+        key,
+        tag: run_tag(),
+        body: "Olá, tudo bem? Preciso de ajuda".into(),
+    })
+}
+
+async fn ok(response: reqwest::Response) -> Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+fn sender(tag: &str, i: usize) -> String {
+    // 55 11 9xxxx-xxxx, distinct per run tag.
+    let salt = tag.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 9000;
+    format!("55119{:04}{:04}", 1000 + salt, i % 10_000)
+}
+
+/// Posts `messages` at `rate`/s; returns the acknowledgement latencies (µs).
+async fn send(args: &Args, http: &reqwest::Client, t: &Target, rate: u64, messages: usize) -> Result<Vec<u64>> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let posts = args.messages.div_ceil(args.batch);
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / args.rate as f64));
+    let posts = messages.div_ceil(args.batch);
+    let interval = (rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / rate as f64));
     let permits = Arc::new(Semaphore::new(args.concurrency));
-    let url = format!("{}/webhooks/whatsapp", args.url);
+    let url = format!("{}/webhooks/whatsapp", args.url.trim_end_matches('/'));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(posts);
     let mut sent = 0;
     for post in 0..posts {
         if let Some(iv) = interval {
-            let due = started + iv.mul_f64(post as f64);
-            tokio::time::sleep_until(due.into()).await;
+            tokio::time::sleep_until((started + iv.mul_f64(post as f64)).into()).await;
         }
-        let mut messages = Vec::new();
-        let mut profiles = Vec::new();
-        for _ in 0..args.batch.min(args.messages - sent) {
-            let from = sender(sent % args.contacts);
-            messages.push(json!({
-                "from": from, "id": format!("wamid.LOAD{run}{sent:08}"), "timestamp": now.to_string(),
-                "type": "text", "text": { "body": format!("Oi! Qual o preço do plano? #{sent}") }
+        let mut batch = Vec::new();
+        for _ in 0..args.batch.min(messages - sent) {
+            batch.push(json!({
+                "from": sender(&t.tag, sent % args.contacts), "id": format!("wamid.LOAD{}{sent:08}", t.tag), "timestamp": now.to_string(),
+                "type": "text", "text": { "body": format!("{} #{sent}", t.body) }
             }));
-            profiles.push(json!({ "profile": { "name": format!("Load {}", sent % args.contacts) }, "wa_id": from }));
             sent += 1;
         }
         let body = serde_json::to_vec(&json!({
             "object": "whatsapp_business_account",
             "entry": [{ "id": "load", "changes": [{ "field": "messages", "value": {
                 "messaging_product": "whatsapp",
-                "metadata": { "display_phone_number": "15550000000", "phone_number_id": args.phone_number_id },
-                "contacts": profiles, "messages": messages } }] }]
+                "metadata": { "display_phone_number": "15550000000", "phone_number_id": t.phone_number_id },
+                "messages": batch } }] }]
         }))?;
-        let sig = signature::sign(secret.as_bytes(), &body);
+        let sig = signature::sign(t.secret.as_bytes(), &body);
         let permit = permits.clone().acquire_owned().await?;
         let (http, url) = (http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
+            let started = Instant::now();
             let status = http
                 .post(url)
                 .header("content-type", "application/json")
@@ -106,59 +260,51 @@ async fn main() -> Result<()> {
                 .map(|r| r.status().as_u16())
                 .unwrap_or(0);
             drop(permit);
-            (status, t.elapsed())
+            (status, started.elapsed())
         }));
     }
     let mut acks = Vec::with_capacity(posts);
-    let mut failures = 0;
-    for t in tasks {
-        let (status, took) = t.await?;
-        if status == 200 {
-            acks.push(took.as_micros() as u64);
-        } else {
-            failures += 1;
+    for task in tasks {
+        let (status, took) = task.await?;
+        if status != 200 {
+            bail!("a webhook POST answered {status}");
         }
+        acks.push(took.as_micros() as u64);
     }
-    let sending = started.elapsed();
-    // Wait for the pipeline to apply everything.
+    Ok(acks)
+}
+
+async fn drain(args: &Args, http: &reqwest::Client) -> Result<()> {
     loop {
-        let h: Value = http.get(format!("{}/healthz", args.url)).send().await?.json().await?;
+        let h: Value = http.get(format!("{}/healthz", args.url.trim_end_matches('/'))).send().await?.json().await?;
         if h["journal_pending"] == 0 {
-            break;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let drained = started.elapsed();
-    println!("offered: {} msg/s ({} messages in {} POSTs of {})", args.rate, args.messages, posts, args.batch);
-    println!(
-        "sent in {:.2}s; drained after {:.2}s; failed POSTs: {failures}",
-        sending.as_secs_f64(),
-        drained.as_secs_f64()
-    );
-    println!("sustained: {:.0} messages/s (sent → applied)", args.messages as f64 / drained.as_secs_f64());
-    report("webhook ack (durable 200)", &mut acks);
-    if failures > 0 {
-        bail!("{failures} POSTs failed");
-    }
-    if args.no_report {
-        return Ok(());
-    }
+}
+
+async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> Result<Value> {
+    Ok(http.get(format!("{}{path}", base.trim_end_matches('/'))).bearer_auth(key).send().await?.json().await?)
+}
+
+/// Reads this run's decisions; returns (latency_us, duration_us) samples.
+async fn read_back(args: &Args, http: &reqwest::Client, t: &Target, expected: usize) -> Result<(Vec<u64>, Vec<u64>)> {
     let (mut latency, mut plugin) = (Vec::new(), Vec::new());
-    let prefix = format!("wamid.LOAD{run}");
-    for c in 0..args.contacts.min(args.messages) {
-        let phone = format!("%2B{}", sender(c));
-        let page: Value = get(&http, &args.url, &key, &format!("/v1/contacts?q={phone}")).await?;
-        let Some(contact) = page["contacts"].get(0) else { bail!("sender {} has no contact", sender(c)) };
-        let convs: Value = get(
-            &http,
+    let prefix = format!("wamid.LOAD{}", t.tag);
+    for c in 0..args.contacts.min(expected) {
+        let page = get(http, &args.url, &t.key, &format!("/v1/contacts?q=%2B{}", sender(&t.tag, c))).await?;
+        let Some(contact) = page["contacts"].get(0) else { continue };
+        let convs = get(
+            http,
             &args.url,
-            &key,
+            &t.key,
             &format!("/v1/contacts/{}/conversations", contact["id"].as_str().unwrap_or_default()),
         )
         .await?;
         for conv in convs["conversations"].as_array().into_iter().flatten() {
-            let view: Value =
-                get(&http, &args.url, &key, &format!("/v1/conversations/{}", conv["id"].as_str().unwrap_or_default()))
+            let view =
+                get(http, &args.url, &t.key, &format!("/v1/conversations/{}", conv["id"].as_str().unwrap_or_default()))
                     .await?;
             for d in view["decisions"].as_array().into_iter().flatten() {
                 if d["message_id"].as_str().is_some_and(|m| m.starts_with(&prefix)) {
@@ -168,23 +314,30 @@ async fn main() -> Result<()> {
             }
         }
     }
-    println!("decisions read back: {} of {}", latency.len(), args.messages);
-    report("webhook → decision committed", &mut latency);
-    report("plugin call (router)", &mut plugin);
-    Ok(())
+    println!("decisions read back: {} of {expected}", latency.len());
+    Ok((latency, plugin))
 }
 
-async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> Result<Value> {
-    Ok(http.get(format!("{base}{path}")).bearer_auth(key).send().await?.json().await?)
+/// Reads back once all `expected` decisions exist (other tenants may still be busy).
+async fn read_back_when_done(
+    args: &Args,
+    http: &reqwest::Client,
+    t: &Target,
+    expected: usize,
+) -> Result<(Vec<u64>, Vec<u64>)> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (latency, plugin) = read_back(args, http, t, expected).await?;
+        if latency.len() >= expected || Instant::now() > deadline {
+            return Ok((latency, plugin));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
-fn sender(i: usize) -> String {
-    format!("5511{}", 960_000_000 + i)
-}
-
-fn uuid_ish() -> String {
+fn run_tag() -> String {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    format!("{:x}", n & 0xffff_ffff_ffff)
+    format!("{:x}", n & 0xff_ffff_ffff)
 }
 
 fn report(what: &str, values: &mut [u64]) {

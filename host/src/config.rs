@@ -34,6 +34,8 @@ pub struct ServerConfig {
     /// to the next start.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Bearer token for the operator API (`/admin/v1/…`); unset disables it.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
             shutdown_grace: Duration::from_secs(10),
+            admin_token: None,
         }
     }
 }
@@ -113,13 +116,14 @@ impl Default for ConversationConfig {
 }
 
 /// Operator defaults for every plugin call; tenants may be given their own.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginLimits {
     /// Instruction budget per call (wasmtime fuel ≈ Wasm instructions).
     pub fuel: u64,
-    /// Wall-clock budget per call.
+    /// Wall-clock budget per call, e.g. `50ms`.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "50ms")]
     pub deadline: Duration,
     /// Linear memory cap per instance.
     pub memory_bytes: usize,
@@ -160,6 +164,9 @@ pub struct PluginConfig {
     pub max_memory_bytes: usize,
     /// Ceiling for any tenant's table cap.
     pub max_table_elements: usize,
+    /// Consecutive failures after which a tenant's version is suspended
+    /// and the last good one takes over.
+    pub suspend_after: u32,
 }
 
 impl Default for PluginConfig {
@@ -171,6 +178,7 @@ impl Default for PluginConfig {
             epoch_tick: Duration::from_millis(1),
             max_memory_bytes: 512 * 1024 * 1024,
             max_table_elements: 1_000_000,
+            suspend_after: 5,
         }
     }
 }

@@ -65,7 +65,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
     };
     let registry = {
         let (runtime, store) = (Arc::new(runtime), store.clone());
-        tokio::task::spawn_blocking(move || Registry::new(runtime, store))
+        let suspend_after = config.plugins.suspend_after;
+        tokio::task::spawn_blocking(move || Registry::new(runtime, store, suspend_after))
             .await
             .map_err(|e| ServerError::Io(e.to_string()))??
     };

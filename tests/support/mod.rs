@@ -17,6 +17,7 @@ use switchboard::server::{self, Server};
 pub const APP_SECRET: &str = "test-app-secret-ção-🙂";
 pub const API_KEY: &str = "sbk_test_key";
 pub const PHONE_NUMBER_ID: &str = "100000000000001";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Monday 2026-11-23 14:00 in São Paulo (17:00 UTC): inside the default
 /// router's business hours.
@@ -41,6 +42,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.server.shutdown_grace = Duration::from_secs(5);
     config.demo.app_secret = Some(APP_SECRET.into());
     config.demo.api_key = Some(API_KEY.into());
+    config.server.admin_token = Some(ADMIN_TOKEN.into());
     config.pipeline.workers = 2;
     config.outbound.initial_backoff = Duration::from_millis(20);
     config
@@ -131,6 +133,80 @@ impl TestHost {
             self.http.post(format!("{}{path}", self.base)).bearer_auth(API_KEY).json(&body).send().await.expect("POST");
         let status = resp.status().as_u16();
         (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// A request with the operator's admin token.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, ADMIN_TOKEN, body).await
+    }
+
+    /// A request with any bearer key and optional JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a tenant through the operator API and returns its API key.
+    pub async fn create_tenant(&self, id: &str, phone_number_id: &str, secret: &str) -> String {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/tenants",
+                Some(json!({ "id": id, "name": format!("Tenant {id}"), "phone_number_ids": [phone_number_id],
+                    "app_secret": secret, "timezone": "America/Sao_Paulo", "default_region": "BR" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, key) = self
+            .admin(reqwest::Method::POST, &format!("/admin/v1/tenants/{id}/api-keys"), Some(json!({ "label": "test" })))
+            .await;
+        assert_eq!(status, 201, "{key}");
+        key["key"].as_str().unwrap().to_string()
+    }
+
+    /// Posts `payload` for another tenant's number, signed with `secret`.
+    pub async fn post_for(&self, payload: &Value, phone_number_id: &str, secret: &str) -> (u16, Value) {
+        let mut p = payload.clone();
+        for entry in p["entry"].as_array_mut().into_iter().flatten() {
+            for change in entry["changes"].as_array_mut().into_iter().flatten() {
+                change["value"]["metadata"]["phone_number_id"] = json!(phone_number_id);
+            }
+        }
+        let body = serde_json::to_vec(&p).unwrap();
+        self.post_raw(&body, Some(&signature::sign(secret.as_bytes(), &body))).await
+    }
+
+    /// Uploads a component for `world` with `key`.
+    pub async fn upload(&self, key: &str, world: &str, wasm: Vec<u8>, activate: bool) -> (u16, Value) {
+        let resp = self
+            .http
+            .put(format!("{}/v1/plugins/{world}?activate={activate}", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/wasm")
+            .body(wasm)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// The decisions of the (only) conversation of the contact with `phone`, seen with `key`.
+    pub async fn decisions_of(&self, key: &str, phone: &str) -> Vec<Value> {
+        let (_, page) = self.get_as(key, &format!("/v1/contacts?q={}", phone.replace('+', "%2B"))).await;
+        let id = page["contacts"][0]["id"].as_str().unwrap_or_else(|| panic!("no contact {phone}: {page}")).to_string();
+        let (_, convs) = self.get_as(key, &format!("/v1/contacts/{id}/conversations")).await;
+        let mut out = Vec::new();
+        for c in convs["conversations"].as_array().unwrap() {
+            let (_, view) = self.get_as(key, &format!("/v1/conversations/{}", c["id"].as_str().unwrap())).await;
+            out.extend(view["decisions"].as_array().unwrap().iter().cloned());
+        }
+        out
     }
 
     /// Polls until the journal and send queue are empty (everything

@@ -7,8 +7,10 @@
 //! {"error": {"status": 404, "code": "not_found", "message": "no contact ct_… in this tenant"}}
 //! ```
 
+mod admin;
 mod error;
 mod ops;
+mod plugins;
 mod records;
 mod webhooks;
 
@@ -47,6 +49,8 @@ pub fn app(state: AppState) -> Router {
             get(webhooks::verify).post(webhooks::receive).layer(DefaultBodyLimit::max(webhook_limit)),
         )
         .merge(records::routes())
+        .merge(plugins::routes())
+        .merge(admin::routes())
         .merge(ops::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -60,6 +64,10 @@ pub fn app(state: AppState) -> Router {
         webhooks::verify, webhooks::receive,
         records::list_contacts, records::create_contact, records::get_contact, records::contact_conversations,
         records::get_conversation, records::create_company, records::get_company, records::create_deal, records::get_deal,
+        plugins::overview, plugins::world_view, plugins::upload, plugins::version_view, plugins::activate,
+        plugins::rollback, plugins::logs, plugins::get_config, plugins::put_config,
+        admin::list_tenants, admin::create_tenant, admin::get_tenant, admin::update_tenant,
+        admin::create_key, admin::list_keys, admin::revoke_key,
         ops::healthz, ops::metrics,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
@@ -73,15 +81,17 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "tenant_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        for name in ["tenant_key", "admin_token"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
     }
 }
 
-/// The tenant a request's API key belongs to.
-pub struct TenantAuth(pub Tenant);
+/// The tenant a request's API key belongs to (and the key's record).
+pub struct TenantAuth(pub Tenant, pub crate::tenants::ApiKey);
 
 impl FromRequestParts<AppState> for TenantAuth {
     type Rejection = ApiError;
@@ -94,7 +104,7 @@ impl FromRequestParts<AppState> for TenantAuth {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("send the tenant API key as `Authorization: Bearer <key>`"))?;
         match state.stages().tenants.by_api_key(key)? {
-            Some(t) => Ok(TenantAuth(t)),
+            Some((t, k)) => Ok(TenantAuth(t, k)),
             None => Err(ApiError::unauthorized("the API key is not valid (or was revoked)")),
         }
     }

@@ -49,7 +49,7 @@ pub struct ContactPage {
 #[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ContactQuery), security(("tenant_key" = [])),
     responses((status = 200, body = ContactPage), (status = 401, body = super::error::ErrorBody)))]
 pub async fn list_contacts(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Query(query): Query<ContactQuery>,
 ) -> Result<Json<ContactPage>, ApiError> {
@@ -84,7 +84,7 @@ pub struct NewContact {
 #[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = NewContact, security(("tenant_key" = [])),
     responses((status = 201, body = Contact), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_contact(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewContact>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
@@ -97,7 +97,7 @@ pub async fn create_contact(
     if let Some(company) = &new.company_id {
         s.crm
             .company(&tenant.id, company)?
-            .ok_or_else(|| ApiError::bad_request("unknown_company", format!("no company {company}")))?;
+            .ok_or_else(|| ApiError::not_found(format!("no company {company} in this tenant")))?;
     }
     let now = s.clock.now_ms();
     let contact = Contact {
@@ -131,7 +131,7 @@ pub async fn create_contact(
 #[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)), security(("tenant_key" = [])),
     responses((status = 200, body = Contact), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_contact(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -149,7 +149,7 @@ pub struct ConversationList {
 #[utoipa::path(get, path = "/v1/contacts/{id}/conversations", tag = "contacts", params(("id" = String, Path)), security(("tenant_key" = [])),
     responses((status = 200, body = ConversationList), (status = 404, body = super::error::ErrorBody)))]
 pub async fn contact_conversations(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationList>, ApiError> {
@@ -172,7 +172,7 @@ pub struct ConversationView {
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path)), security(("tenant_key" = [])),
     responses((status = 200, body = ConversationView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_conversation(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
@@ -202,7 +202,7 @@ pub struct NewCompany {
 #[utoipa::path(post, path = "/v1/companies", tag = "companies", request_body = NewCompany, security(("tenant_key" = [])),
     responses((status = 201, body = Company), (status = 400, body = super::error::ErrorBody)))]
 pub async fn create_company(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewCompany>,
 ) -> Result<(StatusCode, Json<Company>), ApiError> {
@@ -226,7 +226,7 @@ pub async fn create_company(
 #[utoipa::path(get, path = "/v1/companies/{id}", tag = "companies", params(("id" = String, Path)), security(("tenant_key" = [])),
     responses((status = 200, body = Company), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_company(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Company>, ApiError> {
@@ -251,14 +251,15 @@ pub struct NewDeal {
 #[utoipa::path(post, path = "/v1/deals", tag = "deals", request_body = NewDeal, security(("tenant_key" = [])),
     responses((status = 201, body = Deal), (status = 400, body = super::error::ErrorBody)))]
 pub async fn create_deal(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewDeal>,
 ) -> Result<(StatusCode, Json<Deal>), ApiError> {
     let s = state.stages();
-    let contact = s.crm.contact(&tenant.id, &new.contact_id)?.ok_or_else(|| {
-        ApiError::bad_request("unknown_contact", format!("no contact {} in this tenant", new.contact_id))
-    })?;
+    let contact = s
+        .crm
+        .contact(&tenant.id, &new.contact_id)?
+        .ok_or_else(|| ApiError::not_found(format!("no contact {} in this tenant", new.contact_id)))?;
     if new.name.trim().is_empty() || new.stage.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_deal", "name and stage must not be empty"));
     }
@@ -286,7 +287,7 @@ pub async fn create_deal(
 #[utoipa::path(get, path = "/v1/deals/{id}", tag = "deals", params(("id" = String, Path)), security(("tenant_key" = [])),
     responses((status = 200, body = Deal), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_deal(
-    TenantAuth(tenant): TenantAuth,
+    TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Deal>, ApiError> {

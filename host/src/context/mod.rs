@@ -20,7 +20,8 @@ use crate::tenants::Tenant;
 pub const SERVICE_WINDOW: Millis = DAY;
 
 /// Local wall-clock time of the tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LocalTime {
     pub utc_offset_minutes: i32,
     /// 0 = Monday.
@@ -42,7 +43,8 @@ impl LocalTime {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ServiceWindow {
     pub open: bool,
     pub closes_at: Option<Millis>,
@@ -56,8 +58,10 @@ impl ServiceWindow {
     }
 }
 
-/// The input every plugin world shares.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// The input every plugin world shares. Every field has a default, so a
+/// hand-written test input only needs the fields a plugin reads.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Context {
     pub tenant: String,
     pub now: Millis,

@@ -12,7 +12,8 @@ use crate::model::{Assignee, DeliveryStatus, Direction, MessageKind, Priority, R
 /// How many reply latencies a contact keeps for its median.
 pub const LATENCY_SAMPLES: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct Contact {
     pub id: String,
     /// E.164, e.g. `+5511987654321`.
@@ -62,7 +63,8 @@ impl Contact {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct Signal {
     pub value: f64,
     pub updated_at: Millis,
@@ -70,6 +72,7 @@ pub struct Signal {
 
 /// Interaction timestamps and counts across all of a contact's conversations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct ContactStats {
     pub inbound_messages: u32,
     pub outbound_messages: u32,
@@ -99,7 +102,8 @@ impl ContactStats {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct Company {
     pub id: String,
     pub name: String,
@@ -107,15 +111,17 @@ pub struct Company {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DealStatus {
+    #[default]
     Open,
     Won,
     Lost,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct Deal {
     pub id: String,
     pub contact_id: String,
@@ -131,9 +137,10 @@ pub struct Deal {
     pub updated_at: Millis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {
+    #[default]
     Open,
     /// Quiet for longer than the inactivity timeout; the contact's next
     /// message opens a new conversation (unless it quotes this one).
@@ -142,7 +149,8 @@ pub enum ConversationStatus {
     Resolved,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct Conversation {
     pub id: String,
     pub contact_id: String,
@@ -181,12 +189,15 @@ impl Conversation {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Author {
+    #[default]
     Contact,
     Bot,
-    Human { staff: String },
+    Human {
+        staff: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -197,7 +208,8 @@ pub struct StatusChange {
     pub applied: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct Message {
     /// The `wamid` for inbound messages; the host's `msg_…` id for outbound.
     pub id: String,

@@ -15,13 +15,13 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     let s = &p.stages;
     let Some(tenant) = s.tenants.get(&m.tenant)? else {
         tracing::warn!(tenant = %m.tenant, "message for a tenant that no longer exists; dropped");
-        return p.commit(seq, Batch::new());
+        return p.commit(&m.tenant, seq, Batch::new());
     };
     // The commit that records a message also removes it from the journal,
     // so a replay never sees it twice; this guards the rarer case of a
     // wamid redelivered after its de-duplication window expired.
     if s.crm.message_exists(&tenant.id, &m.wamid)? {
-        return p.commit(seq, Batch::new());
+        return p.commit(&m.tenant, seq, Batch::new());
     }
     let now = s.clock.now_ms();
 
@@ -85,6 +85,7 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
                 .get_or_create(&labels(&[("world", "router")]))
                 .observe(report.duration.as_secs_f64());
             s.plugins.logs.append(&tenant.id, World::Router, version, report.logs);
+            s.plugins.record_outcome(&tenant.id, &plugin.meta, report.result.as_ref().err(), now);
             let plugin_ref = PluginRef {
                 world: World::Router.to_string(),
                 version: version.clone(),
@@ -193,7 +194,7 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     s.crm.put_conversation(&mut batch, &tenant.id, &conversation, thread.previous.as_ref())?;
     record.latency_us = (crate::clock::wall_micros() - m.receipt_us).max(0) as u64;
     s.crm.put_decision(&mut batch, &tenant.id, &record)?;
-    p.commit(seq, batch)?;
+    p.commit(&m.tenant, seq, batch)?;
 
     if !acts.sends.is_empty() {
         s.outbound_wake.notify_one();

@@ -5,6 +5,10 @@
 //! acknowledged event is never lost and never applied twice — a crash at
 //! any point replays exactly the events whose effects did not land.
 //!
+//! Each tenant has its own sequence of keys (`tenant ␟ seq`), so a tenant
+//! with a backlog never holds up another tenant's events: the dispatcher
+//! reads each tenant's journal with its own cursor.
+//!
 //! De-duplication sits in front: each event's key (`wamid`, or `wamid` +
 //! status) is remembered for the configured window (≥ 7 days, Meta's retry
 //! horizon), indexed by time so expiry is a range delete, not a full scan.
@@ -38,9 +42,38 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(store: Store) -> Result<Journal> {
-        let last = store.scan_prefix(JOURNAL, b"")?.keys().next_back().transpose()?;
-        let next = last.and_then(|k| keys::read_be(&k)).map_or(1, |s| s + 1);
+        let mut next = 1;
+        for tenant in Self::tenants_in(&store)? {
+            let last = store.scan_prefix(JOURNAL, &keys::tenant_prefix(&tenant))?.keys().next_back().transpose()?;
+            if let Some(seq) = last.as_deref().and_then(keys::trailing_be) {
+                next = next.max(seq + 1);
+            }
+        }
         Ok(Journal { store, append: Mutex::new(()), next_seq: AtomicU64::new(next) })
+    }
+
+    /// Tenants with events in the journal, found by skipping from one
+    /// tenant's prefix to the next (no full scan).
+    pub fn tenants_with_pending(&self) -> Result<Vec<String>> {
+        Self::tenants_in(&self.store)
+    }
+
+    fn tenants_in(store: &Store) -> Result<Vec<String>> {
+        let mut tenants = Vec::new();
+        let mut from = Vec::new();
+        while let Some(entry) = store.after(JOURNAL, &from)?.next() {
+            let (k, _) = entry?;
+            let Some(end) = k.iter().position(|&b| b == keys::SEP) else { break };
+            let tenant = String::from_utf8_lossy(&k[..end]).into_owned();
+            from = keys::tenant_prefix(&tenant);
+            from.push(0xff);
+            tenants.push(tenant);
+        }
+        Ok(tenants)
+    }
+
+    fn key(tenant: &str, seq: u64) -> Vec<u8> {
+        keys::join(&[tenant.as_bytes(), &keys::be(seq)])
     }
 
     /// Appends the events not seen before, plus `extra` writes, atomically.
@@ -59,7 +92,7 @@ impl Journal {
                 batch.put(SEEN, key.clone(), keys::ts(now).to_vec());
                 batch.put(SEEN_BY_TIME, [keys::ts(now).as_slice(), &key].concat(), []);
             }
-            batch.put_json(JOURNAL, keys::be(seq).to_vec(), &event)?;
+            batch.put_json(JOURNAL, Self::key(event.tenant(), seq), &event)?;
             seq += 1;
             outcome.new += 1;
         }
@@ -68,12 +101,16 @@ impl Journal {
         Ok(outcome)
     }
 
-    /// Events after `cursor`, in order, at most `limit`.
-    pub fn read_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+    /// `tenant`'s events after `cursor`, in order, at most `limit`.
+    pub fn read_after(&self, tenant: &str, cursor: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let prefix = keys::tenant_prefix(tenant);
         let mut out = Vec::new();
-        for entry in self.store.after(JOURNAL, &keys::be(cursor))?.take(limit) {
+        for entry in self.store.after(JOURNAL, &Self::key(tenant, cursor))?.take(limit) {
             let (k, v) = entry?;
-            let seq = keys::read_be(&k).unwrap_or_default();
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let seq = keys::trailing_be(&k).unwrap_or_default();
             match decode::<Event>(JOURNAL, &v) {
                 Ok(event) => out.push((seq, event)),
                 Err(e) => {
@@ -91,15 +128,16 @@ impl Journal {
     }
 
     /// The write that marks `seq` applied; goes into the event's own commit.
-    pub fn ack(&self, batch: &mut Batch, seq: u64) {
-        batch.delete(JOURNAL, keys::be(seq).to_vec());
+    pub fn ack(&self, batch: &mut Batch, tenant: &str, seq: u64) {
+        batch.delete(JOURNAL, Self::key(tenant, seq));
     }
 
     /// Moves an event that cannot be applied aside, with why.
     pub fn quarantine(&self, seq: u64, event: &Event, reason: &str) -> Result<()> {
+        let key = Self::key(event.tenant(), seq);
         let mut b = Batch::new();
-        b.put_json(QUARANTINE, keys::be(seq).to_vec(), &serde_json::json!({ "event": event, "reason": reason }))?;
-        b.delete(JOURNAL, keys::be(seq).to_vec());
+        b.put_json(QUARANTINE, key.clone(), &serde_json::json!({ "event": event, "reason": reason }))?;
+        b.delete(JOURNAL, key);
         self.store.commit(b)
     }
 

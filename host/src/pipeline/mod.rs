@@ -17,6 +17,7 @@ mod act;
 pub mod event;
 mod inbound;
 pub mod journal;
+mod scheduler;
 mod status;
 mod worker;
 
@@ -24,7 +25,9 @@ pub use event::Event;
 pub use journal::{Appended, Journal};
 pub use worker::PipelineHandle;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -77,7 +80,9 @@ pub struct Stages {
 pub struct Pipeline {
     pub journal: Journal,
     pub stages: Stages,
-    wake: (Mutex<bool>, Condvar),
+    /// Tenants with new journal entries (or room again), for the dispatcher.
+    dirty: Mutex<HashSet<String>>,
+    wake: Condvar,
 }
 
 impl Pipeline {
@@ -85,24 +90,45 @@ impl Pipeline {
         Ok(Arc::new(Pipeline {
             journal: Journal::open(stages.store.clone())?,
             stages,
-            wake: (Mutex::new(false), Condvar::new()),
+            dirty: Mutex::default(),
+            wake: Condvar::new(),
         }))
     }
 
     /// Journals `events` (dropping redeliveries) together with `extra`
     /// writes. Durable only after [`Store::sync`].
     pub fn submit(&self, events: Vec<Event>, extra: Batch) -> Result<Appended, StoreError> {
+        let tenants: HashSet<String> = events.iter().map(|e| e.tenant().to_string()).collect();
         let appended = self.journal.append(events, self.stages.clock.now_ms(), extra)?;
         if appended.new > 0 {
-            self.notify();
+            for t in &tenants {
+                self.mark_dirty(t);
+            }
         }
         Ok(appended)
     }
 
-    fn notify(&self) {
-        if let Ok(mut flag) = self.wake.0.lock() {
-            *flag = true;
-            self.wake.1.notify_one();
+    fn mark_dirty(&self, tenant: &str) {
+        if let Ok(mut dirty) = self.dirty.lock() {
+            if !dirty.contains(tenant) {
+                dirty.insert(tenant.to_string());
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    fn notify_all(&self) {
+        self.wake.notify_all();
+    }
+
+    fn take_dirty(&self) -> HashSet<String> {
+        self.dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default()
+    }
+
+    fn wait_for_work(&self, timeout: Duration) {
+        let Ok(dirty) = self.dirty.lock() else { return };
+        if dirty.is_empty() {
+            let _ = self.wake.wait_timeout(dirty, timeout);
         }
     }
 }

@@ -25,7 +25,7 @@ pub(super) fn handle_status(p: &Pipeline, seq: u64, s: &StatusUpdate) -> Result<
             crm.put_pending_status(&mut batch, &s.tenant, &s.wamid, &pending)?;
         }
     }
-    p.commit(seq, batch)?;
+    p.commit(&s.tenant, seq, batch)?;
     p.stages
         .metrics
         .event_seconds
@@ -39,7 +39,7 @@ pub(super) fn handle_send_result(p: &Pipeline, seq: u64, r: &SendResult) -> Resu
     let mut batch = Batch::new();
     let Some(mut message) = crm.message(&r.tenant, &r.message_id)? else {
         tracing::warn!(message = %r.message_id, "send result for an unknown message; dropped");
-        return p.commit(seq, batch);
+        return p.commit(&r.tenant, seq, batch);
     };
     match &r.outcome {
         SendOutcome::Sent { wamid } => {
@@ -57,5 +57,5 @@ pub(super) fn handle_send_result(p: &Pipeline, seq: u64, r: &SendResult) -> Resu
         }
     }
     crm.put_message(&mut batch, &r.tenant, &mut message)?;
-    p.commit(seq, batch)
+    p.commit(&r.tenant, seq, batch)
 }

@@ -1,14 +1,24 @@
-//! The dispatcher and the per-contact workers.
+//! The dispatcher and the workers.
+//!
+//! The dispatcher reads each tenant's journal from its own cursor into the
+//! [`Scheduler`], keeping at most `queue_depth` of a tenant's events in
+//! memory (the rest wait, durably, in the journal). Workers take jobs from
+//! the scheduler: one contact's events in order, tenants in turn.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::scheduler::{Job, Scheduler};
 use super::{Event, Pipeline, PipelineError, inbound, status};
 use crate::store::Batch;
+
+/// A tenant whose events average more than this is held to a small share
+/// of the workers.
+const HEAVY_EVENT: Duration = Duration::from_millis(5);
 
 /// Threads of a running pipeline; join them after cancelling.
 pub struct PipelineHandle {
@@ -26,85 +36,97 @@ impl PipelineHandle {
 }
 
 impl Pipeline {
-    /// Starts the dispatcher and `workers` workers. They stop when
-    /// `shutdown` is cancelled, each after finishing its current event;
-    /// events not yet applied stay in the journal for the next start.
+    /// Starts the dispatcher and the workers. They stop when `shutdown` is
+    /// cancelled, each after finishing its current event; events not yet
+    /// applied stay in the journal for the next start.
     pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> std::io::Result<PipelineHandle> {
         let workers = self.stages.config.pipeline.worker_count();
-        let depth = self.stages.config.pipeline.queue_depth.max(1);
+        let scheduler = Arc::new(Scheduler::new(workers, HEAVY_EVENT));
         let mut threads = Vec::new();
-        let mut senders = Vec::new();
         for i in 0..workers {
-            let (tx, rx) = sync_channel::<(u64, Event)>(depth);
-            senders.push(tx);
-            let me = self.clone();
-            let stop = shutdown.clone();
-            threads.push(std::thread::Builder::new().name(format!("pipeline-{i}")).spawn(move || me.work(rx, stop))?);
+            let (me, sched, stop) = (self.clone(), scheduler.clone(), shutdown.clone());
+            threads
+                .push(std::thread::Builder::new().name(format!("pipeline-{i}")).spawn(move || me.work(&sched, stop))?);
         }
-        let me = self.clone();
-        let stop = shutdown.clone();
+        let (me, sched, stop) = (self.clone(), scheduler.clone(), shutdown.clone());
         threads.push(
-            std::thread::Builder::new().name("pipeline-dispatch".into()).spawn(move || me.dispatch(senders, stop))?,
+            std::thread::Builder::new().name("pipeline-dispatch".into()).spawn(move || me.dispatch(&sched, stop))?,
         );
-        // Wake the dispatcher when shutting down so it notices promptly.
+        // Wake everything when shutting down so it notices promptly.
         let me = self.clone();
         tokio::spawn(async move {
             shutdown.cancelled().await;
-            me.notify();
+            scheduler.close();
+            me.notify_all();
         });
         Ok(PipelineHandle { threads })
     }
 
-    fn dispatch(&self, senders: Vec<SyncSender<(u64, Event)>>, shutdown: CancellationToken) {
-        let mut cursor = 0u64;
+    fn dispatch(&self, scheduler: &Scheduler, shutdown: CancellationToken) {
+        let depth = self.stages.config.pipeline.queue_depth.max(1);
+        let mut cursors: HashMap<String, u64> = HashMap::new();
+        // Tenants that may have unread events: all of them at start.
+        let mut todo: HashSet<String> = match self.journal.tenants_with_pending() {
+            Ok(t) => t.into_iter().collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "listing journaled tenants failed");
+                HashSet::new()
+            }
+        };
         while !shutdown.is_cancelled() {
-            let batch = match self.journal.read_after(cursor, 512) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the journal failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200));
+            todo.extend(self.take_dirty());
+            let mut still = HashSet::new();
+            let mut progressed = false;
+            for tenant in todo.drain() {
+                let room = depth.saturating_sub(scheduler.queued(&tenant));
+                if room == 0 {
+                    still.insert(tenant); // full: read more once it drains
                     continue;
                 }
-            };
-            if batch.is_empty() {
-                self.wait_for_work();
-                continue;
-            }
-            for (seq, event) in batch {
-                let shard = (event.shard_key() % senders.len() as u64) as usize;
-                if senders[shard].send((seq, event)).is_err() {
-                    return; // the worker stopped: we are shutting down
+                let cursor = cursors.get(&tenant).copied().unwrap_or(0);
+                match self.journal.read_after(&tenant, cursor, room) {
+                    Ok(events) => {
+                        let full = events.len() == room;
+                        for (seq, event) in events {
+                            cursors.insert(tenant.clone(), seq);
+                            scheduler.push(&tenant, event.shard_key(), seq, event);
+                            progressed = true;
+                        }
+                        if full {
+                            still.insert(tenant);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, %tenant, "reading the journal failed; retrying");
+                        still.insert(tenant);
+                    }
                 }
-                cursor = seq;
+            }
+            todo = still;
+            if !progressed {
+                self.wait_for_work(if todo.is_empty() { Duration::from_millis(250) } else { Duration::from_millis(2) });
             }
         }
     }
 
-    fn wait_for_work(&self) {
-        let Ok(mut flag) = self.wake.0.lock() else { return };
-        if !*flag {
-            flag = match self.wake.1.wait_timeout(flag, Duration::from_millis(250)) {
-                Ok((f, _)) => f,
-                Err(_) => return,
-            };
-        }
-        *flag = false;
-    }
-
-    fn work(&self, events: Receiver<(u64, Event)>, shutdown: CancellationToken) {
-        for (seq, event) in events {
+    fn work(&self, scheduler: &Scheduler, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let Some(job) = scheduler.take(Duration::from_millis(250)) else { continue };
             if shutdown.is_cancelled() {
                 return;
             }
-            self.apply(seq, &event, &shutdown);
+            let started = Instant::now();
+            self.apply(&job, &shutdown);
+            scheduler.done(&job, started.elapsed());
+            self.mark_dirty(&job.tenant);
         }
     }
 
     /// Applies one event, retrying what can succeed later and setting aside
     /// what never can, so one bad event never blocks a contact forever.
-    fn apply(&self, seq: u64, event: &Event, shutdown: &CancellationToken) {
-        let tenant = event.tenant().to_string();
-        let span = tracing::info_span!("event", seq, kind = event.kind(), tenant = %tenant);
+    fn apply(&self, job: &Job, shutdown: &CancellationToken) {
+        let (seq, event) = (job.seq, &job.event);
+        let span = tracing::info_span!("event", seq, kind = event.kind(), tenant = %job.tenant);
         let _entered = span.enter();
         let mut attempt = 0u32;
         loop {
@@ -133,9 +155,9 @@ impl Pipeline {
         }
     }
 
-    /// Commits `batch` with the journal ack for `seq`.
-    pub(super) fn commit(&self, seq: u64, mut batch: Batch) -> Result<(), PipelineError> {
-        self.journal.ack(&mut batch, seq);
+    /// Commits `batch` with the journal ack for `seq` of `tenant`.
+    pub(super) fn commit(&self, tenant: &str, seq: u64, mut batch: Batch) -> Result<(), PipelineError> {
+        self.journal.ack(&mut batch, tenant, seq);
         self.stages.store.commit(batch)?;
         Ok(())
     }

@@ -12,15 +12,18 @@
 //! [`Runtime::invoke`] and used by each world's module.
 
 mod cache;
+pub mod feedback;
+pub mod follow_up;
 pub mod logs;
 pub mod registry;
 pub mod router;
 mod runtime;
 mod sandbox;
 pub mod v0_1;
+pub mod versions;
 
 pub use logs::PluginLogs;
-pub use registry::Registry;
+pub use registry::{Registry, UploadError};
 pub use runtime::{Plugin, Runtime};
 
 use std::time::Duration;

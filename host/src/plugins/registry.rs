@@ -1,13 +1,26 @@
 //! Which plugin each tenant runs for each world, and with what settings.
 //!
-//! A tenant without its own version runs the built-in default for the
-//! world. Swapping is a pointer swap under a lock: a decision that already
-//! took its `Plugin` finishes on it; the next one gets the new version.
+//! A tenant without its own active version runs the built-in default for
+//! the world. Swapping is a pointer swap under a lock: a decision that
+//! already took its [`Plugin`] finishes on it; the next one gets the new
+//! version. Compiled plugins are shared by hash, so a rollback to an
+//! earlier version costs no compilation.
+//!
+//! The registry also watches health: after `suspend_after` consecutive
+//! failures a tenant's version is suspended and the last good version (or
+//! the built-in) takes over, and the tenant can see why in the API.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use super::{Plugin, PluginError, PluginLogs, Runtime, World};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::versions::{ActiveRecord, Suspension, VersionRecord, Versions};
+use super::{Failure, LogLine, Plugin, PluginError, PluginLogs, PluginMeta, Runtime, World};
+use crate::clock::Millis;
+use crate::config::PluginLimits;
+use crate::model::{FeedbackInput, FollowUpInput, RouterInput};
 use crate::store::{Batch, Store, StoreError, Tree, keys};
 
 const CONFIG: Tree = Tree("plugins.config");
@@ -15,25 +28,97 @@ const CONFIG: Tree = Tree("plugins.config");
 /// The default router, built from `plugins/default-router` by `build.rs`.
 pub const DEFAULT_ROUTER_WASM: &[u8] = include_bytes!(env!("SB_BUILT_DEFAULT_ROUTER_WASM"));
 
+/// Sample inputs every upload must handle (also in `examples/inputs/`).
+const SAMPLE_ROUTER: &str = include_str!("../../../examples/inputs/router-greeting.json");
+const SAMPLE_FOLLOW_UP: &str = include_str!("../../../examples/inputs/follow-up-unanswered.json");
+const SAMPLE_FEEDBACK: &str = include_str!("../../../examples/inputs/feedback-replied.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the component is {size} bytes; this tenant's limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error(transparent)]
+    Invalid(#[from] PluginError),
+    #[error("this is a {found} component; upload it to /v1/plugins/{found} (or build the {expected} world)")]
+    WorldMismatch { expected: World, found: World },
+    #[error(
+        "on the built-in sample input the plugin failed — {0}. Reproduce with \
+         `switchboard plugin run FILE --world WORLD --input examples/inputs/…`"
+    )]
+    SampleRun(Failure),
+    #[error("no version {0} of this world for this tenant")]
+    UnknownVersion(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Calls and failures of one version since the host started.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct Health {
+    pub calls: u64,
+    pub failures: u64,
+    pub consecutive_failures: u32,
+}
+
+/// A version as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VersionView {
+    #[serde(flatten)]
+    pub record: VersionRecord,
+    pub active: bool,
+    pub health: Health,
+}
+
 pub struct Registry {
     runtime: Arc<Runtime>,
     store: Store,
+    versions: Versions,
     builtins: HashMap<World, Plugin>,
+    compiled: Mutex<HashMap<String, Plugin>>,
     active: RwLock<HashMap<(String, World), Plugin>>,
+    health: Mutex<HashMap<(String, World, String), Health>>,
+    suspend_after: u32,
     pub logs: PluginLogs,
 }
 
 impl Registry {
-    pub fn new(runtime: Arc<Runtime>, store: Store) -> Result<Registry, PluginError> {
+    /// Compiles the built-ins and loads every tenant's active versions
+    /// (from the compile cache: no recompilation after a restart).
+    pub fn new(runtime: Arc<Runtime>, store: Store, suspend_after: u32) -> Result<Registry, PluginError> {
         let started = std::time::Instant::now();
         let router = runtime.compile(DEFAULT_ROUTER_WASM, Some("default-router"))?;
         tracing::info!(hash = %router.meta.hash, elapsed_ms = started.elapsed().as_millis() as u64, "built-in default router ready");
-        let builtins = HashMap::from([(World::Router, router)]);
-        Ok(Registry { runtime, store, builtins, active: RwLock::default(), logs: PluginLogs::new(500) })
+        let registry = Registry {
+            versions: Versions::new(store.clone()),
+            runtime,
+            store,
+            builtins: HashMap::from([(World::Router, router)]),
+            compiled: Mutex::default(),
+            active: RwLock::default(),
+            health: Mutex::default(),
+            suspend_after: suspend_after.max(1),
+            logs: PluginLogs::new(500),
+        };
+        let active = registry.versions.all_active().map_err(|e| PluginError::Engine(e.to_string()))?;
+        for (tenant, world, record) in active {
+            let Some(hash) = record.version else { continue };
+            match registry.load(&hash) {
+                Ok(plugin) => registry.swap(&tenant, world, Some(plugin)),
+                Err(e) => {
+                    tracing::error!(%tenant, %world, %hash, error = %e, "cannot load the active version; using the built-in")
+                }
+            }
+        }
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "plugins loaded");
+        Ok(registry)
     }
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    pub fn versions(&self) -> &Versions {
+        &self.versions
     }
 
     /// The plugin `tenant` runs for `world` right now, if any.
@@ -46,19 +131,235 @@ impl Registry {
         self.builtins.get(&world).cloned()
     }
 
-    /// Makes `plugin` the one `tenant` runs for its world from the next
-    /// decision on.
-    pub fn activate(&self, tenant: &str, plugin: Plugin) {
+    fn swap(&self, tenant: &str, world: World, plugin: Option<Plugin>) {
         if let Ok(mut a) = self.active.write() {
-            a.insert((tenant.to_string(), plugin.meta.world), plugin);
+            match plugin {
+                Some(p) => a.insert((tenant.to_string(), world), p),
+                None => a.remove(&(tenant.to_string(), world)),
+            };
         }
     }
 
-    /// Back to the built-in default.
+    /// Makes `plugin` active in memory only (tests, `plugin run`).
+    pub fn activate(&self, tenant: &str, plugin: Plugin) {
+        let world = plugin.meta.world;
+        self.swap(tenant, world, Some(plugin));
+    }
+
+    /// Back to the built-in default, in memory only.
     pub fn deactivate(&self, tenant: &str, world: World) {
-        if let Ok(mut a) = self.active.write() {
-            a.remove(&(tenant.to_string(), world));
+        self.swap(tenant, world, None);
+    }
+
+    /// A stored version, compiled (shared by hash).
+    fn load(&self, hash: &str) -> Result<Plugin, PluginError> {
+        if let Some(p) = self.compiled.lock().ok().and_then(|c| c.get(hash).cloned()) {
+            return Ok(p);
         }
+        let wasm = self
+            .versions
+            .blob(hash)
+            .map_err(|e| PluginError::Engine(e.to_string()))?
+            .ok_or_else(|| PluginError::Engine(format!("the bytes of {hash} are missing")))?;
+        let plugin = self.runtime.compile(&wasm, None)?;
+        if let Ok(mut c) = self.compiled.lock() {
+            c.insert(hash.to_string(), plugin.clone());
+        }
+        Ok(plugin)
+    }
+
+    /// Validates and stores an upload. Returns the version and whether it
+    /// is new (uploading the same bytes again is harmless).
+    pub fn upload(
+        &self,
+        tenant: &str,
+        world: World,
+        wasm: &[u8],
+        limits: &PluginLimits,
+        uploaded_by: &str,
+        now: Millis,
+    ) -> Result<(VersionRecord, bool), UploadError> {
+        let plugin = self.check(wasm, Some(world), limits)?;
+        let hash = plugin.meta.hash.clone();
+        if let Some(existing) = self.versions.get(tenant, world, &hash)? {
+            return Ok((existing, false));
+        }
+        let record = VersionRecord {
+            version: hash.clone(),
+            world,
+            wit_version: plugin.meta.wit_version.clone(),
+            size: wasm.len(),
+            uploaded_at: now,
+            uploaded_by: uploaded_by.to_string(),
+            suspended: None,
+        };
+        match self.versions.add(tenant, &record, wasm) {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                let existing = self.versions.get(tenant, world, &hash)?.ok_or(StoreError::Conflict)?;
+                return Ok((existing, false));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(mut c) = self.compiled.lock() {
+            c.insert(hash, plugin);
+        }
+        Ok((record, true))
+    }
+
+    /// Everything upload checks, without storing (see [`check`]).
+    pub fn check(&self, wasm: &[u8], world: Option<World>, limits: &PluginLimits) -> Result<Plugin, UploadError> {
+        check(&self.runtime, wasm, world, limits)
+    }
+
+    /// Activates a stored version (`None`: the built-in) for the next
+    /// decision on. Activating a suspended version clears its suspension.
+    pub fn activate_version(
+        &self,
+        tenant: &str,
+        world: World,
+        version: Option<&str>,
+        by: &str,
+        now: Millis,
+    ) -> Result<ActiveRecord, UploadError> {
+        let (plugin, cleared) = match version {
+            Some(hash) => {
+                let mut record = self
+                    .versions
+                    .get(tenant, world, hash)?
+                    .ok_or_else(|| UploadError::UnknownVersion(hash.to_string()))?;
+                let plugin = self.load(hash)?;
+                let cleared = record.suspended.take().map(|_| record);
+                (Some(plugin), cleared)
+            }
+            None => (None, None),
+        };
+        let active = self.versions.set_active(tenant, world, version, by, now, cleared.as_ref())?;
+        if let Some(hash) = version {
+            if let Ok(mut h) = self.health.lock() {
+                h.remove(&(tenant.to_string(), world, hash.to_string()));
+            }
+        }
+        self.swap(tenant, world, plugin);
+        Ok(active)
+    }
+
+    /// Back to the version active before the current one (or `to`).
+    pub fn rollback(
+        &self,
+        tenant: &str,
+        world: World,
+        to: Option<&str>,
+        by: &str,
+        now: Millis,
+    ) -> Result<ActiveRecord, UploadError> {
+        if let Some(hash) = to {
+            return self.activate_version(tenant, world, Some(hash), by, now);
+        }
+        let target = self.last_good(tenant, world)?;
+        self.activate_version(tenant, world, target.as_deref(), by, now)
+    }
+
+    /// The most recent earlier activation that is not suspended (`None`:
+    /// the built-in).
+    fn last_good(&self, tenant: &str, world: World) -> Result<Option<String>, StoreError> {
+        let active = self.versions.active(tenant, world)?;
+        for candidate in active.history.iter().rev() {
+            match candidate {
+                None => return Ok(None),
+                Some(hash) if Some(hash) == active.version.as_ref() => continue,
+                Some(hash) => {
+                    if self.versions.get(tenant, world, hash)?.is_some_and(|v| v.suspended.is_none()) {
+                        return Ok(Some(hash.clone()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts a call's outcome; suspends the version after too many
+    /// consecutive failures and puts the last good one in its place.
+    pub fn record_outcome(&self, tenant: &str, meta: &PluginMeta, failure: Option<&Failure>, now: Millis) {
+        let key = (tenant.to_string(), meta.world, meta.hash.clone());
+        let trip = {
+            let Ok(mut all) = self.health.lock() else { return };
+            let h = all.entry(key).or_default();
+            h.calls += 1;
+            match failure {
+                None => {
+                    h.consecutive_failures = 0;
+                    false
+                }
+                Some(_) => {
+                    h.failures += 1;
+                    h.consecutive_failures += 1;
+                    // Exactly the call that reaches the threshold suspends.
+                    h.consecutive_failures == self.suspend_after
+                }
+            }
+        };
+        if !trip || meta.builtin.is_some() {
+            return;
+        }
+        let reason = failure.map(ToString::to_string).unwrap_or_default();
+        if let Err(e) = self.suspend(tenant, meta, &reason, now) {
+            tracing::error!(%tenant, version = %meta.hash, error = %e, "suspending a failing version failed");
+        }
+    }
+
+    fn suspend(&self, tenant: &str, meta: &PluginMeta, reason: &str, now: Millis) -> Result<(), UploadError> {
+        let world = meta.world;
+        let Some(mut record) = self.versions.get(tenant, world, &meta.hash)? else { return Ok(()) };
+        let active = self.versions.active(tenant, world)?;
+        if active.version.as_deref() != Some(meta.hash.as_str()) {
+            return Ok(()); // already replaced
+        }
+        let replacement = self.last_good(tenant, world)?;
+        let replacement_plugin = match &replacement {
+            Some(hash) => Some(self.load(hash)?),
+            None => None,
+        };
+        let replaced_by = replacement.clone().unwrap_or_else(|| "builtin".into());
+        record.suspended = Some(Suspension {
+            at: now,
+            reason: reason.to_string(),
+            consecutive_failures: self.suspend_after,
+            replaced_by: replaced_by.clone(),
+        });
+        self.versions.set_active(
+            tenant,
+            world,
+            replacement.as_deref(),
+            "switchboard (automatic suspension)",
+            now,
+            Some(&record),
+        )?;
+        self.swap(tenant, world, replacement_plugin);
+        let message = format!(
+            "version {} suspended after {} consecutive failures (last: {reason}); now running {replaced_by}",
+            meta.hash, self.suspend_after
+        );
+        tracing::warn!(%tenant, %world, "{message}");
+        self.logs.append(tenant, world, &meta.hash, vec![LogLine { at: now, level: "error", source: "host", message }]);
+        Ok(())
+    }
+
+    /// The tenant's versions of `world` with their health.
+    pub fn version_views(&self, tenant: &str, world: World) -> Result<(ActiveRecord, Vec<VersionView>), StoreError> {
+        let active = self.versions.active(tenant, world)?;
+        let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        let views = self
+            .versions
+            .list(tenant, world)?
+            .into_iter()
+            .map(|record| VersionView {
+                active: active.version.as_deref() == Some(record.version.as_str()),
+                health: health.get(&(tenant.to_string(), world, record.version.clone())).copied().unwrap_or_default(),
+                record,
+            })
+            .collect();
+        Ok((active, views))
     }
 
     /// The tenant's settings for `world` (the plugin's `config` import).
@@ -73,4 +374,45 @@ impl Registry {
         batch.put_json(CONFIG, key, config)?;
         self.store.commit(batch)
     }
+}
+
+/// Everything an upload must pass, without storing anything: a component,
+/// a served WIT version, the expected world, allowed imports, compiles, and
+/// decides well on the world's built-in sample input within `limits`.
+/// `switchboard plugin check` runs exactly this.
+pub fn check(
+    runtime: &Runtime,
+    wasm: &[u8],
+    world: Option<World>,
+    limits: &PluginLimits,
+) -> Result<Plugin, UploadError> {
+    if wasm.len() > limits.component_bytes {
+        return Err(UploadError::TooLarge { size: wasm.len(), limit: limits.component_bytes });
+    }
+    let plugin = runtime.compile(wasm, None)?;
+    if let Some(expected) = world.filter(|w| *w != plugin.meta.world) {
+        return Err(UploadError::WorldMismatch { expected, found: plugin.meta.world });
+    }
+    match sample_run(runtime, &plugin, limits) {
+        Some(f) => Err(UploadError::SampleRun(f)),
+        None => Ok(plugin),
+    }
+}
+
+/// Runs `plugin` on its world's built-in sample; the failure, if any.
+fn sample_run(runtime: &Runtime, plugin: &Plugin, limits: &PluginLimits) -> Option<Failure> {
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Failure> {
+        serde_json::from_str(s).map_err(|e| Failure::Trap(format!("the built-in sample input is broken: {e}")))
+    }
+    let config = Arc::new(BTreeMap::new());
+    let result = match plugin.meta.world {
+        World::Router => parse(SAMPLE_ROUTER).and_then(|input: RouterInput| {
+            runtime.route(plugin, limits, config, &input.context, &input.message).result.map(drop)
+        }),
+        World::FollowUp => parse(SAMPLE_FOLLOW_UP)
+            .and_then(|input: FollowUpInput| runtime.plan_follow_up(plugin, limits, config, &input).result.map(drop)),
+        World::Feedback => parse(SAMPLE_FEEDBACK)
+            .and_then(|input: FeedbackInput| runtime.learn(plugin, limits, config, &input).result.map(drop)),
+    };
+    result.err()
 }

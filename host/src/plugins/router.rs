@@ -46,7 +46,7 @@ pub(super) fn seed_of(tenant: &str, id: &str) -> u64 {
     h.finish()
 }
 
-fn invalid(msg: impl Into<String>) -> Failure {
+pub(super) fn invalid(msg: impl Into<String>) -> Failure {
     Failure::InvalidOutput(msg.into())
 }
 
@@ -110,20 +110,23 @@ fn check_reply(r: &Reply) -> Result<(), Failure> {
                 return Err(invalid(format!("a text reply is longer than WhatsApp's {MAX_TEXT_CHARS} characters")));
             }
         }
-        Reply::Template(t) => {
-            let name_ok = !t.name.is_empty()
-                && t.name.len() <= 512
-                && t.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !name_ok {
-                return Err(invalid(format!("template name {:?} must be lower-case letters, digits and _", t.name)));
-            }
-            if t.language.len() < 2 || t.language.len() > 15 {
-                return Err(invalid(format!("template language {:?} is not a language code", t.language)));
-            }
-            if t.parameters.len() > 20 || t.parameters.iter().any(|p| p.trim().is_empty() || p.len() > 1024) {
-                return Err(invalid("template parameters: at most 20, each 1–1024 bytes"));
-            }
-        }
+        Reply::Template(t) => check_template(t)?,
+    }
+    Ok(())
+}
+
+pub(super) fn check_template(t: &crate::model::Template) -> Result<(), Failure> {
+    let name_ok = !t.name.is_empty()
+        && t.name.len() <= 512
+        && t.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !name_ok {
+        return Err(invalid(format!("template name {:?} must be lower-case letters, digits and _", t.name)));
+    }
+    if t.language.len() < 2 || t.language.len() > 15 {
+        return Err(invalid(format!("template language {:?} is not a language code", t.language)));
+    }
+    if t.parameters.len() > 20 || t.parameters.iter().any(|p| p.trim().is_empty() || p.len() > 1024) {
+        return Err(invalid("template parameters: at most 20, each 1–1024 bytes"));
     }
     Ok(())
 }

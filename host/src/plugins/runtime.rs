@@ -34,10 +34,7 @@ pub struct Plugin {
 
 pub(super) enum Pre {
     RouterV0_1(v0_1::RouterPre<HostState>),
-    // Follow-up and feedback are called once their stages are wired.
-    #[allow(dead_code)]
     FollowUpV0_1(v0_1::FollowUpPre<HostState>),
-    #[allow(dead_code)]
     FeedbackV0_1(v0_1::FeedbackPre<HostState>),
 }
 

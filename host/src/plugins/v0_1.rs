@@ -268,3 +268,121 @@ pub(super) fn lower_status(s: model::DeliveryStatus) -> wit::DeliveryStatus {
         S::Read => wit::DeliveryStatus::Read,
     }
 }
+
+// ---- follow-up ----
+
+use follow_up_bindings::exports::switchboard::plugin::following as wit_following;
+
+/// Calls `plan-next` on a fresh instance.
+pub fn plan_follow_up(
+    pre: &FollowUpPre<HostState>,
+    store: &mut wasmtime::Store<HostState>,
+    input: &model::FollowUpInput,
+) -> wasmtime::Result<Result<model::FollowUpPlan, String>> {
+    let wit_input = wit_following::Input {
+        context: lower_context(&input.context),
+        trigger: match &input.trigger {
+            model::Trigger::Inbound { message } => wit_following::Trigger::Inbound(lower_message(message)),
+            model::Trigger::Outbound { message } => wit_following::Trigger::Outbound(lower_message(message)),
+            model::Trigger::StatusChanged { message_id, status } => {
+                wit_following::Trigger::StatusChanged(wit_following::StatusChange {
+                    message_id: message_id.clone(),
+                    status: lower_status(*status),
+                })
+            }
+            model::Trigger::Routed { needs_reply, assignee, priority, reason } => {
+                wit_following::Trigger::Routed(wit_following::RoutingSummary {
+                    needs_reply: *needs_reply,
+                    assignee: assignee.as_ref().map(lower_assignee),
+                    priority: lower_priority(*priority),
+                    reason: reason.clone(),
+                })
+            }
+            model::Trigger::TimerFired { follow_up } => wit_following::Trigger::TimerFired(lower_scheduled(follow_up)),
+        },
+        pending: input.pending.as_ref().map(lower_scheduled),
+        unanswered_attempts: input.unanswered_attempts,
+    };
+    let instance = pre.instantiate(&mut *store)?;
+    let out = instance.switchboard_plugin_following().call_plan_next(&mut *store, &wit_input)?;
+    Ok(out.map(|p| model::FollowUpPlan {
+        kind: match p.kind {
+            wit_following::PlanKind::Nothing => model::PlanKind::Nothing,
+            wit_following::PlanKind::CancelPending => model::PlanKind::CancelPending,
+            wit_following::PlanKind::Schedule(s) => model::PlanKind::Schedule { follow_up: lift_scheduled(s) },
+        },
+        reason: p.reason,
+    }))
+}
+
+fn lower_scheduled(s: &model::ScheduledFollowUp) -> wit_following::Scheduled {
+    wit_following::Scheduled {
+        at: s.at,
+        action: match &s.action {
+            model::FollowUpAction::SendText { body } => wit_following::Action::SendText(body.clone()),
+            model::FollowUpAction::SendTemplate { template } => wit_following::Action::SendTemplate(wit::Template {
+                name: template.name.clone(),
+                language: template.language.clone(),
+                parameters: template.parameters.clone(),
+            }),
+            model::FollowUpAction::NotifyAssignee { note } => wit_following::Action::NotifyAssignee(note.clone()),
+            model::FollowUpAction::CloseConversation => wit_following::Action::CloseConversation,
+        },
+        attempt: s.attempt,
+    }
+}
+
+fn lift_scheduled(s: wit_following::Scheduled) -> model::ScheduledFollowUp {
+    model::ScheduledFollowUp {
+        at: s.at,
+        action: match s.action {
+            wit_following::Action::SendText(body) => model::FollowUpAction::SendText { body },
+            wit_following::Action::SendTemplate(t) => {
+                model::FollowUpAction::SendTemplate { template: lift_template(t) }
+            }
+            wit_following::Action::NotifyAssignee(note) => model::FollowUpAction::NotifyAssignee { note },
+            wit_following::Action::CloseConversation => model::FollowUpAction::CloseConversation,
+        },
+        attempt: s.attempt,
+    }
+}
+
+// ---- feedback ----
+
+use feedback_bindings::exports::switchboard::plugin::learning as wit_learning;
+
+/// Calls `learn` on a fresh instance.
+pub fn learn(
+    pre: &FeedbackPre<HostState>,
+    store: &mut wasmtime::Store<HostState>,
+    input: &model::FeedbackInput,
+) -> wasmtime::Result<Result<Vec<model::SignalUpdate>, String>> {
+    let i = &input.interaction;
+    let wit_input = wit_learning::Input {
+        now: input.now,
+        contact: lower_contact(&input.contact),
+        interaction: wit_learning::Interaction {
+            conversation_id: i.conversation_id.clone(),
+            closed_by: match i.closed_by {
+                model::CloseReason::ContactReplied => wit_learning::CloseReason::ContactReplied,
+                model::CloseReason::FollowUpUnanswered => wit_learning::CloseReason::FollowUpUnanswered,
+                model::CloseReason::Resolved => wit_learning::CloseReason::Resolved,
+            },
+            started_at: i.started_at,
+            ended_at: i.ended_at,
+            first_response: i.first_response_ms,
+            contact_reply_latency: i.contact_reply_latency_ms,
+            turns: i.turns,
+            inbound_messages: i.inbound_messages,
+            outbound_messages: i.outbound_messages,
+            mean_inbound_length: i.mean_inbound_length,
+            follow_ups_sent: i.follow_ups_sent,
+            follow_up_answered: i.follow_up_answered,
+            clarifying_questions: i.clarifying_questions,
+            active_hours: i.active_hours.clone(),
+        },
+    };
+    let instance = pre.instantiate(&mut *store)?;
+    let out = instance.switchboard_plugin_learning().call_learn(&mut *store, &wit_input)?;
+    Ok(out.map(|updates| updates.into_iter().map(|u| model::SignalUpdate { name: u.name, value: u.value }).collect()))
+}

@@ -44,7 +44,13 @@ pub fn read_be(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
-/// The last part of a composite key.
+/// A big-endian number that ends a key. Binary parts can contain the
+/// separator byte, so fixed-width suffixes are read by length, never split.
+pub fn trailing_be(key: &[u8]) -> Option<u64> {
+    read_be(key.get(key.len().checked_sub(8)?..)?)
+}
+
+/// The last part of a composite key whose parts are text ids.
 pub fn last_part(key: &[u8]) -> &[u8] {
     match key.iter().rposition(|&b| b == SEP) {
         Some(i) => &key[i + 1..],
@@ -60,6 +66,13 @@ mod tests {
     fn timestamps_sort_numerically() {
         assert!(ts(-5) < ts(0));
         assert!(ts(0) < ts(1_764_000_000_000));
+    }
+
+    #[test]
+    fn numbers_containing_the_separator_byte_round_trip() {
+        for n in [31u64, 0x1f1f, 287, u64::MAX] {
+            assert_eq!(trailing_be(&join(&[b"t", &be(n)])), Some(n));
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn ensure_demo(
     if existing.as_ref() != Some(&tenant) {
         tenants.put(&tenant)?;
     }
-    if tenants.by_api_key(&api_key)?.is_none() {
+    if tenants.by_api_key(&api_key)?.is_none_or(|(t, _)| t.id != DEMO_TENANT) {
         tenants.register_api_key(DEMO_TENANT, &api_key, "demo", now)?;
     }
     let contents = format!(

@@ -20,6 +20,7 @@ use crate::store::{Batch, Store, StoreError, Tree};
 const TENANTS: Tree = Tree("tenants");
 const BY_PHONE_ID: Tree = Tree("tenants.by_phone_number_id");
 const API_KEYS: Tree = Tree("tenants.api_keys");
+const API_KEY_IDS: Tree = Tree("tenants.api_keys.by_id");
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tenant {
@@ -50,7 +51,7 @@ impl Tenant {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub tenant: String,
@@ -88,12 +89,33 @@ impl Tenants {
         Ok(self.get(&String::from_utf8_lossy(&id))?.filter(|t| !t.disabled))
     }
 
-    /// The enabled tenant an API key belongs to.
-    pub fn by_api_key(&self, key: &str) -> Result<Option<Tenant>, StoreError> {
+    /// The enabled tenant an API key belongs to, with the key's record.
+    pub fn by_api_key(&self, key: &str) -> Result<Option<(Tenant, ApiKey)>, StoreError> {
         let Some(record) = self.store.get_json::<ApiKey>(API_KEYS, hash_key(key).as_bytes())? else {
             return Ok(None);
         };
-        Ok(self.get(&record.tenant)?.filter(|t| !t.disabled))
+        Ok(self.get(&record.tenant)?.filter(|t| !t.disabled).map(|t| (t, record)))
+    }
+
+    /// The tenant's keys (never the keys themselves: only hashes are kept).
+    pub fn api_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.store.scan_prefix(API_KEY_IDS, &crate::store::keys::tenant_prefix(tenant))? {
+            let (_, hash) = entry?;
+            out.extend(self.store.get_json::<ApiKey>(API_KEYS, &hash)?);
+        }
+        Ok(out)
+    }
+
+    /// Revokes a key at once; false if the tenant has no such key.
+    pub fn revoke_api_key(&self, tenant: &str, key_id: &str) -> Result<bool, StoreError> {
+        let id_key = crate::store::keys::join(&[tenant.as_bytes(), key_id.as_bytes()]);
+        let Some(hash) = self.store.get(API_KEY_IDS, &id_key)? else { return Ok(false) };
+        let mut batch = Batch::new();
+        batch.delete(API_KEYS, hash);
+        batch.delete(API_KEY_IDS, id_key);
+        self.store.commit(batch)?;
+        Ok(true)
     }
 
     pub fn list(&self) -> Result<Vec<Tenant>, StoreError> {
@@ -141,8 +163,10 @@ impl Tenants {
     pub fn register_api_key(&self, tenant: &str, key: &str, label: &str, now: Millis) -> Result<ApiKey, StoreError> {
         let record =
             ApiKey { id: crate::model::new_id("key"), tenant: tenant.into(), label: label.into(), created_at: now };
+        let hash = hash_key(key);
         let mut batch = Batch::new();
-        batch.put_json(API_KEYS, hash_key(key).as_bytes(), &record)?;
+        batch.put_json(API_KEYS, hash.as_bytes(), &record)?;
+        batch.put(API_KEY_IDS, crate::store::keys::join(&[tenant.as_bytes(), record.id.as_bytes()]), hash.as_bytes());
         self.store.commit(batch)?;
         Ok(record)
     }

@@ -1,12 +1,15 @@
 //! The `switchboard` command line. Thin: parse, then call the library.
 
-use std::path::{Path, PathBuf};
+mod plugin;
+mod webhook;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::ingest::signature;
 
@@ -27,6 +30,9 @@ enum Command {
     /// Post or sign WhatsApp webhook payloads, as Meta would.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Develop and ship plugins: init, run, check, deploy, logs.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 #[derive(Subcommand)]
@@ -65,10 +71,11 @@ pub fn main() -> Result<()> {
         Command::Webhook(WebhookCommand::Send { file, url, secret, keep_timestamps, new_ids }) => {
             let secret = match secret {
                 Some(s) => s,
-                None => demo_secret(&config.server.data_dir)?,
+                None => webhook::demo_secret(&config.server.data_dir)?,
             };
-            runtime.block_on(send(&file, &url, &secret, keep_timestamps, new_ids))
+            runtime.block_on(webhook::send(&file, &url, &secret, keep_timestamps, new_ids))
         }
+        Command::Plugin(command) => runtime.block_on(plugin::run(command, &config)),
         Command::Webhook(WebhookCommand::Sign { file, secret }) => {
             let body = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             println!("X-Hub-Signature-256: {}", signature::sign(secret.as_bytes(), &body));
@@ -123,41 +130,4 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn demo_secret(data_dir: &Path) -> Result<String> {
-    let path = data_dir.join("demo.env");
-    match crate::tenants::read_demo_env(&path).remove("SWITCHBOARD_DEMO_APP_SECRET") {
-        Some(s) => Ok(s),
-        None => {
-            bail!("no --secret given and {} has none; start `switchboard serve` first or pass --secret", path.display())
-        }
-    }
-}
-
-async fn send(file: &Path, url: &str, secret: &str, keep_timestamps: bool, new_ids: bool) -> Result<()> {
-    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let body = if keep_timestamps && !new_ids {
-        raw
-    } else {
-        let mut json: serde_json::Value =
-            serde_json::from_slice(&raw).with_context(|| format!("{} is not JSON", file.display()))?;
-        crate::ingest::payload::restamp(&mut json, (!keep_timestamps).then(|| SystemClock.now_ms() / 1000), new_ids);
-        serde_json::to_vec(&json)?
-    };
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature::sign(secret.as_bytes(), &body))
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("posting to {url}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    println!("{status} {text}");
-    if !status.is_success() {
-        bail!("the webhook answered {status}");
-    }
-    Ok(())
 }

@@ -3,6 +3,12 @@
 //! stage (contacts and conversations in `crm`); these small value types
 //! travel between all of them.
 
+mod feedback;
+mod follow_up;
+
+pub use feedback::{CloseReason, FeedbackInput, Interaction, SignalUpdate};
+pub use follow_up::{FollowUpAction, FollowUpInput, FollowUpPlan, PlanKind, ScheduledFollowUp, Trigger};
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,17 +20,19 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    #[default]
     Inbound,
     Outbound,
 }
 
 /// WhatsApp message types; `other` keeps types Meta adds later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
+    #[default]
     Text,
     Image,
     Audio,
@@ -230,4 +238,13 @@ impl RoutingDecision {
 /// Milliseconds as an optional deadline.
 pub fn deadline(from: Millis, within_ms: Option<u64>) -> Option<Millis> {
     within_ms.map(|w| from.saturating_add(i64::try_from(w).unwrap_or(i64::MAX)))
+}
+
+/// The input of a routing decision (also the JSON format of
+/// `switchboard plugin run --world router --input FILE`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouterInput {
+    pub context: crate::context::Context,
+    /// The inbound message being routed.
+    pub message: crate::crm::Message,
 }

@@ -1,0 +1,367 @@
+//! The operator API: tenants and their API keys. Authenticated by the
+//! admin token from the configuration (`server.admin_token`).
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use super::{ApiError, ApiJson, AppState};
+use crate::config::PluginLimits;
+use crate::tenants::{ApiKey, Tenant, TenantError};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
+        .route("/admin/v1/tenants/{id}/api-keys", get(list_keys).post(create_key))
+        .route("/admin/v1/tenants/{id}/api-keys/{key_id}", delete(revoke_key))
+}
+
+/// A request carrying the operator's admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.stages().config.server.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "the operator API is disabled: set server.admin_token (SWITCHBOARD_SERVER__ADMIN_TOKEN)",
+            ));
+        };
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::unauthorized("send the admin token as `Authorization: Bearer <token>`"))
+        }
+    }
+}
+
+/// A tenant as the API shows it: secrets are write-only.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub phone_number_ids: Vec<String>,
+    pub timezone: String,
+    pub default_region: String,
+    pub disabled: bool,
+    /// Per-tenant limits; `null` means the operator's defaults apply.
+    pub limits: Option<PluginLimits>,
+    pub has_app_secret: bool,
+    pub has_access_token: bool,
+    pub has_verify_token: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        TenantView {
+            has_app_secret: !t.app_secret.is_empty(),
+            has_access_token: t.access_token.is_some(),
+            has_verify_token: t.verify_token.is_some(),
+            id: t.id,
+            name: t.name,
+            phone_number_ids: t.phone_number_ids,
+            timezone: t.timezone,
+            default_region: t.default_region,
+            disabled: t.disabled,
+            limits: t.limits,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Lower-case letters, digits and `-`, 2–40 long.
+    pub id: String,
+    pub name: String,
+    pub phone_number_ids: Vec<String>,
+    pub app_secret: String,
+    pub access_token: Option<String>,
+    pub verify_token: Option<String>,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    pub limits: Option<PluginLimits>,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+fn default_region() -> String {
+    "US".into()
+}
+
+/// Fields to change; absent fields keep their value. `access_token: null`
+/// removes the token (sends become dry runs).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    pub name: Option<String>,
+    pub phone_number_ids: Option<Vec<String>>,
+    pub app_secret: Option<String>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub access_token: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub verify_token: Option<Option<String>>,
+    pub timezone: Option<String>,
+    pub default_region: Option<String>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<PluginLimits>)]
+    pub limits: Option<Option<PluginLimits>>,
+    pub disabled: Option<bool>,
+}
+
+/// Distinguishes "absent" (keep) from `null` (clear).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+fn validate(t: &Tenant, state: &AppState) -> Result<(), ApiError> {
+    let bad = |msg: String| ApiError::bad_request("invalid_tenant", msg);
+    let id_ok = (2..=40).contains(&t.id.len())
+        && t.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !id_ok {
+        return Err(bad(format!("id {:?}: use 2–40 lower-case letters, digits and -", t.id)));
+    }
+    if t.name.trim().is_empty() {
+        return Err(bad("name must not be empty".into()));
+    }
+    if t.phone_number_ids.is_empty()
+        || t.phone_number_ids.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(bad("phone_number_ids: one or more WhatsApp phone-number ids (digits)".into()));
+    }
+    if t.app_secret.len() < 8 {
+        return Err(bad("app_secret: the Meta app secret (at least 8 characters)".into()));
+    }
+    if t.timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(bad(format!("timezone {:?} is not an IANA timezone (e.g. America/Sao_Paulo)", t.timezone)));
+    }
+    if t.default_region.parse::<phonenumber::country::Id>().is_err() {
+        return Err(bad(format!("default_region {:?} is not an ISO region (e.g. BR)", t.default_region)));
+    }
+    if let Some(l) = &t.limits {
+        let p = &state.stages().config.plugins;
+        if l.fuel == 0 || l.deadline.is_zero() || l.memory_bytes < 64 * 1024 {
+            return Err(bad("limits: fuel, deadline and memory_bytes (≥ 64 KiB) must be set".into()));
+        }
+        if l.memory_bytes > p.max_memory_bytes || l.table_elements > p.max_table_elements {
+            return Err(bad(format!(
+                "limits: memory_bytes ≤ {} and table_elements ≤ {} (the operator's ceilings)",
+                p.max_memory_bytes, p.max_table_elements
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn tenant_error(e: TenantError) -> ApiError {
+    match e {
+        TenantError::PhoneNumberTaken(p) => {
+            ApiError::conflict(format!("phone-number id {p} already belongs to another tenant"))
+        }
+        TenantError::Store(e) => e.into(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<TenantView>,
+}
+
+/// All tenants.
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "operator", security(("admin_token" = [])),
+    responses((status = 200, body = TenantList), (status = 401, body = super::error::ErrorBody)))]
+pub async fn list_tenants(_: AdminAuth, State(state): State<AppState>) -> Result<Json<TenantList>, ApiError> {
+    let tenants = state.stages().tenants.list()?.into_iter().map(TenantView::from).collect();
+    Ok(Json(TenantList { tenants }))
+}
+
+/// Creates a tenant.
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "operator", request_body = NewTenant, security(("admin_token" = [])),
+    responses((status = 201, body = TenantView), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn create_tenant(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewTenant>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let s = state.stages();
+    let now = s.clock.now_ms();
+    let tenant = Tenant {
+        id: new.id,
+        name: new.name.trim().to_string(),
+        phone_number_ids: new.phone_number_ids,
+        app_secret: new.app_secret,
+        verify_token: new.verify_token,
+        access_token: new.access_token,
+        timezone: new.timezone,
+        default_region: new.default_region.to_ascii_uppercase(),
+        disabled: false,
+        limits: new.limits,
+        created_at: now,
+        updated_at: now,
+    };
+    validate(&tenant, &state)?;
+    if s.tenants.get(&tenant.id)?.is_some() {
+        return Err(ApiError::conflict(format!("tenant {} already exists", tenant.id)));
+    }
+    s.tenants.put(&tenant).map_err(tenant_error)?;
+    tracing::info!(tenant = %tenant.id, "tenant created");
+    Ok((StatusCode::CREATED, Json(tenant.into())))
+}
+
+fn load(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
+    state.stages().tenants.get(id)?.ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}", tag = "operator", params(("id" = String, Path)), security(("admin_token" = [])),
+    responses((status = 200, body = TenantView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_tenant(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    Ok(Json(load(&state, &id)?.into()))
+}
+
+/// Updates (or disables, with `"disabled": true`) a tenant. A disabled
+/// tenant's webhooks are acknowledged and ignored and its keys stop working.
+#[utoipa::path(patch, path = "/admin/v1/tenants/{id}", tag = "operator", params(("id" = String, Path)), request_body = TenantPatch,
+    security(("admin_token" = [])),
+    responses((status = 200, body = TenantView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn update_tenant(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<TenantPatch>,
+) -> Result<Json<TenantView>, ApiError> {
+    let mut t = load(&state, &id)?;
+    if let Some(v) = patch.name {
+        t.name = v.trim().to_string();
+    }
+    if let Some(v) = patch.phone_number_ids {
+        t.phone_number_ids = v;
+    }
+    if let Some(v) = patch.app_secret {
+        t.app_secret = v;
+    }
+    if let Some(v) = patch.access_token {
+        t.access_token = v;
+    }
+    if let Some(v) = patch.verify_token {
+        t.verify_token = v;
+    }
+    if let Some(v) = patch.timezone {
+        t.timezone = v;
+    }
+    if let Some(v) = patch.default_region {
+        t.default_region = v.to_ascii_uppercase();
+    }
+    if let Some(v) = patch.limits {
+        t.limits = v;
+    }
+    if let Some(v) = patch.disabled {
+        t.disabled = v;
+    }
+    t.updated_at = state.stages().clock.now_ms();
+    validate(&t, &state)?;
+    state.stages().tenants.put(&t).map_err(tenant_error)?;
+    tracing::info!(tenant = %t.id, disabled = t.disabled, "tenant updated");
+    Ok(Json(t.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// What the key is for, e.g. `ci-deploy`; shown as the uploader of plugins.
+    pub label: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key itself. Shown once: only its hash is kept.
+    pub key: String,
+    #[serde(flatten)]
+    pub record: ApiKey,
+}
+
+/// Creates an API key for the tenant; the response is the only time the key is shown.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/api-keys", tag = "operator", params(("id" = String, Path)), request_body = NewKey,
+    security(("admin_token" = [])),
+    responses((status = 201, body = CreatedKey), (status = 404, body = super::error::ErrorBody)))]
+pub async fn create_key(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(new): ApiJson<NewKey>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let t = load(&state, &id)?;
+    if new.label.trim().is_empty() || new.label.len() > 64 {
+        return Err(ApiError::bad_request("invalid_label", "label: 1–64 characters"));
+    }
+    let s = state.stages();
+    let (key, record) = s.tenants.create_api_key(&t.id, new.label.trim(), s.clock.now_ms())?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, record })))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<ApiKey>,
+}
+
+/// The tenant's API keys (ids and labels; the keys are never stored).
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/api-keys", tag = "operator", params(("id" = String, Path)),
+    security(("admin_token" = [])), responses((status = 200, body = KeyList), (status = 404, body = super::error::ErrorBody)))]
+pub async fn list_keys(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyList>, ApiError> {
+    let t = load(&state, &id)?;
+    Ok(Json(KeyList { keys: state.stages().tenants.api_keys(&t.id)? }))
+}
+
+/// Revokes an API key; it stops working at once.
+#[utoipa::path(delete, path = "/admin/v1/tenants/{id}/api-keys/{key_id}", tag = "operator",
+    params(("id" = String, Path), ("key_id" = String, Path)), security(("admin_token" = [])),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn revoke_key(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let t = load(&state, &id)?;
+    if state.stages().tenants.revoke_api_key(&t.id, &key_id)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("tenant {id} has no key {key_id}")))
+    }
+}

@@ -1,0 +1,324 @@
+//! A tenant's plugins: upload, versions, activation, rollback, logs, config.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, ApiJson, AppState, TenantAuth};
+use crate::plugins::logs::LogEntry;
+use crate::plugins::registry::VersionView;
+use crate::plugins::versions::{ActiveRecord, VersionRecord};
+use crate::plugins::{PluginError, PluginMeta, UploadError, World};
+use crate::tenants::Tenant;
+
+/// Hard ceiling on an upload body; each tenant's own cap is checked inside.
+const UPLOAD_CEILING: usize = 256 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/plugins", get(overview))
+        .route("/v1/plugins/{world}", get(world_view).put(upload).layer(DefaultBodyLimit::max(UPLOAD_CEILING)))
+        .route("/v1/plugins/{world}/versions/{version}", get(version_view))
+        .route("/v1/plugins/{world}/activate", post(activate))
+        .route("/v1/plugins/{world}/rollback", post(rollback))
+        .route("/v1/plugins/{world}/logs", get(logs))
+        .route("/v1/plugins/{world}/config", get(get_config).put(put_config))
+}
+
+fn world(name: &str) -> Result<World, ApiError> {
+    World::parse(name)
+        .ok_or_else(|| ApiError::not_found(format!("no world {name:?}: use router, follow-up or feedback")))
+}
+
+fn limits(state: &AppState, tenant: &Tenant) -> crate::config::PluginLimits {
+    tenant.limits.clone().unwrap_or_else(|| state.stages().config.plugins.limits.clone())
+}
+
+fn upload_error(e: UploadError) -> ApiError {
+    let unprocessable = |code, msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg);
+    match e {
+        UploadError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "component_too_large", e.to_string())
+        }
+        UploadError::Invalid(inner) => match inner {
+            PluginError::NotAComponent(_) => unprocessable("not_a_component", inner.to_string()),
+            PluginError::WrongWorld(_) => unprocessable("wrong_world", inner.to_string()),
+            PluginError::UnsupportedVersion(_) => unprocessable("unsupported_wit_version", inner.to_string()),
+            PluginError::ForbiddenImport(_) => unprocessable("forbidden_import", inner.to_string()),
+            PluginError::Compile(_) | PluginError::TooLarge { .. } => {
+                unprocessable("compile_failed", inner.to_string())
+            }
+            PluginError::Engine(_) => ApiError::unavailable(inner.to_string()),
+        },
+        UploadError::WorldMismatch { .. } => unprocessable("wrong_world", e.to_string()),
+        UploadError::SampleRun(_) => unprocessable("sample_run_failed", e.to_string()),
+        UploadError::UnknownVersion(_) => ApiError::not_found(e.to_string()),
+        UploadError::Store(s) => s.into(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::unavailable("the plugin worker stopped"))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorldSummary {
+    pub world: World,
+    /// What decides now: the tenant's active version, or the built-in.
+    pub running: Option<PluginMeta>,
+    pub active: ActiveRecord,
+    pub versions: usize,
+    pub suspended: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Overview {
+    pub worlds: Vec<WorldSummary>,
+}
+
+/// Every world: what runs, how many versions, how many suspended.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", security(("tenant_key" = [])),
+    responses((status = 200, body = Overview), (status = 401, body = super::error::ErrorBody)))]
+pub async fn overview(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+) -> Result<Json<Overview>, ApiError> {
+    let registry = &state.stages().plugins;
+    let mut worlds = Vec::new();
+    for w in World::ALL {
+        let (active, versions) = registry.version_views(&tenant.id, w)?;
+        worlds.push(WorldSummary {
+            world: w,
+            running: registry.active(&tenant.id, w).map(|p| p.meta),
+            suspended: versions.iter().filter(|v| v.record.suspended.is_some()).count(),
+            versions: versions.len(),
+            active,
+        });
+    }
+    Ok(Json(Overview { worlds }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorldView {
+    pub world: World,
+    pub running: Option<PluginMeta>,
+    pub active: ActiveRecord,
+    /// Newest upload first, with health since the host started and any
+    /// suspension (with its reason).
+    pub versions: Vec<VersionView>,
+}
+
+/// One world: what runs, every version, and why any was suspended.
+#[utoipa::path(get, path = "/v1/plugins/{world}", tag = "plugins", params(("world" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 200, body = WorldView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn world_view(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<WorldView>, ApiError> {
+    let w = world(&name)?;
+    let registry = &state.stages().plugins;
+    let (active, versions) = registry.version_views(&tenant.id, w)?;
+    Ok(Json(WorldView { world: w, running: registry.active(&tenant.id, w).map(|p| p.meta), active, versions }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct UploadQuery {
+    /// Make the new version active at once.
+    #[serde(default)]
+    activate: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    pub version: VersionRecord,
+    /// False when these exact bytes were uploaded before.
+    pub new: bool,
+    /// Set when `?activate=true`.
+    pub active: Option<ActiveRecord>,
+}
+
+/// Uploads a component (`.wasm` body). It is validated before it is
+/// accepted: a component, a served WIT version, this world, no forbidden
+/// imports, under the size cap, compiles, and decides well on the built-in
+/// sample input within the tenant's limits.
+#[utoipa::path(put, path = "/v1/plugins/{world}", tag = "plugins", params(("world" = String, Path), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm"), security(("tenant_key" = [])),
+    responses((status = 201, body = Uploaded), (status = 200, description = "already uploaded", body = Uploaded),
+              (status = 413, body = super::error::ErrorBody), (status = 422, description = "rejected: the message says what to fix", body = super::error::ErrorBody)))]
+pub async fn upload(
+    TenantAuth(tenant, key): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<UploadQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let w = world(&name)?;
+    let body = body.map_err(|r| ApiError::new(r.status(), "invalid_body", r.body_text()))?;
+    let limits = limits(&state, &tenant);
+    let by = format!("{} ({})", key.label, key.id);
+    let now = state.stages().clock.now_ms();
+    let (registry, tenant_id) = (state.stages().plugins.clone(), tenant.id.clone());
+    let (version, new) =
+        blocking(move || registry.upload(&tenant_id, w, &body, &limits, &by, now)).await?.map_err(upload_error)?;
+    tracing::info!(tenant = %tenant.id, world = %w, version = %version.version, new, "plugin uploaded");
+    let active = if query.activate {
+        let (registry, tenant_id, hash, by) =
+            (state.stages().plugins.clone(), tenant.id.clone(), version.version.clone(), key.label.clone());
+        Some(
+            blocking(move || registry.activate_version(&tenant_id, w, Some(&hash), &by, now))
+                .await?
+                .map_err(upload_error)?,
+        )
+    } else {
+        None
+    };
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(Uploaded { version, new, active })))
+}
+
+/// One version.
+#[utoipa::path(get, path = "/v1/plugins/{world}/versions/{version}", tag = "plugins",
+    params(("world" = String, Path), ("version" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 200, body = VersionView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn version_view(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<VersionView>, ApiError> {
+    let w = world(&name)?;
+    let (_, versions) = state.stages().plugins.version_views(&tenant.id, w)?;
+    versions
+        .into_iter()
+        .find(|v| v.record.version == version)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {w} for this tenant")))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Activate {
+    /// The version (sha256) to run; `null` runs the built-in default.
+    pub version: Option<String>,
+}
+
+/// Makes a version the one that decides, from the next decision on.
+/// Decisions already running finish on the version they started with.
+#[utoipa::path(post, path = "/v1/plugins/{world}/activate", tag = "plugins", params(("world" = String, Path)), request_body = Activate,
+    security(("tenant_key" = [])), responses((status = 200, body = ActiveRecord), (status = 404, body = super::error::ErrorBody)))]
+pub async fn activate(
+    TenantAuth(tenant, key): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Activate>,
+) -> Result<Json<ActiveRecord>, ApiError> {
+    let w = world(&name)?;
+    let now = state.stages().clock.now_ms();
+    let registry = state.stages().plugins.clone();
+    let record = blocking(move || registry.activate_version(&tenant.id, w, body.version.as_deref(), &key.label, now))
+        .await?
+        .map_err(upload_error)?;
+    Ok(Json(record))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The version to go back to; default: the one active before.
+    pub version: Option<String>,
+}
+
+/// Goes back to the previously active version (skipping suspended ones),
+/// or to a named one. One call.
+#[utoipa::path(post, path = "/v1/plugins/{world}/rollback", tag = "plugins", params(("world" = String, Path)), request_body = Rollback,
+    security(("tenant_key" = [])), responses((status = 200, body = ActiveRecord), (status = 404, body = super::error::ErrorBody)))]
+pub async fn rollback(
+    TenantAuth(tenant, key): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<ActiveRecord>, ApiError> {
+    let w = world(&name)?;
+    let to = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<Rollback>(&body)
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
+            .version
+    };
+    let now = state.stages().clock.now_ms();
+    let registry = state.stages().plugins.clone();
+    let record = blocking(move || registry.rollback(&tenant.id, w, to.as_deref(), &key.label, now))
+        .await?
+        .map_err(upload_error)?;
+    Ok(Json(record))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LogQuery {
+    /// Most recent lines, 1–500 (default 100).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Logs {
+    /// Oldest first; `log` calls, stdout/stderr, and host notices (suspensions).
+    pub logs: Vec<LogEntry>,
+}
+
+/// What the tenant's plugins of this world logged or printed lately.
+#[utoipa::path(get, path = "/v1/plugins/{world}/logs", tag = "plugins", params(("world" = String, Path), LogQuery),
+    security(("tenant_key" = [])), responses((status = 200, body = Logs), (status = 404, body = super::error::ErrorBody)))]
+pub async fn logs(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Logs>, ApiError> {
+    let w = world(&name)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    Ok(Json(Logs { logs: state.stages().plugins.logs.recent(&tenant.id, w, limit) }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PluginConfig {
+    /// Settings the plugin reads through its `config` import.
+    pub config: BTreeMap<String, String>,
+}
+
+/// The tenant's settings for this world's plugin.
+#[utoipa::path(get, path = "/v1/plugins/{world}/config", tag = "plugins", params(("world" = String, Path)),
+    security(("tenant_key" = [])), responses((status = 200, body = PluginConfig)))]
+pub async fn get_config(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginConfig>, ApiError> {
+    let w = world(&name)?;
+    Ok(Json(PluginConfig { config: (*state.stages().plugins.config(&tenant.id, w)?).clone() }))
+}
+
+/// Replaces the settings; the next decision uses them (no re-upload).
+#[utoipa::path(put, path = "/v1/plugins/{world}/config", tag = "plugins", params(("world" = String, Path)), request_body = PluginConfig,
+    security(("tenant_key" = [])), responses((status = 200, body = PluginConfig), (status = 400, body = super::error::ErrorBody)))]
+pub async fn put_config(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PluginConfig>,
+) -> Result<Json<PluginConfig>, ApiError> {
+    let w = world(&name)?;
+    if body.config.len() > 256 || body.config.iter().any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 16 * 1024)
+    {
+        return Err(ApiError::bad_request("invalid_config", "at most 256 settings; keys 1–128 bytes, values ≤ 16 KiB"));
+    }
+    state.stages().plugins.set_config(&tenant.id, w, &body.config)?;
+    Ok(Json(body))
+}

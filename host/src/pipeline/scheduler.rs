@@ -1,0 +1,256 @@
+//! Fair scheduling of events across tenants, in order within a contact.
+//!
+//! Every event belongs to a contact (its shard key). A contact's events run
+//! one at a time, in journal order; different contacts run in parallel on
+//! the worker threads. Tenants take turns (round robin over the tenants
+//! that have work), and a tenant whose events are expensive — its plugin
+//! burns its budget, say — is held to a small share of the workers, so it
+//! slows down its own backlog rather than everyone else's decisions.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use super::Event;
+
+/// An event handed to a worker.
+pub struct Job {
+    pub contact: u64,
+    pub tenant: String,
+    pub seq: u64,
+    pub event: Event,
+}
+
+#[derive(Default)]
+struct TenantQueue {
+    /// Contacts with queued events and none running, in arrival order.
+    ready: VecDeque<u64>,
+    running: usize,
+    queued: usize,
+    /// Exponentially weighted cost of this tenant's events, in µs.
+    cost_us: f64,
+}
+
+#[derive(Default)]
+struct State {
+    contacts: HashMap<u64, VecDeque<(u64, Event)>>,
+    busy: HashSet<u64>,
+    tenants: HashMap<String, TenantQueue>,
+    /// Tenants with ready contacts, in turn order.
+    ring: VecDeque<String>,
+    closed: bool,
+}
+
+pub struct Scheduler {
+    state: Mutex<State>,
+    work: Condvar,
+    /// Share of the workers a tenant with expensive events may hold.
+    heavy_cap: usize,
+    /// Mean event cost above which a tenant counts as expensive.
+    heavy_cost: Duration,
+}
+
+impl Scheduler {
+    pub fn new(workers: usize, heavy_cost: Duration) -> Self {
+        Scheduler { state: Mutex::default(), work: Condvar::new(), heavy_cap: (workers / 4).max(1), heavy_cost }
+    }
+
+    /// Queues an event (called by the dispatcher, in journal order).
+    pub fn push(&self, tenant: &str, contact: u64, seq: u64, event: Event) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let queue = s.contacts.entry(contact).or_default();
+        let was_empty = queue.is_empty();
+        queue.push_back((seq, event));
+        let idle = !s.busy.contains(&contact);
+        let t = s.tenants.entry(tenant.to_string()).or_default();
+        t.queued += 1;
+        if was_empty && idle {
+            t.ready.push_back(contact);
+            if !s.ring.iter().any(|r| r == tenant) {
+                s.ring.push_back(tenant.to_string());
+            }
+        }
+        drop(s);
+        self.work.notify_one();
+    }
+
+    /// Events of `tenant` queued in memory (not yet finished).
+    pub fn queued(&self, tenant: &str) -> usize {
+        self.state.lock().map(|s| s.tenants.get(tenant).map_or(0, |t| t.queued)).unwrap_or(0)
+    }
+
+    /// The next job, waiting up to `timeout`; `None` on timeout or close.
+    pub fn take(&self, timeout: Duration) -> Option<Job> {
+        let Ok(mut s) = self.state.lock() else { return None };
+        loop {
+            if s.closed {
+                return None;
+            }
+            if let Some(job) = self.next(&mut s) {
+                return Some(job);
+            }
+            s = match self.work.wait_timeout(s, timeout) {
+                Ok((guard, t)) if t.timed_out() => {
+                    let mut guard = guard;
+                    return self.next(&mut guard);
+                }
+                Ok((guard, _)) => guard,
+                Err(_) => return None,
+            };
+        }
+    }
+
+    fn next(&self, s: &mut State) -> Option<Job> {
+        for _ in 0..s.ring.len() {
+            let tenant = s.ring.pop_front()?;
+            let heavy_cost = self.heavy_cost.as_micros() as f64;
+            let Some(t) = s.tenants.get_mut(&tenant) else { continue };
+            let capped = t.cost_us > heavy_cost && t.running >= self.heavy_cap;
+            if capped || t.ready.is_empty() {
+                if !t.ready.is_empty() {
+                    s.ring.push_back(tenant);
+                }
+                continue;
+            }
+            let Some(contact) = t.ready.pop_front() else { continue };
+            t.running += 1;
+            if !t.ready.is_empty() {
+                s.ring.push_back(tenant.clone());
+            }
+            s.busy.insert(contact);
+            let (seq, event) = s.contacts.get_mut(&contact)?.pop_front()?;
+            return Some(Job { contact, tenant, seq, event });
+        }
+        None
+    }
+
+    /// Marks `job` finished after `cost`; the contact's next event (if any)
+    /// becomes ready.
+    pub fn done(&self, job: &Job, cost: Duration) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.busy.remove(&job.contact);
+        let more = s.contacts.get(&job.contact).is_some_and(|q| !q.is_empty());
+        if !more {
+            s.contacts.remove(&job.contact);
+        }
+        let t = s.tenants.entry(job.tenant.clone()).or_default();
+        t.running = t.running.saturating_sub(1);
+        t.queued = t.queued.saturating_sub(1);
+        t.cost_us = 0.8 * t.cost_us + 0.2 * cost.as_micros() as f64;
+        if more {
+            t.ready.push_back(job.contact);
+        }
+        let has_ready = !t.ready.is_empty();
+        if has_ready && !s.ring.iter().any(|r| r == &job.tenant) {
+            s.ring.push_back(job.tenant.clone());
+        }
+        drop(s);
+        self.work.notify_all();
+    }
+
+    /// Wakes every waiting worker and makes `take` return `None`.
+    pub fn close(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.closed = true;
+        }
+        self.work.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::{SendOutcome, SendResult};
+    use crate::pipeline::Event;
+
+    fn ev(tenant: &str, n: u64) -> Event {
+        Event::SendResult(SendResult {
+            tenant: tenant.into(),
+            message_id: format!("m{n}"),
+            to: "1".into(),
+            at: 0,
+            outcome: SendOutcome::DryRun,
+        })
+    }
+
+    #[test]
+    fn one_contact_runs_in_order_and_never_twice_at_once() {
+        let s = Scheduler::new(4, Duration::from_millis(5));
+        for n in 0..3 {
+            s.push("a", 7, n, ev("a", n));
+        }
+        let first = s.take(Duration::ZERO).unwrap();
+        assert_eq!(first.seq, 0);
+        assert!(s.take(Duration::ZERO).is_none(), "the contact is busy");
+        s.done(&first, Duration::from_micros(10));
+        assert_eq!(s.take(Duration::ZERO).unwrap().seq, 1);
+    }
+
+    #[test]
+    fn tenants_take_turns_and_an_expensive_tenant_is_capped() {
+        let s = Scheduler::new(4, Duration::from_millis(5));
+        for c in 0..4 {
+            s.push("heavy", c, c, ev("heavy", c));
+        }
+        s.push("light", 100, 10, ev("light", 10));
+        let a = s.take(Duration::ZERO).unwrap();
+        let b = s.take(Duration::ZERO).unwrap();
+        assert_ne!(a.tenant, b.tenant, "round robin");
+        // The heavy tenant's events turn out slow.
+        let heavy = if a.tenant == "heavy" { a } else { b };
+        s.done(&heavy, Duration::from_millis(50));
+        let h1 = s.take(Duration::ZERO).unwrap();
+        assert_eq!(h1.tenant, "heavy");
+        assert!(s.take(Duration::ZERO).is_none(), "capped at one worker while expensive");
+        s.push("light", 101, 11, ev("light", 11));
+        assert_eq!(s.take(Duration::ZERO).unwrap().tenant, "light", "the light tenant still runs");
+    }
+}
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+    use crate::outbound::{SendOutcome, SendResult};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_job_completes_under_concurrency() {
+        let s = Arc::new(Scheduler::new(2, Duration::from_millis(5)));
+        let done = Arc::new(AtomicUsize::new(0));
+        let total = 5000;
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, done) = (s.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while let Some(job) = s.take(Duration::from_millis(200)) {
+                        let cost = if job.seq % 7 == 0 { Duration::from_millis(8) } else { Duration::from_micros(50) };
+                        std::thread::sleep(Duration::from_micros(20));
+                        s.done(&job, cost);
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for n in 0..total as u64 {
+            let tenant = if n % 3 == 0 { "a" } else { "b" };
+            let ev = Event::SendResult(SendResult {
+                tenant: tenant.into(),
+                message_id: n.to_string(),
+                to: "1".into(),
+                at: 0,
+                outcome: SendOutcome::DryRun,
+            });
+            s.push(tenant, n % 37, n, ev);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while done.load(Ordering::SeqCst) < total && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(done.load(Ordering::SeqCst), total);
+        s.close();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Uploaded plugin versions: content-addressed, immutable, per tenant.
+//!
+//! The component bytes are stored once per sha256 (two tenants uploading
+//! the same file share the blob); each tenant sees only the versions in
+//! its own list. A tenant's active version per world, with the history of
+//! what was active before, is one record, so activation and rollback are a
+//! single atomic write.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::World;
+use crate::clock::Millis;
+use crate::store::{Batch, Result, Store, Tree, keys};
+
+const BLOBS: Tree = Tree("plugins.blobs");
+const VERSIONS: Tree = Tree("plugins.versions");
+const ACTIVE: Tree = Tree("plugins.active");
+
+/// How many earlier activations are remembered for rollback.
+const HISTORY: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Suspension {
+    pub at: Millis,
+    /// What the failing calls said, e.g. `fuel exhausted: …`.
+    pub reason: String,
+    pub consecutive_failures: u32,
+    /// The version (or `builtin`) that took over.
+    pub replaced_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VersionRecord {
+    /// sha256 of the component, hex: the version's identity.
+    pub version: String,
+    pub world: World,
+    /// The `switchboard:plugin` WIT version the component targets.
+    pub wit_version: String,
+    pub size: usize,
+    pub uploaded_at: Millis,
+    /// The API key (label and id) that uploaded it.
+    pub uploaded_by: String,
+    /// Set when the host took the version out of service after repeated failures.
+    pub suspended: Option<Suspension>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActiveRecord {
+    /// The active version, or `None` for the built-in default.
+    pub version: Option<String>,
+    /// Versions active before, oldest first (`None`: the built-in).
+    pub history: Vec<Option<String>>,
+    pub changed_at: Millis,
+    pub changed_by: String,
+}
+
+#[derive(Clone)]
+pub struct Versions {
+    store: Store,
+}
+
+fn version_key(tenant: &str, world: World, hash: &str) -> Vec<u8> {
+    keys::join(&[tenant.as_bytes(), world.as_str().as_bytes(), hash.as_bytes()])
+}
+
+fn active_key(tenant: &str, world: World) -> Vec<u8> {
+    keys::join(&[tenant.as_bytes(), world.as_str().as_bytes()])
+}
+
+impl Versions {
+    pub fn new(store: Store) -> Self {
+        Versions { store }
+    }
+
+    pub fn blob(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        self.store.get(BLOBS, hash.as_bytes())
+    }
+
+    pub fn get(&self, tenant: &str, world: World, hash: &str) -> Result<Option<VersionRecord>> {
+        self.store.get_json(VERSIONS, &version_key(tenant, world, hash))
+    }
+
+    /// The tenant's versions of `world`, newest upload first.
+    pub fn list(&self, tenant: &str, world: World) -> Result<Vec<VersionRecord>> {
+        let prefix = keys::prefix(&[tenant.as_bytes(), world.as_str().as_bytes()]);
+        let mut all: Vec<VersionRecord> = self.store.scan_prefix(VERSIONS, &prefix)?.values().collect::<Result<_>>()?;
+        all.sort_by(|a, b| b.uploaded_at.cmp(&a.uploaded_at).then_with(|| a.version.cmp(&b.version)));
+        Ok(all)
+    }
+
+    /// Stores a new version (and its bytes, if no one stored them before).
+    pub fn add(&self, tenant: &str, record: &VersionRecord, wasm: &[u8]) -> Result<()> {
+        let mut batch = Batch::new();
+        if !self.store.contains(BLOBS, record.version.as_bytes())? {
+            batch.put(BLOBS, record.version.as_bytes(), wasm);
+        }
+        let key = version_key(tenant, record.world, &record.version);
+        batch.require_absent(VERSIONS, key.clone());
+        batch.put_json(VERSIONS, key, record)?;
+        self.store.commit(batch)
+    }
+
+    pub fn put(&self, tenant: &str, record: &VersionRecord) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put_json(VERSIONS, version_key(tenant, record.world, &record.version), record)?;
+        self.store.commit(batch)
+    }
+
+    pub fn active(&self, tenant: &str, world: World) -> Result<ActiveRecord> {
+        Ok(self.store.get_json(ACTIVE, &active_key(tenant, world))?.unwrap_or_default())
+    }
+
+    /// Makes `version` active (None: the built-in), remembering what was.
+    /// Optionally updates a version record in the same write (suspension).
+    pub fn set_active(
+        &self,
+        tenant: &str,
+        world: World,
+        version: Option<&str>,
+        by: &str,
+        now: Millis,
+        also: Option<&VersionRecord>,
+    ) -> Result<ActiveRecord> {
+        let key = active_key(tenant, world);
+        let previous: Option<ActiveRecord> = self.store.get_json(ACTIVE, &key)?;
+        let mut record = previous.clone().unwrap_or_default();
+        if record.version.as_deref() != version || previous.is_none() {
+            if previous.is_some() {
+                record.history.push(record.version.take());
+            }
+            let excess = record.history.len().saturating_sub(HISTORY);
+            record.history.drain(..excess);
+        }
+        record.version = version.map(String::from);
+        record.changed_at = now;
+        record.changed_by = by.to_string();
+        let mut batch = Batch::new();
+        batch.require_value(ACTIVE, key.clone(), previous.map(|p| crate::store::encode(ACTIVE, &p)).transpose()?);
+        batch.put_json(ACTIVE, key, &record)?;
+        if let Some(v) = also {
+            batch.put_json(VERSIONS, version_key(tenant, v.world, &v.version), v)?;
+        }
+        self.store.commit(batch)?;
+        Ok(record)
+    }
+
+    /// Every (tenant, world) with an active record, for loading at start.
+    pub fn all_active(&self) -> Result<Vec<(String, World, ActiveRecord)>> {
+        let mut out = Vec::new();
+        for entry in self.store.scan_prefix(ACTIVE, b"")? {
+            let (k, v) = entry?;
+            let mut parts = k.split(|&b| b == keys::SEP);
+            let (Some(tenant), Some(world)) = (parts.next(), parts.next()) else { continue };
+            let Some(world) = World::parse(&String::from_utf8_lossy(world)) else { continue };
+            out.push((String::from_utf8_lossy(tenant).into_owned(), world, crate::store::decode(ACTIVE, &v)?));
+        }
+        Ok(out)
+    }
+}
