@@ -61,8 +61,11 @@ struct Args {
     #[arg(long, env = "SWITCHBOARD_SERVER__ADMIN_TOKEN")]
     admin_token: Option<String>,
     /// For `noisy-neighbour`: the noisy tenant's offered rate.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 40)]
     noisy_rate: u64,
+    /// For `noisy-neighbour`: alone/shared rounds (alternated).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Skip reading decisions back (for pure ingest load).
     #[arg(long)]
     no_report: bool,
@@ -131,33 +134,46 @@ async fn noisy(args: &Args, http: &reqwest::Client) -> Result<()> {
     let mut noisy_target = tenant(args, http, &admin, "noisy", "300000000000004", Some(burn)).await?;
     noisy_target.body = "burn".into();
 
-    println!("quiet tenant alone: {} msg/s × {} messages", args.rate, args.messages);
-    let quiet_alone = Target { tag: run_tag(), ..quiet.clone() };
-    send(args, http, &quiet_alone, args.rate, args.messages).await?;
-    drain(args, http).await?;
-    let (mut alone, mut alone_plugin) = read_back(args, http, &quiet_alone, args.messages).await?;
-
+    // Alternate alone / shared rounds so drift on a shared machine hits both
+    // sides alike; compare the pooled distributions.
     let duration = args.messages as f64 / args.rate as f64;
     let noisy_messages = (args.noisy_rate as f64 * duration) as usize;
-    println!("quiet tenant again, while the noisy tenant sends {} msg/s that each burn a full budget", args.noisy_rate);
-    let quiet_shared = Target { tag: run_tag(), ..quiet.clone() };
-    let noisy_run = Target { tag: run_tag(), ..noisy_target };
-    let (q, n) = tokio::join!(
-        send(args, http, &quiet_shared, args.rate, args.messages),
-        send(args, http, &noisy_run, args.noisy_rate, noisy_messages)
-    );
-    q?;
-    n?;
-    // Only the quiet tenant's decisions are compared; the noisy backlog may
-    // still be draining, which is its own problem.
-    let (mut shared, mut shared_plugin) = read_back_when_done(args, http, &quiet_shared, args.messages).await?;
+    let (mut alone, mut shared, mut alone_plugin, mut shared_plugin) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        println!("round {round}: quiet alone, {} msg/s × {} messages", args.rate, args.messages);
+        let quiet_alone = Target { tag: run_tag(), ..quiet.clone() };
+        send(args, http, &quiet_alone, args.rate, args.messages).await?;
+        drain(args, http).await?;
+        let (l, p) = read_back(args, http, &quiet_alone, args.messages).await?;
+        alone.extend(l);
+        alone_plugin.extend(p);
+
+        println!("round {round}: quiet again while noisy sends {} msg/s that each burn a full budget", args.noisy_rate);
+        let quiet_shared = Target { tag: run_tag(), ..quiet.clone() };
+        let noisy_run = Target { tag: run_tag(), ..noisy_target.clone() };
+        let (q, n) = tokio::join!(
+            send(args, http, &quiet_shared, args.rate, args.messages),
+            send(args, http, &noisy_run, args.noisy_rate, noisy_messages)
+        );
+        q?;
+        n?;
+        // Only the quiet tenant's decisions are compared; the noisy backlog
+        // may still be draining, which is its own problem.
+        let (l, p) = read_back_when_done(args, http, &quiet_shared, args.messages).await?;
+        shared.extend(l);
+        shared_plugin.extend(p);
+        drain(args, http).await?;
+    }
     report("quiet alone: webhook → decision", &mut alone);
     report("quiet with noisy neighbour: webhook → decision", &mut shared);
     report("quiet alone: plugin call", &mut alone_plugin);
     report("quiet with noisy neighbour: plugin call", &mut shared_plugin);
-    let p99 = |v: &[u64]| v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1] as f64;
-    println!("p99 decision latency ratio (shared / alone): {:.2}", p99(&shared) / p99(&alone));
-    drain(args, http).await?;
+    let q = |v: &[u64], p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1] as f64;
+    println!(
+        "decision latency, shared / alone: p50 ×{:.2}, p99 ×{:.2}",
+        q(&shared, 0.5) / q(&alone, 0.5),
+        q(&shared, 0.99) / q(&alone, 0.99)
+    );
     Ok(())
 }
 

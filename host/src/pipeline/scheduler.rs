@@ -3,9 +3,14 @@
 //! Every event belongs to a contact (its shard key). A contact's events run
 //! one at a time, in journal order; different contacts run in parallel on
 //! the worker threads. Tenants take turns (round robin over the tenants
-//! that have work), and a tenant whose events are expensive — its plugin
-//! burns its budget, say — is held to a small share of the workers, so it
-//! slows down its own backlog rather than everyone else's decisions.
+//! that have work).
+//!
+//! A tenant whose events are expensive — its plugin burns its budget, say —
+//! moves to the *background* class: its events run only on a small pool of
+//! low-priority threads, so under contention the operating system gives the
+//! CPU to everyone else's decisions, and the expensive tenant slows down its
+//! own backlog rather than other tenants'. It moves back as soon as its
+//! events are cheap again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex};
@@ -41,18 +46,25 @@ struct State {
     closed: bool,
 }
 
+/// Which tenants a worker serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Tenants whose events are cheap (everyone, normally).
+    Normal,
+    /// Tenants whose events are expensive, on low-priority threads.
+    Background,
+}
+
 pub struct Scheduler {
     state: Mutex<State>,
     work: Condvar,
-    /// Share of the workers a tenant with expensive events may hold.
-    heavy_cap: usize,
     /// Mean event cost above which a tenant counts as expensive.
     heavy_cost: Duration,
 }
 
 impl Scheduler {
-    pub fn new(workers: usize, heavy_cost: Duration) -> Self {
-        Scheduler { state: Mutex::default(), work: Condvar::new(), heavy_cap: (workers / 4).max(1), heavy_cost }
+    pub fn new(heavy_cost: Duration) -> Self {
+        Scheduler { state: Mutex::default(), work: Condvar::new(), heavy_cost }
     }
 
     /// Queues an event (called by the dispatcher, in journal order).
@@ -79,20 +91,21 @@ impl Scheduler {
         self.state.lock().map(|s| s.tenants.get(tenant).map_or(0, |t| t.queued)).unwrap_or(0)
     }
 
-    /// The next job, waiting up to `timeout`; `None` on timeout or close.
-    pub fn take(&self, timeout: Duration) -> Option<Job> {
+    /// The next job for a worker of `class`, waiting up to `timeout`;
+    /// `None` on timeout or close.
+    pub fn take(&self, class: Class, timeout: Duration) -> Option<Job> {
         let Ok(mut s) = self.state.lock() else { return None };
         loop {
             if s.closed {
                 return None;
             }
-            if let Some(job) = self.next(&mut s) {
+            if let Some(job) = self.next(&mut s, class) {
                 return Some(job);
             }
             s = match self.work.wait_timeout(s, timeout) {
                 Ok((guard, t)) if t.timed_out() => {
                     let mut guard = guard;
-                    return self.next(&mut guard);
+                    return self.next(&mut guard, class);
                 }
                 Ok((guard, _)) => guard,
                 Err(_) => return None,
@@ -100,13 +113,13 @@ impl Scheduler {
         }
     }
 
-    fn next(&self, s: &mut State) -> Option<Job> {
+    fn next(&self, s: &mut State, class: Class) -> Option<Job> {
         for _ in 0..s.ring.len() {
             let tenant = s.ring.pop_front()?;
             let heavy_cost = self.heavy_cost.as_micros() as f64;
             let Some(t) = s.tenants.get_mut(&tenant) else { continue };
-            let capped = t.cost_us > heavy_cost && t.running >= self.heavy_cap;
-            if capped || t.ready.is_empty() {
+            let tenant_class = if t.cost_us > heavy_cost { Class::Background } else { Class::Normal };
+            if tenant_class != class || t.ready.is_empty() {
                 if !t.ready.is_empty() {
                     s.ring.push_back(tenant);
                 }
@@ -175,35 +188,35 @@ mod tests {
 
     #[test]
     fn one_contact_runs_in_order_and_never_twice_at_once() {
-        let s = Scheduler::new(4, Duration::from_millis(5));
+        let s = Scheduler::new(Duration::from_millis(5));
         for n in 0..3 {
             s.push("a", 7, n, ev("a", n));
         }
-        let first = s.take(Duration::ZERO).unwrap();
+        let first = s.take(Class::Normal, Duration::ZERO).unwrap();
         assert_eq!(first.seq, 0);
-        assert!(s.take(Duration::ZERO).is_none(), "the contact is busy");
+        assert!(s.take(Class::Normal, Duration::ZERO).is_none(), "the contact is busy");
         s.done(&first, Duration::from_micros(10));
-        assert_eq!(s.take(Duration::ZERO).unwrap().seq, 1);
+        assert_eq!(s.take(Class::Normal, Duration::ZERO).unwrap().seq, 1);
     }
 
     #[test]
-    fn tenants_take_turns_and_an_expensive_tenant_is_capped() {
-        let s = Scheduler::new(4, Duration::from_millis(5));
+    fn tenants_take_turns_and_an_expensive_tenant_moves_to_the_background() {
+        let s = Scheduler::new(Duration::from_millis(5));
         for c in 0..4 {
             s.push("heavy", c, c, ev("heavy", c));
         }
         s.push("light", 100, 10, ev("light", 10));
-        let a = s.take(Duration::ZERO).unwrap();
-        let b = s.take(Duration::ZERO).unwrap();
+        let a = s.take(Class::Normal, Duration::ZERO).unwrap();
+        let b = s.take(Class::Normal, Duration::ZERO).unwrap();
         assert_ne!(a.tenant, b.tenant, "round robin");
+        assert!(s.take(Class::Background, Duration::ZERO).is_none(), "nobody is expensive yet");
         // The heavy tenant's events turn out slow.
         let heavy = if a.tenant == "heavy" { a } else { b };
         s.done(&heavy, Duration::from_millis(50));
-        let h1 = s.take(Duration::ZERO).unwrap();
-        assert_eq!(h1.tenant, "heavy");
-        assert!(s.take(Duration::ZERO).is_none(), "capped at one worker while expensive");
+        assert!(s.take(Class::Normal, Duration::ZERO).is_none(), "normal workers no longer take it");
+        assert_eq!(s.take(Class::Background, Duration::ZERO).unwrap().tenant, "heavy");
         s.push("light", 101, 11, ev("light", 11));
-        assert_eq!(s.take(Duration::ZERO).unwrap().tenant, "light", "the light tenant still runs");
+        assert_eq!(s.take(Class::Normal, Duration::ZERO).unwrap().tenant, "light", "the light tenant still runs");
     }
 }
 
@@ -216,14 +229,15 @@ mod stress {
 
     #[test]
     fn every_job_completes_under_concurrency() {
-        let s = Arc::new(Scheduler::new(2, Duration::from_millis(5)));
+        let s = Arc::new(Scheduler::new(Duration::from_millis(5)));
         let done = Arc::new(AtomicUsize::new(0));
         let total = 5000;
-        let workers: Vec<_> = (0..4)
-            .map(|_| {
+        let workers: Vec<_> = [Class::Normal, Class::Normal, Class::Normal, Class::Background]
+            .into_iter()
+            .map(|class| {
                 let (s, done) = (s.clone(), done.clone());
                 std::thread::spawn(move || {
-                    while let Some(job) = s.take(Duration::from_millis(200)) {
+                    while let Some(job) = s.take(class, Duration::from_millis(200)) {
                         let cost = if job.seq % 7 == 0 { Duration::from_millis(8) } else { Duration::from_micros(50) };
                         std::thread::sleep(Duration::from_micros(20));
                         s.done(&job, cost);

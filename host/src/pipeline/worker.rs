@@ -12,13 +12,27 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::scheduler::{Job, Scheduler};
+use super::scheduler::{Class, Job, Scheduler};
 use super::{Event, Pipeline, PipelineError, inbound, status};
 use crate::store::Batch;
 
-/// A tenant whose events average more than this is held to a small share
-/// of the workers.
+/// A tenant whose events average more than this runs in the background
+/// class (see `scheduler`).
 const HEAVY_EVENT: Duration = Duration::from_millis(5);
+
+/// Background workers run at the lowest priority (nice 19): they use idle
+/// CPU freely but yield it to everyone else under contention.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread (tid from gettid) with a
+    // constant nice value; no memory is passed.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) != 0 {
+            tracing::warn!("could not lower the background workers' priority");
+        }
+    }
+}
 
 /// Threads of a running pipeline; join them after cancelling.
 pub struct PipelineHandle {
@@ -41,12 +55,22 @@ impl Pipeline {
     /// applied stay in the journal for the next start.
     pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> std::io::Result<PipelineHandle> {
         let workers = self.stages.config.pipeline.worker_count();
-        let scheduler = Arc::new(Scheduler::new(workers, HEAVY_EVENT));
+        let background = (workers / 4).max(1);
+        let scheduler = Arc::new(Scheduler::new(HEAVY_EVENT));
         let mut threads = Vec::new();
-        for i in 0..workers {
+        for i in 0..workers + background {
             let (me, sched, stop) = (self.clone(), scheduler.clone(), shutdown.clone());
-            threads
-                .push(std::thread::Builder::new().name(format!("pipeline-{i}")).spawn(move || me.work(&sched, stop))?);
+            let (class, name) = if i < workers {
+                (Class::Normal, format!("pipeline-{i}"))
+            } else {
+                (Class::Background, format!("pipeline-bg-{}", i - workers))
+            };
+            threads.push(std::thread::Builder::new().name(name).spawn(move || {
+                if class == Class::Background {
+                    lower_thread_priority();
+                }
+                me.work(&sched, class, stop)
+            })?);
         }
         let (me, sched, stop) = (self.clone(), scheduler.clone(), shutdown.clone());
         threads.push(
@@ -109,9 +133,9 @@ impl Pipeline {
         }
     }
 
-    fn work(&self, scheduler: &Scheduler, shutdown: CancellationToken) {
+    fn work(&self, scheduler: &Scheduler, class: Class, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let Some(job) = scheduler.take(Duration::from_millis(250)) else { continue };
+            let Some(job) = scheduler.take(class, Duration::from_millis(250)) else { continue };
             if shutdown.is_cancelled() {
                 return;
             }
