@@ -321,9 +321,34 @@ async fn a_tenants_key_never_reaches_another_tenants_data() {
         (Method::GET, format!("/v1/plugins/router/versions/{b_version}"), None),
         (Method::POST, "/v1/plugins/router/activate".into(), Some(json!({ "version": b_version }))),
         (Method::POST, "/v1/plugins/router/rollback".into(), Some(json!({ "version": b_version }))),
+        (Method::POST, format!("/v1/conversations/{conversation}/takeover"), None),
+        (Method::POST, format!("/v1/conversations/{conversation}/release"), None),
+        (Method::POST, format!("/v1/conversations/{conversation}/messages"), Some(json!({ "text": "hi" }))),
+        (
+            Method::POST,
+            format!("/v1/conversations/{conversation}/assignment"),
+            Some(json!({ "assignee": { "kind": "team", "id": "x" }, "reason": "r" })),
+        ),
+        (Method::POST, format!("/v1/conversations/{conversation}/resolve"), None),
+        (Method::POST, format!("/v1/conversations/{conversation}/pause"), None),
+        (Method::POST, format!("/v1/conversations/{conversation}/resume"), None),
+        (Method::GET, format!("/v1/conversations/{conversation}/audit"), None),
+        (Method::GET, format!("/v1/conversations/{conversation}/follow-up"), None),
+        (Method::POST, format!("/v1/contacts/{c}/pause"), None),
+        (Method::POST, format!("/v1/contacts/{c}/resume"), None),
     ];
     for (method, path, body) in probes {
-        let (status, resp) = host.call(method.clone(), &path, API_KEY, body).await;
+        let mut req = host
+            .http
+            .request(method.clone(), format!("{}{path}", host.base))
+            .bearer_auth(API_KEY)
+            .header("x-staff-id", "intruder");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let resp: Value = resp.json().await.unwrap_or(Value::Null);
         assert_eq!(status, 404, "{method} {path} with another tenant's key: {resp}");
         let text = resp.to_string();
         assert!(!text.contains("B Corp") && !text.contains("5511911112222"), "{method} {path} leaked: {text}");
@@ -337,6 +362,10 @@ async fn a_tenants_key_never_reaches_another_tenants_data() {
     assert_eq!(mine["versions"], json!([]));
     let (_, logs) = host.get("/v1/plugins/router/logs").await;
     assert_eq!(logs["logs"], json!([]), "B's plugin logs are B's");
+    for path in ["/v1/inbox", "/v1/audit"] {
+        let text = host.get(path).await.1.to_string();
+        assert!(!text.contains(&conversation) && !text.contains("5511911112222"), "{path} leaked: {text}");
+    }
     let (_, b_logs) = host.get_as(&b_key, "/v1/plugins/router/logs").await;
     assert!(b_logs["logs"].as_array().is_some());
 

@@ -86,6 +86,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
         crm,
         plugins: Arc::new(registry),
         outbox: outbox.clone(),
+        timers: crate::followup::Timers::new(store.clone()),
+        control: crate::control::Control::new(store.clone()),
         outbound_wake: outbound_wake.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
@@ -115,6 +117,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
     let pipeline_handle =
         pipeline.start(shutdown.clone()).map_err(|e| ServerError::Io(format!("pipeline threads: {e}")))?;
     spawn_maintenance(pipeline.clone(), config.webhook.dedup_window, shutdown.clone());
+    spawn_timer_scanner(pipeline.clone(), shutdown.clone());
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -181,6 +184,41 @@ fn spawn_maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: Cancel
             match tokio::task::spawn_blocking(move || p.journal.expire_seen(before)).await {
                 Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot old de-duplication keys"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "expiring de-duplication keys failed"),
+                _ => {}
+            }
+        }
+    });
+}
+
+/// Hands due follow-up timers to the journal. Each timer leaves the timer
+/// store in the same atomic write that journals its firing, so it fires
+/// once in effect, after a crash or restart too. Scans by due time only.
+fn spawn_timer_scanner(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            let p = pipeline.clone();
+            let fired = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
+                let s = &p.stages;
+                let mut fired = 0;
+                for timer in s.timers.due(s.clock.now_ms(), 256)? {
+                    let mut batch = crate::store::Batch::new();
+                    s.timers.fired(&mut batch, &timer);
+                    match p.submit(vec![Event::TimerFired(timer)], batch) {
+                        Ok(_) => fired += 1,
+                        Err(crate::store::StoreError::Conflict) => {} // re-planned meanwhile
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(fired)
+            })
+            .await;
+            match fired {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(fired = n, "follow-up timers fired"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "scanning follow-up timers failed"),
                 _ => {}
             }
         }

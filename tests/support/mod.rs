@@ -88,6 +88,11 @@ impl TestHost {
         self.server = Some(server);
     }
 
+    pub fn clock_now(&self) -> i64 {
+        use switchboard::clock::Clock;
+        self.clock.now_ms()
+    }
+
     pub fn now_secs(&self) -> i64 {
         self.clock.now_ms() / 1000
     }
@@ -149,6 +154,29 @@ impl TestHost {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// A staff action: the demo tenant's key and `X-Staff-Id: staff`.
+    pub async fn staff(&self, staff: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).bearer_auth(API_KEY).header("x-staff-id", staff);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("staff request");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// The only conversation of the contact with `phone`.
+    pub async fn conversation_of(&self, phone: &str) -> Value {
+        let contact = self.contact(phone).await.unwrap_or_else(|| panic!("no contact {phone}"));
+        let conversations = self.conversations(contact["id"].as_str().unwrap()).await;
+        self.conversation(conversations[0]["id"].as_str().unwrap()).await
+    }
+
+    /// The pending follow-up of a conversation (`Value::Null` if none).
+    pub async fn pending_follow_up(&self, conversation: &str) -> Value {
+        self.get(&format!("/v1/conversations/{conversation}/follow-up")).await.1["pending"].clone()
     }
 
     /// Creates a tenant through the operator API and returns its API key.

@@ -64,6 +64,8 @@ pub struct TenantView {
     pub has_app_secret: bool,
     pub has_access_token: bool,
     pub has_verify_token: bool,
+    pub opt_out_keywords: Vec<String>,
+    pub opt_in_keywords: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -81,6 +83,8 @@ impl From<Tenant> for TenantView {
             default_region: t.default_region,
             disabled: t.disabled,
             limits: t.limits,
+            opt_out_keywords: t.opt_out_keywords,
+            opt_in_keywords: t.opt_in_keywords,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -102,6 +106,10 @@ pub struct NewTenant {
     #[serde(default = "default_region")]
     pub default_region: String,
     pub limits: Option<PluginLimits>,
+    /// Default: STOP, BAJA, PARAR, SAIR, UNSUBSCRIBE…
+    pub opt_out_keywords: Option<Vec<String>>,
+    /// Default: START, ALTA, VOLTAR…
+    pub opt_in_keywords: Option<Vec<String>>,
 }
 
 fn default_timezone() -> String {
@@ -132,6 +140,8 @@ pub struct TenantPatch {
     #[schema(value_type = Option<PluginLimits>)]
     pub limits: Option<Option<PluginLimits>>,
     pub disabled: Option<bool>,
+    pub opt_out_keywords: Option<Vec<String>>,
+    pub opt_in_keywords: Option<Vec<String>>,
 }
 
 /// Distinguishes "absent" (keep) from `null` (clear).
@@ -225,6 +235,12 @@ pub async fn create_tenant(
         default_region: new.default_region.to_ascii_uppercase(),
         disabled: false,
         limits: new.limits,
+        opt_out_keywords: new
+            .opt_out_keywords
+            .unwrap_or_else(|| crate::control::optout::defaults(crate::control::optout::OPT_OUT)),
+        opt_in_keywords: new
+            .opt_in_keywords
+            .unwrap_or_else(|| crate::control::optout::defaults(crate::control::optout::OPT_IN)),
         created_at: now,
         updated_at: now,
     };
@@ -290,6 +306,12 @@ pub async fn update_tenant(
     }
     if let Some(v) = patch.disabled {
         t.disabled = v;
+    }
+    if let Some(v) = patch.opt_out_keywords {
+        t.opt_out_keywords = v;
+    }
+    if let Some(v) = patch.opt_in_keywords {
+        t.opt_in_keywords = v;
     }
     t.updated_at = state.stages().clock.now_ms();
     validate(&t, &state)?;

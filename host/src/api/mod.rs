@@ -8,6 +8,7 @@
 //! ```
 
 mod admin;
+mod control;
 mod error;
 mod ops;
 mod plugins;
@@ -51,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(records::routes())
         .merge(plugins::routes())
         .merge(admin::routes())
+        .merge(control::routes())
         .merge(ops::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -66,6 +68,10 @@ pub fn app(state: AppState) -> Router {
         records::get_conversation, records::create_company, records::get_company, records::create_deal, records::get_deal,
         plugins::overview, plugins::world_view, plugins::upload, plugins::version_view, plugins::activate,
         plugins::rollback, plugins::logs, plugins::get_config, plugins::put_config,
+        control::takeover, control::release, control::reply, control::reassign, control::resolve,
+        control::pause_conversation, control::resume_conversation, control::pause_contact, control::resume_contact,
+        control::automation, control::pause_tenant, control::resume_tenant, control::conversation_audit,
+        control::tenant_audit, control::pending_follow_up, control::inbox,
         admin::list_tenants, admin::create_tenant, admin::get_tenant, admin::update_tenant,
         admin::create_key, admin::list_keys, admin::revoke_key,
         ops::healthz, ops::metrics,

@@ -115,6 +115,7 @@ pub async fn create_contact(
         stats: ContactStats::default(),
         created_at: now,
         updated_at: now,
+        ..Default::default()
     };
     let mut batch = Batch::new();
     s.crm.put_contact(&mut batch, &tenant.id, &contact, None)?;
@@ -166,6 +167,8 @@ pub struct ConversationView {
     pub messages: Vec<Message>,
     /// Routing decisions, oldest first, each naming the plugin version.
     pub decisions: Vec<DecisionRecord>,
+    /// Staff overrides of routing, each naming the decision it replaced.
+    pub overrides: Vec<crate::crm::Override>,
 }
 
 /// A conversation with its messages and decisions.
@@ -186,6 +189,7 @@ pub async fn get_conversation(
     Ok(Json(ConversationView {
         messages: crm.recent_messages(&tenant.id, &id, 1000)?,
         decisions: crm.decisions(&tenant.id, &id)?,
+        overrides: crm.overrides(&tenant.id, &id)?,
         conversation,
         contact,
     }))

@@ -152,8 +152,30 @@ impl ContextBuilder {
             inbound_messages: 0,
             outbound_messages: 0,
             last_decision_id: None,
+            ..Default::default()
         };
         Ok(Thread { conversation, previous: None, closed })
+    }
+
+    /// [`ContextBuilder::build`], loading the contact's company and the
+    /// conversation's deal itself.
+    pub fn build_for(
+        &self,
+        tenant: &Tenant,
+        now: Millis,
+        contact: &Contact,
+        conversation: &Conversation,
+        exclude_message: Option<&str>,
+    ) -> Result<Context, StoreError> {
+        let company = match &contact.company_id {
+            Some(id) => self.crm.company(&tenant.id, id)?,
+            None => None,
+        };
+        let deal = match &conversation.deal_id {
+            Some(id) => self.crm.deal(&tenant.id, id)?,
+            None => None,
+        };
+        self.build(tenant, now, contact, company.as_ref(), deal.as_ref(), conversation, exclude_message)
     }
 
     /// Assembles the context for a decision about `conversation`.

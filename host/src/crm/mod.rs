@@ -26,6 +26,8 @@ const MESSAGES: Tree = Tree("crm.messages");
 const MESSAGE_INDEX: Tree = Tree("crm.messages.by_id");
 const DECISIONS: Tree = Tree("crm.decisions");
 const PENDING_STATUSES: Tree = Tree("crm.messages.pending_statuses");
+const INBOX: Tree = Tree("crm.inbox");
+const OVERRIDES: Tree = Tree("crm.overrides");
 
 #[derive(Clone)]
 pub struct Crm {
@@ -181,7 +183,35 @@ impl Crm {
                 keys::join(&[tenant.as_bytes(), conversation.contact_id.as_bytes(), conversation.id.as_bytes()]);
             batch.put(CONVERSATIONS_BY_CONTACT, by_contact, []);
         }
+        // The inbox holds exactly the open conversations waiting for a person.
+        if conversation.awaits_human() {
+            batch.put(INBOX, k.clone(), []);
+        } else if previous.is_some_and(Conversation::awaits_human) {
+            batch.delete(INBOX, k.clone());
+        }
         batch.put_json(CONVERSATIONS, k, conversation)
+    }
+
+    /// Open conversations waiting for a person.
+    pub fn inbox(&self, tenant: &str) -> Result<Vec<Conversation>> {
+        let mut out = Vec::new();
+        for k in self.store.scan_prefix(INBOX, &keys::tenant_prefix(tenant))?.keys() {
+            if let Some(c) = self.store.get_json::<Conversation>(CONVERSATIONS, &k?)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_override(&self, batch: &mut Batch, tenant: &str, o: &Override) -> Result<()> {
+        batch.put_json(OVERRIDES, keys::join(&[tenant.as_bytes(), o.conversation_id.as_bytes(), o.id.as_bytes()]), o)
+    }
+
+    pub fn overrides(&self, tenant: &str, conversation_id: &str) -> Result<Vec<Override>> {
+        self.store
+            .scan_prefix(OVERRIDES, &keys::prefix(&[tenant.as_bytes(), conversation_id.as_bytes()]))?
+            .values()
+            .collect()
     }
 
     // ---- messages ----

@@ -30,6 +30,10 @@ pub struct Contact {
     pub company_id: Option<String>,
     pub tags: Vec<String>,
     pub opted_out: bool,
+    /// Automation paused for this contact by staff.
+    pub paused: Option<crate::control::Pause>,
+    /// IANA timezone, when known better than the phone number's country.
+    pub timezone: Option<String>,
     pub signals: BTreeMap<String, Signal>,
     pub stats: ContactStats,
     pub created_at: Millis,
@@ -172,10 +176,22 @@ pub struct Conversation {
     pub outbound_messages: u32,
     /// The latest routing decision.
     pub last_decision_id: Option<String>,
+    /// A staff member answering in person: automation is off until release.
+    pub takeover: Option<crate::control::Takeover>,
+    /// Automation paused for this conversation by staff.
+    pub paused: Option<crate::control::Pause>,
+    /// Follow-ups sent since the contact last wrote.
+    pub unanswered_follow_ups: u32,
 }
 
 impl Conversation {
+    /// Open, waiting for a reply, and a person's to give.
+    pub fn awaits_human(&self) -> bool {
+        self.status == ConversationStatus::Open && self.needs_reply && self.assignee.is_some()
+    }
+
     pub fn record_inbound(&mut self, at: Millis) {
+        self.unanswered_follow_ups = 0;
         self.inbound_messages += 1;
         self.last_inbound_at = Some(self.last_inbound_at.map_or(at, |t| t.max(at)));
         self.last_message_at = self.last_message_at.max(at);
@@ -297,4 +313,18 @@ pub struct DecisionRecord {
     pub latency_us: u64,
     /// What the host did about it (sent, assigned, suppressed and why).
     pub actions: Vec<String>,
+}
+
+/// A staff member's change to routing, kept next to the decision it replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Override {
+    pub id: String,
+    pub conversation_id: String,
+    /// The plugin decision this replaced (the conversation's latest).
+    pub replaces_decision: Option<String>,
+    pub staff: String,
+    pub at: Millis,
+    pub assignee: Option<Assignee>,
+    pub priority: Option<Priority>,
+    pub reason: String,
 }

@@ -76,6 +76,7 @@ impl Identity {
                     stats: ContactStats::default(),
                     created_at: now,
                     updated_at: now,
+                    ..Default::default()
                 },
                 None,
             ),

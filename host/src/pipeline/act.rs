@@ -1,12 +1,13 @@
 //! Act: turn a routing decision into changes on the conversation and
-//! messages to send. The host enforces what no plugin may override: no
-//! automated message to a contact who opted out, and free-form text only
-//! inside the 24-hour window.
+//! messages to send. The host enforces what no plugin may override: nothing
+//! automated while a human has taken over, automation is paused or the
+//! contact opted out, and free-form text only inside the 24-hour window.
 
 use crate::clock::Millis;
 use crate::context::ServiceWindow;
-use crate::crm::{Contact, Conversation};
-use crate::model::{Handler, Reply, RoutingDecision, deadline};
+use crate::control::Blocked;
+use crate::crm::Conversation;
+use crate::model::{Assignee, Handler, Reply, RoutingDecision, deadline};
 
 /// Tags a conversation keeps, at most.
 const MAX_CONVERSATION_TAGS: usize = 32;
@@ -23,7 +24,7 @@ pub struct Acts {
 pub fn apply(
     decision: &RoutingDecision,
     conversation: &mut Conversation,
-    contact: &Contact,
+    blocked: Option<&Blocked>,
     window: &ServiceWindow,
     now: Millis,
 ) -> Acts {
@@ -35,12 +36,23 @@ pub fn apply(
             conversation.tags.push(tag.clone());
         }
     }
+    // A person who took over stays in charge, whatever the router says.
+    if let Some(Blocked::TakenOver(staff)) = blocked {
+        conversation.assignee = Some(Assignee::Agent(staff.clone()));
+        conversation.needs_reply = true;
+        conversation.respond_by = deadline(now, decision.respond_within_ms);
+        acts.notes.push(format!("routing suppressed: {staff} has taken over the conversation"));
+        return acts;
+    }
     match &decision.handler {
         Handler::Bot { reply } => {
-            if queue(&mut acts, reply, contact, window, "bot reply") {
+            if queue(&mut acts, reply, blocked, window, "bot reply") {
                 conversation.needs_reply = false;
+                conversation.respond_by = None;
+            } else {
+                // Nobody automated may answer: a person must.
+                conversation.respond_by = deadline(now, decision.respond_within_ms);
             }
-            conversation.respond_by = None;
         }
         Handler::Human { assignee } => {
             conversation.assignee = Some(assignee.clone());
@@ -48,7 +60,7 @@ pub fn apply(
                 if decision.needs_reply { deadline(now, decision.respond_within_ms) } else { None };
             acts.notes.push(format!("assigned to {}", describe(assignee)));
             if let Some(ack) = &decision.acknowledge {
-                queue(&mut acts, ack, contact, window, "acknowledgement");
+                queue(&mut acts, ack, blocked, window, "acknowledgement");
             }
         }
         Handler::Nobody => {
@@ -60,9 +72,9 @@ pub fn apply(
 }
 
 /// Queues `reply` unless a host rule forbids it; says which in the notes.
-fn queue(acts: &mut Acts, reply: &Reply, contact: &Contact, window: &ServiceWindow, what: &str) -> bool {
-    if contact.opted_out {
-        acts.notes.push(format!("{what} suppressed: the contact opted out of automated messages"));
+fn queue(acts: &mut Acts, reply: &Reply, blocked: Option<&Blocked>, window: &ServiceWindow, what: &str) -> bool {
+    if let Some(b) = blocked {
+        acts.notes.push(format!("{what} suppressed: {b}"));
         return false;
     }
     if matches!(reply, Reply::Text { .. }) && !window.open {
@@ -74,9 +86,9 @@ fn queue(acts: &mut Acts, reply: &Reply, contact: &Contact, window: &ServiceWind
     true
 }
 
-fn describe(a: &crate::model::Assignee) -> String {
+fn describe(a: &Assignee) -> String {
     match a {
-        crate::model::Assignee::Agent(id) => format!("agent {id}"),
-        crate::model::Assignee::Team(id) => format!("team {id}"),
+        Assignee::Agent(id) => format!("agent {id}"),
+        Assignee::Team(id) => format!("team {id}"),
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::followup::Timer;
 use crate::identity;
 use crate::ingest::{InboundMessage, StatusUpdate};
 use crate::outbound::SendResult;
@@ -18,6 +19,8 @@ pub enum Event {
     Status(StatusUpdate),
     /// What happened to a message the host sent (outbound worker).
     SendResult(SendResult),
+    /// A follow-up came due (timer scanner).
+    TimerFired(Timer),
 }
 
 impl Event {
@@ -26,6 +29,7 @@ impl Event {
             Event::Inbound(m) => &m.tenant,
             Event::Status(s) => &s.tenant,
             Event::SendResult(r) => &r.tenant,
+            Event::TimerFired(t) => &t.tenant,
         }
     }
 
@@ -35,6 +39,7 @@ impl Event {
             Event::Inbound(m) => identity::shard_key(&m.tenant, &m.from),
             Event::Status(s) => identity::shard_key(&s.tenant, &s.recipient),
             Event::SendResult(r) => identity::shard_key(&r.tenant, &r.to),
+            Event::TimerFired(t) => identity::shard_key(&t.tenant, &t.wa_id),
         }
     }
 
@@ -47,7 +52,7 @@ impl Event {
             Event::Status(s) => {
                 Some(keys::join(&[s.tenant.as_bytes(), b"s", s.wamid.as_bytes(), s.status.as_str().as_bytes()]))
             }
-            Event::SendResult(_) => None,
+            Event::SendResult(_) | Event::TimerFired(_) => None,
         }
     }
 
@@ -56,6 +61,7 @@ impl Event {
             Event::Inbound(_) => "inbound",
             Event::Status(_) => "status",
             Event::SendResult(_) => "send_result",
+            Event::TimerFired(_) => "timer",
         }
     }
 }

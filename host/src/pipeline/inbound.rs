@@ -1,14 +1,17 @@
 //! An inbound message, from identity to the commit.
 
-use std::time::Duration;
+use serde_json::json;
 
+use super::followup::{self, TimerState};
+use super::outgoing::{self, Outgoing};
+use super::route::route;
 use super::{Pipeline, PipelineError, act};
-use crate::crm::{Author, DecisionOutcome, DecisionRecord, Message, PluginRef};
+use crate::control::optout::{Consent, consent_change};
+use crate::control::{Actor, AuditEntry, automation_blocked};
+use crate::crm::{Author, DecisionOutcome, DecisionRecord, Message};
 use crate::ingest::InboundMessage;
 use crate::metrics::labels;
-use crate::model::{Direction, MessageKind, RoutingDecision, new_id};
-use crate::outbound::SendJob;
-use crate::plugins::World;
+use crate::model::{Direction, Handler, Trigger, new_id};
 use crate::store::Batch;
 
 pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), PipelineError> {
@@ -24,6 +27,7 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
         return p.commit(&m.tenant, seq, Batch::new());
     }
     let now = s.clock.now_ms();
+    let mut batch = Batch::new();
 
     // Identity
     let resolved = s.identity.resolve(&tenant, &m.from, m.profile_name.as_deref(), now)?;
@@ -49,15 +53,32 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
         content: m.content.clone(),
         at: m.at,
         reply_to: m.reply_to.clone(),
-        wamid: None,
-        status: None,
-        status_history: Vec::new(),
-        errors: Vec::new(),
-        decision_id: None,
-        log_seq: 0,
+        ..Default::default()
     };
     let span = tracing::info_span!("message", conversation = %conversation.id, contact = %contact.id);
     let _entered = span.enter();
+
+    // Opt-out / opt-in keywords change consent before anything automated.
+    let consent = m.text.as_deref().and_then(|t| consent_change(t, &tenant.opt_out_keywords, &tenant.opt_in_keywords));
+    if let Some(change) = consent {
+        let (opted_out, action) = match change {
+            Consent::OptOut => (true, "opted_out"),
+            Consent::OptIn => (false, "opted_in"),
+        };
+        if contact.opted_out != opted_out {
+            contact.opted_out = opted_out;
+            let entry = AuditEntry::new(
+                now,
+                Actor::Host,
+                action,
+                format!("the contact wrote {:?}", m.text.as_deref().unwrap_or("")),
+            )
+            .about(Some(&conversation.id), Some(&contact.id));
+            s.control.audit.record(&mut batch, &tenant.id, &entry)?;
+        }
+    }
+
+    // Routing
     let context = s.context.build(
         &tenant,
         now,
@@ -67,124 +88,84 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
         &conversation,
         Some(&message.id),
     )?;
+    let routed = route(p, &tenant, &context, &message)?;
 
-    // Routing
-    let plugin = s.plugins.active(&tenant.id, World::Router);
-    let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
-    let (decision, outcome, cause, fuel, duration, plugin_ref) = match &plugin {
-        Some(plugin) => {
-            let version = &plugin.meta.hash;
-            let config = s.plugins.config(&tenant.id, World::Router)?;
-            let report = {
-                let span = tracing::info_span!("route", plugin_version = %&version[..12]);
-                let _e = span.enter();
-                s.plugins.runtime().route(plugin, &limits, config, &context, &message)
-            };
-            s.metrics
-                .plugin_call_seconds
-                .get_or_create(&labels(&[("world", "router")]))
-                .observe(report.duration.as_secs_f64());
-            s.plugins.logs.append(&tenant.id, World::Router, version, report.logs);
-            s.plugins.record_outcome(&tenant.id, &plugin.meta, report.result.as_ref().err(), now);
-            let plugin_ref = PluginRef {
-                world: World::Router.to_string(),
-                version: version.clone(),
-                wit_version: plugin.meta.wit_version.clone(),
-                builtin: plugin.meta.builtin.clone(),
-            };
-            match report.result {
-                Ok(d) => (d, DecisionOutcome::Decided, None, report.fuel_used, report.duration, Some(plugin_ref)),
-                Err(failure) => {
-                    let cause = failure.to_string();
-                    tracing::warn!(%cause, "router failed; falling back to the human queue");
-                    s.metrics
-                        .plugin_failures
-                        .get_or_create(&labels(&[
-                            ("tenant", &tenant.id),
-                            ("world", "router"),
-                            ("version", &version[..12]),
-                            ("kind", failure.kind()),
-                        ]))
-                        .inc();
-                    s.metrics.fallbacks.get_or_create(&labels(&[("world", "router"), ("cause", failure.kind())])).inc();
-                    (
-                        RoutingDecision::fallback(&cause),
-                        DecisionOutcome::Fallback,
-                        Some(cause),
-                        report.fuel_used,
-                        report.duration,
-                        Some(plugin_ref),
-                    )
-                }
-            }
-        }
-        None => {
-            let cause = "no router plugin is active".to_string();
-            (RoutingDecision::fallback(&cause), DecisionOutcome::Fallback, Some(cause), 0, Duration::ZERO, None)
-        }
+    // Act, under the host's rules
+    let tenant_pause = s.control.tenant_pause(&tenant.id)?;
+    let blocked = automation_blocked(tenant_pause.as_ref(), &contact, &conversation, now);
+    let acts = act::apply(&routed.decision, &mut conversation, blocked.as_ref(), &context.window, now);
+    let decision_id = new_id("dc");
+    conversation.last_decision_id = Some(decision_id.clone());
+    // The inbound message takes its place in the log before the replies.
+    s.crm.put_message(&mut batch, &tenant.id, &mut message)?;
+    let actor = match &routed.plugin {
+        Some(p) => Actor::Plugin { world: p.world.clone(), version: p.version.clone() },
+        None => Actor::Host,
     };
-    let outcome_label = match outcome {
+    for reply in &acts.sends {
+        let o = Outgoing {
+            id: new_id("msg"),
+            reply,
+            author: Author::Bot,
+            reply_to: Some(message.id.clone()),
+            decision_id: Some(decision_id.clone()),
+            phone_number_id: &m.phone_number_id,
+            now,
+        };
+        let out = outgoing::queue(&s.crm, &s.outbox, &mut batch, &tenant.id, &mut conversation, &mut contact, o)?;
+        let entry = AuditEntry::new(now, actor.clone(), "bot_reply", &routed.decision.reason)
+            .about(Some(&conversation.id), Some(&contact.id))
+            .with(json!({ "message": out.id, "decision": decision_id }));
+        s.control.audit.record(&mut batch, &tenant.id, &entry)?;
+    }
+    for note in acts.notes.iter().filter(|n| n.contains("suppressed")) {
+        let entry = AuditEntry::new(now, Actor::Host, "automation_suppressed", note)
+            .about(Some(&conversation.id), Some(&contact.id))
+            .with(json!({ "decision": decision_id }));
+        s.control.audit.record(&mut batch, &tenant.id, &entry)?;
+    }
+
+    // Follow-up: after the message, and after the routing decision.
+    let mut timers = TimerState::load(p, &tenant.id, &conversation.id)?;
+    let context = s.context.build(
+        &tenant,
+        now,
+        &contact,
+        resolved.company.as_ref(),
+        resolved.deal.as_ref(),
+        &conversation,
+        Some(&message.id),
+    )?;
+    followup::plan(p, &tenant, &context, Trigger::Inbound { message: message.clone() }, &mut timers, &mut batch)?;
+    let assignee = match &routed.decision.handler {
+        Handler::Human { assignee } => Some(assignee.clone()),
+        _ => None,
+    };
+    let routed_trigger = Trigger::Routed {
+        needs_reply: routed.decision.needs_reply,
+        assignee,
+        priority: routed.decision.priority,
+        reason: routed.decision.reason.clone(),
+    };
+    followup::plan(p, &tenant, &context, routed_trigger, &mut timers, &mut batch)?;
+    timers.commit(p, &mut batch, &tenant.id, &conversation.id)?;
+
+    let outcome_label = match routed.outcome {
         DecisionOutcome::Decided => "decided",
         DecisionOutcome::Fallback => "fallback",
     };
-    s.metrics.decisions.get_or_create(&labels(&[("world", "router"), ("outcome", outcome_label)])).inc();
-
-    // Act
-    let acts = act::apply(&decision, &mut conversation, &contact, &context.window, now);
-    let decision_id = new_id("dc");
-    conversation.last_decision_id = Some(decision_id.clone());
-    let mut batch = Batch::new();
-    // The inbound message takes its place in the log before the replies.
-    s.crm.put_message(&mut batch, &tenant.id, &mut message)?;
-    for reply in &acts.sends {
-        let mut out = Message {
-            id: new_id("msg"),
-            conversation_id: conversation.id.clone(),
-            contact_id: contact.id.clone(),
-            direction: Direction::Outbound,
-            author: Author::Bot,
-            kind: match reply {
-                crate::model::Reply::Text { .. } => MessageKind::Text,
-                crate::model::Reply::Template(_) => MessageKind::Template,
-            },
-            text: Some(reply.preview()),
-            content: serde_json::to_value(reply).unwrap_or_default(),
-            at: now,
-            reply_to: Some(message.id.clone()),
-            wamid: None,
-            status: Some(crate::model::DeliveryStatus::Pending),
-            status_history: Vec::new(),
-            errors: Vec::new(),
-            decision_id: Some(decision_id.clone()),
-            log_seq: 0,
-        };
-        contact.record_outbound(now);
-        conversation.record_outbound(now);
-        s.outbox.enqueue(
-            &mut batch,
-            &SendJob {
-                message_id: out.id.clone(),
-                tenant: tenant.id.clone(),
-                phone_number_id: m.phone_number_id.clone(),
-                to: m.from.clone(),
-                reply: reply.clone(),
-                queued_at: now,
-            },
-        )?;
-        s.crm.put_message(&mut batch, &tenant.id, &mut out)?;
-    }
-    let mut record = DecisionRecord {
+    let record = DecisionRecord {
         id: decision_id,
         conversation_id: conversation.id.clone(),
         message_id: message.id.clone(),
         made_at: now,
-        plugin: plugin_ref,
-        outcome,
-        cause,
-        decision,
-        fuel_used: fuel,
-        duration_us: duration.as_micros() as u64,
-        latency_us: 0,
+        plugin: routed.plugin,
+        outcome: routed.outcome,
+        cause: routed.cause,
+        decision: routed.decision,
+        fuel_used: routed.fuel_used,
+        duration_us: routed.duration.as_micros() as u64,
+        latency_us: (crate::clock::wall_micros() - m.receipt_us).max(0) as u64,
         actions: acts.notes,
     };
     s.crm.put_contact(&mut batch, &tenant.id, &contact, resolved.previous.as_ref())?;
@@ -192,7 +173,6 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
         s.crm.put_conversation(&mut batch, &tenant.id, ended, Some(read))?;
     }
     s.crm.put_conversation(&mut batch, &tenant.id, &conversation, thread.previous.as_ref())?;
-    record.latency_us = (crate::clock::wall_micros() - m.receipt_us).max(0) as u64;
     s.crm.put_decision(&mut batch, &tenant.id, &record)?;
     p.commit(&m.tenant, seq, batch)?;
 

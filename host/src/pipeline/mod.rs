@@ -15,8 +15,12 @@
 
 mod act;
 pub mod event;
+mod followup;
 mod inbound;
 pub mod journal;
+mod observe;
+pub mod outgoing;
+mod route;
 mod scheduler;
 mod status;
 mod worker;
@@ -71,6 +75,8 @@ pub struct Stages {
     pub context: ContextBuilder,
     pub plugins: Arc<Registry>,
     pub outbox: Outbox,
+    pub timers: crate::followup::Timers,
+    pub control: crate::control::Control,
     pub outbound_wake: Arc<Notify>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,

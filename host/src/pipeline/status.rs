@@ -1,11 +1,12 @@
 //! Delivery statuses (from Meta) and send results (from our worker): both
 //! move an outbound message forward, never back.
 
-use super::{Pipeline, PipelineError};
+use super::{Pipeline, PipelineError, followup};
 use crate::crm::PendingStatus;
 use crate::ingest::StatusUpdate;
 use crate::metrics::labels;
 use crate::model::DeliveryStatus;
+use crate::model::Trigger;
 use crate::outbound::{SendOutcome, SendResult};
 use crate::store::Batch;
 
@@ -17,6 +18,10 @@ pub(super) fn handle_status(p: &Pipeline, seq: u64, s: &StatusUpdate) -> Result<
             let applied = message.apply_status(s.status, s.at, &s.errors);
             tracing::debug!(wamid = %s.wamid, status = s.status.as_str(), applied, "status");
             crm.put_message(&mut batch, &s.tenant, &mut message)?;
+            if applied {
+                let trigger = Trigger::StatusChanged { message_id: message.id.clone(), status: s.status };
+                followup::after(p, &s.tenant, &message.conversation_id, trigger, &mut batch)?;
+            }
         }
         None => {
             // The send response (which tells us this wamid) has not been
@@ -57,5 +62,9 @@ pub(super) fn handle_send_result(p: &Pipeline, seq: u64, r: &SendResult) -> Resu
         }
     }
     crm.put_message(&mut batch, &r.tenant, &mut message)?;
+    if !matches!(r.outcome, SendOutcome::Failed { .. }) {
+        let trigger = Trigger::Outbound { message: message.clone() };
+        followup::after(p, &r.tenant, &message.conversation_id, trigger, &mut batch)?;
+    }
     p.commit(&r.tenant, seq, batch)
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::{Class, Job, Scheduler};
-use super::{Event, Pipeline, PipelineError, inbound, status};
+use super::{Event, Pipeline, PipelineError, followup, inbound, status};
 use crate::store::Batch;
 
 /// A tenant whose events average more than this runs in the background
@@ -159,6 +159,7 @@ impl Pipeline {
                 Event::Inbound(m) => inbound::handle(self, seq, m),
                 Event::Status(s) => status::handle_status(self, seq, s),
                 Event::SendResult(r) => status::handle_send_result(self, seq, r),
+                Event::TimerFired(t) => followup::handle_timer(self, seq, t),
             };
             match result {
                 Ok(()) => return,

@@ -27,6 +27,8 @@ const CONFIG: Tree = Tree("plugins.config");
 
 /// The default router, built from `plugins/default-router` by `build.rs`.
 pub const DEFAULT_ROUTER_WASM: &[u8] = include_bytes!(env!("SB_BUILT_DEFAULT_ROUTER_WASM"));
+/// The default follow-up planner, from `plugins/adaptive-follow-up`.
+pub const ADAPTIVE_FOLLOW_UP_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ADAPTIVE_FOLLOW_UP_WASM"));
 
 /// Sample inputs every upload must handle (also in `examples/inputs/`).
 const SAMPLE_ROUTER: &str = include_str!("../../../examples/inputs/router-greeting.json");
@@ -87,12 +89,13 @@ impl Registry {
     pub fn new(runtime: Arc<Runtime>, store: Store, suspend_after: u32) -> Result<Registry, PluginError> {
         let started = std::time::Instant::now();
         let router = runtime.compile(DEFAULT_ROUTER_WASM, Some("default-router"))?;
-        tracing::info!(hash = %router.meta.hash, elapsed_ms = started.elapsed().as_millis() as u64, "built-in default router ready");
+        let follow_up = runtime.compile(ADAPTIVE_FOLLOW_UP_WASM, Some("adaptive-follow-up"))?;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "built-in plugins ready");
         let registry = Registry {
             versions: Versions::new(store.clone()),
             runtime,
             store,
-            builtins: HashMap::from([(World::Router, router)]),
+            builtins: HashMap::from([(World::Router, router), (World::FollowUp, follow_up)]),
             compiled: Mutex::default(),
             active: RwLock::default(),
             health: Mutex::default(),

@@ -41,8 +41,23 @@ pub struct Tenant {
     pub disabled: bool,
     /// Per-tenant overrides of the operator's plugin limits.
     pub limits: Option<PluginLimits>,
+    /// A message that is exactly one of these opts the contact out of
+    /// automated messages (defaults: STOP, BAJA, PARAR, SAIR, UNSUBSCRIBE…).
+    #[serde(default = "default_opt_out")]
+    pub opt_out_keywords: Vec<String>,
+    /// …and one of these opts them back in.
+    #[serde(default = "default_opt_in")]
+    pub opt_in_keywords: Vec<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+fn default_opt_out() -> Vec<String> {
+    crate::control::optout::defaults(crate::control::optout::OPT_OUT)
+}
+
+fn default_opt_in() -> Vec<String> {
+    crate::control::optout::defaults(crate::control::optout::OPT_IN)
 }
 
 impl Tenant {

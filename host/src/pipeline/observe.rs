@@ -1,0 +1,43 @@
+//! What every plugin call leaves behind, whatever its world: latency and
+//! failure metrics, the plugin's log lines, and its health record.
+
+use super::Pipeline;
+use crate::crm::PluginRef;
+use crate::metrics::labels;
+use crate::plugins::{CallReport, Plugin, World};
+
+impl Pipeline {
+    /// Records `report` and returns the plugin reference for the record.
+    pub(super) fn observe<T>(&self, tenant: &str, plugin: &Plugin, report: &mut CallReport<T>, now: i64) -> PluginRef {
+        let s = &self.stages;
+        let world = plugin.meta.world;
+        let version = &plugin.meta.hash;
+        s.metrics
+            .plugin_call_seconds
+            .get_or_create(&labels(&[("world", world.as_str())]))
+            .observe(report.duration.as_secs_f64());
+        s.plugins.logs.append(tenant, world, version, std::mem::take(&mut report.logs));
+        s.plugins.record_outcome(tenant, &plugin.meta, report.result.as_ref().err(), now);
+        let outcome = if report.result.is_ok() { "decided" } else { "fallback" };
+        s.metrics.decisions.get_or_create(&labels(&[("world", world.as_str()), ("outcome", outcome)])).inc();
+        if let Err(failure) = &report.result {
+            tracing::warn!(%world, cause = %failure, "plugin failed; applying the fallback");
+            s.metrics
+                .plugin_failures
+                .get_or_create(&labels(&[
+                    ("tenant", tenant),
+                    ("world", world.as_str()),
+                    ("version", &version[..12]),
+                    ("kind", failure.kind()),
+                ]))
+                .inc();
+            s.metrics.fallbacks.get_or_create(&labels(&[("world", world.as_str()), ("cause", failure.kind())])).inc();
+        }
+        PluginRef {
+            world: World::as_str(world).to_string(),
+            version: version.clone(),
+            wit_version: plugin.meta.wit_version.clone(),
+            builtin: plugin.meta.builtin.clone(),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! One place that turns "send this" into an outbound message in the
+//! conversation log and a job in the send queue — for bot replies,
+//! follow-ups and staff replies alike, so they all count the same way for
+//! the 24-hour window, the contact's stats and follow-up logic.
+
+use crate::clock::Millis;
+use crate::crm::{Author, Contact, Conversation, Crm, Message};
+use crate::model::{DeliveryStatus, Direction, MessageKind, Reply};
+use crate::outbound::{Outbox, SendJob};
+use crate::store::{Batch, Result};
+
+pub struct Outgoing<'a> {
+    /// The message id; also the send's idempotency key.
+    pub id: String,
+    pub reply: &'a Reply,
+    pub author: Author,
+    pub reply_to: Option<String>,
+    pub decision_id: Option<String>,
+    pub phone_number_id: &'a str,
+    pub now: Millis,
+}
+
+/// Records the message (pending) and queues its send, in `batch`; updates
+/// the conversation's and contact's interaction times.
+pub fn queue(
+    crm: &Crm,
+    outbox: &Outbox,
+    batch: &mut Batch,
+    tenant: &str,
+    conversation: &mut Conversation,
+    contact: &mut Contact,
+    o: Outgoing<'_>,
+) -> Result<Message> {
+    let to = contact.wa_id.clone().unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string());
+    let mut message = Message {
+        id: o.id,
+        conversation_id: conversation.id.clone(),
+        contact_id: contact.id.clone(),
+        direction: Direction::Outbound,
+        author: o.author,
+        kind: match o.reply {
+            Reply::Text { .. } => MessageKind::Text,
+            Reply::Template(_) => MessageKind::Template,
+        },
+        text: Some(o.reply.preview()),
+        content: serde_json::to_value(o.reply).unwrap_or_default(),
+        at: o.now,
+        reply_to: o.reply_to,
+        status: Some(DeliveryStatus::Pending),
+        decision_id: o.decision_id,
+        ..Default::default()
+    };
+    contact.record_outbound(o.now);
+    conversation.record_outbound(o.now);
+    outbox.enqueue(
+        batch,
+        &SendJob {
+            message_id: message.id.clone(),
+            tenant: tenant.to_string(),
+            phone_number_id: o.phone_number_id.to_string(),
+            to,
+            reply: o.reply.clone(),
+            queued_at: o.now,
+        },
+    )?;
+    crm.put_message(batch, tenant, &mut message)?;
+    Ok(message)
+}
