@@ -35,6 +35,7 @@ fn main() {
     assert!(default_router.exists(), "{} was not built", default_router.display());
     println!("cargo:rustc-env=SB_BUILT_DEFAULT_ROUTER_WASM={}", default_router.display());
     println!("cargo:rustc-env=SB_BUILT_ADAPTIVE_FOLLOW_UP_WASM={}", out.join("adaptive_follow_up.wasm").display());
+    println!("cargo:rustc-env=SB_BUILT_ENGAGEMENT_FEEDBACK_WASM={}", out.join("engagement_feedback.wasm").display());
     println!("cargo:rustc-env=SB_BUILT_GUESTS_DIR={}", out.display());
 }
 

@@ -206,8 +206,10 @@ async fn every_documented_message_type_and_batches_are_recorded() {
     let for_reaction = decisions.iter().find(|d| d["message_id"] == reaction["id"]).unwrap();
     assert_eq!(for_reaction["decision"]["handler"]["type"], "nobody");
 
-    // Other senders in the batch became their own contacts, in E.164.
-    let lucia = host.contact("+5215512345678").await.expect("Mexican sender");
+    // Other senders in the batch became their own contacts, in E.164 (the
+    // Mexican wa_id's legacy `521` brought up to date).
+    let lucia = host.contact("+525512345678").await.expect("Mexican sender");
+    assert_eq!(lucia["wa_id"], "5215512345678", "the wa_id is kept as WhatsApp sends it");
     assert_eq!(lucia["profile_name"], "Lucía Pérez");
     assert!(host.contact("+14155550123").await.is_some());
 }

@@ -20,7 +20,36 @@ pub struct Config {
     pub plugins: PluginConfig,
     pub outbound: OutboundConfig,
     pub demo: DemoConfig,
+    pub sync: SyncConfig,
     pub log: LogConfig,
+}
+
+/// Delivery of CRM events to tenants' endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Attempts before an event goes to the dead-letter list.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Contacts delivered to at once, per endpoint.
+    pub concurrency: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_attempts: 12,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
+            concurrency: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -38,6 +38,12 @@ pub struct Metrics {
     pub sends: Family<Labels, Counter>,
     /// From webhook receipt to the event's effects committed.
     pub event_seconds: Family<Labels, Histogram>,
+    /// CRM event deliveries by tenant, endpoint and result.
+    pub sync_deliveries: Family<Labels, Counter>,
+    /// Per endpoint: events waiting, and whether it is failing (1) or not (0).
+    pub sync_pending: Family<Labels, Gauge>,
+    pub sync_failing: Family<Labels, Gauge>,
+    pub sync_dead_letters: Family<Labels, Gauge>,
     pub journal_pending: Gauge,
     pub outbound_queue: Gauge,
     pub quarantined: Gauge,
@@ -65,6 +71,10 @@ impl Metrics {
             fallbacks: Family::default(),
             sends: Family::default(),
             event_seconds: Family::new_with_constructor(latency_histogram),
+            sync_deliveries: Family::default(),
+            sync_pending: Family::default(),
+            sync_failing: Family::default(),
+            sync_dead_letters: Family::default(),
             journal_pending: Gauge::default(),
             outbound_queue: Gauge::default(),
             quarantined: Gauge::default(),
@@ -90,6 +100,10 @@ impl Metrics {
         registry.register("fallbacks", "Fallback decisions by world and cause", m.fallbacks.clone());
         registry.register("sends", "Outbound sends by outcome", m.sends.clone());
         registry.register("event_seconds", "From receipt to effects committed", m.event_seconds.clone());
+        registry.register("sync_deliveries", "CRM event deliveries by endpoint and result", m.sync_deliveries.clone());
+        registry.register("sync_pending", "CRM events waiting per endpoint", m.sync_pending.clone());
+        registry.register("sync_endpoint_failing", "1 while an endpoint is failing", m.sync_failing.clone());
+        registry.register("sync_dead_letters", "Dead-lettered CRM events per endpoint", m.sync_dead_letters.clone());
         registry.register("journal_pending", "Events waiting in the journal", m.journal_pending.clone());
         registry.register("outbound_queue", "Messages waiting to be sent", m.outbound_queue.clone());
         registry.register("quarantined_events", "Events set aside as unprocessable", m.quarantined.clone());

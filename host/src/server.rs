@@ -70,7 +70,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
             .await
             .map_err(|e| ServerError::Io(e.to_string()))??
     };
-    let crm = Crm::new(store.clone());
+    let sync = crate::sync::Outbox::new(store.clone());
+    let crm = Crm::new(store.clone(), sync.clone());
     let metrics = Arc::new(Metrics::new());
     let outbound_wake = Arc::new(Notify::new());
     let outbox = Outbox::new(store.clone());
@@ -83,11 +84,15 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
             config.conversations.inactivity_timeout.as_millis() as i64,
             config.conversations.history,
         ),
-        crm,
+        crm: crm.clone(),
         plugins: Arc::new(registry),
         outbox: outbox.clone(),
         timers: crate::followup::Timers::new(store.clone()),
-        control: crate::control::Control::new(store.clone()),
+        signals: crate::feedback::Signals::new(store.clone()),
+        importer: crate::identity::import::Importer::new(store.clone(), crm.clone(), clock.clone()),
+        duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
+        control: crate::control::Control::new(store.clone(), sync.clone()),
+        sync: sync.clone(),
         outbound_wake: outbound_wake.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
@@ -114,6 +119,19 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
         metrics,
     });
     let outbound = tokio::spawn(worker.run(shutdown.clone()));
+    let delivery = Arc::new(crate::sync::delivery::Delivery {
+        outbox: sync,
+        http: reqwest::Client::builder()
+            .timeout(config.sync.request_timeout)
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ServerError::Io(format!("HTTP client: {e}")))?,
+        clock: clock.clone(),
+        config: config.sync.clone(),
+        metrics: pipeline.stages.metrics.clone(),
+        wake: Arc::new(Notify::new()),
+    });
+    tokio::spawn(delivery.run(shutdown.clone()));
     let pipeline_handle =
         pipeline.start(shutdown.clone()).map_err(|e| ServerError::Io(format!("pipeline threads: {e}")))?;
     spawn_maintenance(pipeline.clone(), config.webhook.dedup_window, shutdown.clone());

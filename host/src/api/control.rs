@@ -275,6 +275,23 @@ pub async fn resolve(
         *pending = None;
         Ok(AuditEntry::new(now, staff(&who), "conversation_resolved", format!("{who} resolved the conversation")))
     })?;
+    // The exchange closes: the contact's worker measures it (feedback).
+    let s = state.stages();
+    if let Some(contact) = s.crm.contact(&tenant.id, &c.contact_id)? {
+        let closed = crate::pipeline::learn::ExchangeClosed {
+            tenant: tenant.id.clone(),
+            conversation_id: c.id.clone(),
+            wa_id: contact.wa_id.unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string()),
+            closed_by: crate::model::CloseReason::Resolved,
+            at: s.clock.now_ms(),
+        };
+        let pipeline = state.pipeline.clone();
+        tokio::task::spawn_blocking(move || {
+            pipeline.submit(vec![crate::pipeline::Event::ExchangeClosed(closed)], Batch::new())
+        })
+        .await
+        .map_err(|_| ApiError::unavailable("stopped"))??;
+    }
     Ok(Json(c))
 }
 

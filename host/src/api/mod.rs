@@ -8,11 +8,14 @@
 //! ```
 
 mod admin;
+mod companies;
 mod control;
 mod error;
+mod identity;
 mod ops;
 mod plugins;
 mod records;
+mod sync;
 mod webhooks;
 
 pub use error::ApiError;
@@ -50,6 +53,9 @@ pub fn app(state: AppState) -> Router {
             get(webhooks::verify).post(webhooks::receive).layer(DefaultBodyLimit::max(webhook_limit)),
         )
         .merge(records::routes())
+        .merge(companies::routes())
+        .merge(identity::routes())
+        .merge(sync::routes())
         .merge(plugins::routes())
         .merge(admin::routes())
         .merge(control::routes())
@@ -65,7 +71,12 @@ pub fn app(state: AppState) -> Router {
     paths(
         webhooks::verify, webhooks::receive,
         records::list_contacts, records::create_contact, records::get_contact, records::contact_conversations,
-        records::get_conversation, records::create_company, records::get_company, records::create_deal, records::get_deal,
+        records::get_conversation, records::update_contact, records::contact_signals,
+        identity::import, identity::import_status, identity::duplicates, identity::merge, identity::dismiss,
+        identity::merge_record, identity::undo,
+        sync::create, sync::list, sync::remove, sync::dead_letters, sync::replay,
+        companies::list_companies, companies::create_company, companies::get_company, companies::update_company, companies::delete_company,
+        companies::list_deals, companies::create_deal, companies::get_deal, companies::update_deal, companies::delete_deal,
         plugins::overview, plugins::world_view, plugins::upload, plugins::version_view, plugins::activate,
         plugins::rollback, plugins::logs, plugins::get_config, plugins::put_config,
         control::takeover, control::release, control::reply, control::reassign, control::resolve,

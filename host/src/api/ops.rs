@@ -46,6 +46,14 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     m.journal_pending.set(p.journal.pending()? as i64);
     m.outbound_queue.set(p.stages.outbox.len()? as i64);
     m.quarantined.set(p.journal.quarantined()? as i64);
+    let sync = &p.stages.sync;
+    for e in sync.endpoints.all()? {
+        let l = crate::metrics::labels(&[("tenant", &e.tenant), ("endpoint", &e.id)]);
+        let h = sync.endpoints.health(&e.id);
+        m.sync_pending.get_or_create(&l).set(sync.pending(&e.id)? as i64);
+        m.sync_failing.get_or_create(&l).set(i64::from(h.consecutive_failures > 0));
+        m.sync_dead_letters.get_or_create(&l).set(h.dead_lettered as i64);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()))
 }
 

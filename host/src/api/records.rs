@@ -2,13 +2,13 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
-use crate::crm::{Company, Contact, ContactStats, Conversation, Deal, DealStatus, DecisionRecord, Message};
+use crate::crm::{Contact, ContactStats, Conversation, DecisionRecord, Message};
 use crate::identity;
 use crate::model::new_id;
 use crate::store::Batch;
@@ -16,13 +16,10 @@ use crate::store::Batch;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/contacts", get(list_contacts).post(create_contact))
-        .route("/v1/contacts/{id}", get(get_contact))
+        .route("/v1/contacts/{id}", get(get_contact).patch(update_contact))
         .route("/v1/contacts/{id}/conversations", get(contact_conversations))
+        .route("/v1/contacts/{id}/signals", get(contact_signals))
         .route("/v1/conversations/{id}", get(get_conversation))
-        .route("/v1/companies", post(create_company))
-        .route("/v1/companies/{id}", get(get_company))
-        .route("/v1/deals", post(create_deal))
-        .route("/v1/deals/{id}", get(get_deal))
 }
 
 const MAX_PAGE: usize = 500;
@@ -117,6 +114,8 @@ pub async fn create_contact(
         updated_at: now,
         ..Default::default()
     };
+    let mut contact = contact;
+    identity::link_company_by_email(&s.crm, &tenant.id, &mut contact)?;
     let mut batch = Batch::new();
     s.crm.put_contact(&mut batch, &tenant.id, &contact, None)?;
     s.crm.commit(batch).map_err(|e| match e {
@@ -195,106 +194,110 @@ pub async fn get_conversation(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-pub struct NewCompany {
-    pub name: String,
-    pub domain: Option<String>,
+pub struct ContactPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Link to a company (`""` unlinks).
+    pub company_id: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// IANA timezone, e.g. `America/Bogota` (for quiet hours).
+    pub timezone: Option<String>,
+    /// A new phone, any format (must not belong to another contact).
+    pub phone: Option<String>,
 }
 
-/// Creates a company.
-#[utoipa::path(post, path = "/v1/companies", tag = "companies", request_body = NewCompany, security(("tenant_key" = [])),
-    responses((status = 201, body = Company), (status = 400, body = super::error::ErrorBody)))]
-pub async fn create_company(
-    TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
-    ApiJson(new): ApiJson<NewCompany>,
-) -> Result<(StatusCode, Json<Company>), ApiError> {
-    if new.name.trim().is_empty() {
-        return Err(ApiError::bad_request("invalid_company", "name must not be empty"));
-    }
-    let s = state.stages();
-    let company = Company {
-        id: new_id("co"),
-        name: new.name.trim().to_string(),
-        domain: new.domain.map(|d| d.trim().to_lowercase()).filter(|d| !d.is_empty()),
-        created_at: s.clock.now_ms(),
-    };
-    let mut batch = Batch::new();
-    s.crm.put_company(&mut batch, &tenant.id, &company)?;
-    s.crm.commit(batch)?;
-    Ok((StatusCode::CREATED, Json(company)))
-}
-
-/// One company.
-#[utoipa::path(get, path = "/v1/companies/{id}", tag = "companies", params(("id" = String, Path)), security(("tenant_key" = [])),
-    responses((status = 200, body = Company), (status = 404, body = super::error::ErrorBody)))]
-pub async fn get_company(
+/// Updates a contact. An email on a company's domain links the contact to
+/// that company (free-mail domains excepted) unless it already has one.
+#[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)), request_body = ContactPatch,
+    security(("tenant_key" = [])),
+    responses((status = 200, body = Contact), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn update_contact(
     TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Company>, ApiError> {
-    let company = state.stages().crm.company(&tenant.id, &id)?;
-    company.map(Json).ok_or_else(|| ApiError::not_found(format!("no company {id} in this tenant")))
+    ApiJson(patch): ApiJson<ContactPatch>,
+) -> Result<Json<Contact>, ApiError> {
+    let s = state.stages();
+    if let Some(tz) = patch.timezone.as_deref().filter(|t| t.parse::<chrono_tz::Tz>().is_err()) {
+        return Err(ApiError::bad_request("invalid_timezone", format!("{tz:?} is not an IANA timezone")));
+    }
+    let phone = match &patch.phone {
+        Some(p) => Some(
+            identity::normalize(p, &tenant.default_region)
+                .map_err(|e| ApiError::bad_request("invalid_phone", e.to_string()))?,
+        ),
+        None => None,
+    };
+    for _ in 0..20 {
+        let read = s
+            .crm
+            .contact(&tenant.id, &id)?
+            .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
+        let mut c = read.clone();
+        if let Some(v) = &patch.name {
+            c.name = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = &patch.email {
+            c.email = Some(v.trim().to_lowercase()).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = &patch.company_id {
+            if v.is_empty() {
+                c.company_id = None;
+            } else {
+                s.crm
+                    .company(&tenant.id, v)?
+                    .ok_or_else(|| ApiError::not_found(format!("no company {v} in this tenant")))?;
+                c.company_id = Some(v.clone());
+            }
+        }
+        if let Some(v) = &patch.tags {
+            c.tags = v.clone();
+        }
+        if let Some(v) = &patch.timezone {
+            c.timezone = Some(v.clone());
+        }
+        if let Some(p) = &phone {
+            if let Some(other) = s.crm.contact_by_phone(&tenant.id, &p.e164)?.filter(|o| o.id != c.id) {
+                return Err(ApiError::conflict(format!("contact {} already has phone {}", other.id, p.e164)));
+            }
+            c.phone = p.e164.clone();
+            c.country = p.region.clone();
+        }
+        identity::link_company_by_email(&s.crm, &tenant.id, &mut c)?;
+        c.updated_at = s.clock.now_ms();
+        let mut batch = Batch::new();
+        s.crm.put_contact(&mut batch, &tenant.id, &c, Some(&read))?;
+        match s.crm.commit(batch) {
+            Ok(()) => return Ok(Json(c)),
+            Err(crate::store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict("the contact keeps changing; retry"))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewDeal {
-    pub contact_id: String,
-    pub name: String,
-    /// The tenant's stage name, e.g. `lead`, `proposal`, `negotiation`.
-    pub stage: String,
-    pub amount_minor: Option<i64>,
-    pub currency: Option<String>,
-    /// The agent who owns the deal.
-    pub owner: Option<String>,
+#[derive(Serialize, ToSchema)]
+pub struct SignalsView {
+    /// Current values (also passed to every router and follow-up decision).
+    pub signals: std::collections::BTreeMap<String, crate::crm::Signal>,
+    /// Every value the feedback plugin produced, oldest first.
+    pub history: Vec<crate::feedback::SignalChange>,
 }
 
-/// Creates an open deal for a contact (linked to the contact's company).
-#[utoipa::path(post, path = "/v1/deals", tag = "deals", request_body = NewDeal, security(("tenant_key" = [])),
-    responses((status = 201, body = Deal), (status = 400, body = super::error::ErrorBody)))]
-pub async fn create_deal(
+/// A contact's learned signals and their history.
+#[utoipa::path(get, path = "/v1/contacts/{id}/signals", tag = "contacts", params(("id" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 200, body = SignalsView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn contact_signals(
     TenantAuth(tenant, _): TenantAuth,
     State(state): State<AppState>,
-    ApiJson(new): ApiJson<NewDeal>,
-) -> Result<(StatusCode, Json<Deal>), ApiError> {
+    Path(id): Path<String>,
+) -> Result<Json<SignalsView>, ApiError> {
     let s = state.stages();
     let contact = s
         .crm
-        .contact(&tenant.id, &new.contact_id)?
-        .ok_or_else(|| ApiError::not_found(format!("no contact {} in this tenant", new.contact_id)))?;
-    if new.name.trim().is_empty() || new.stage.trim().is_empty() {
-        return Err(ApiError::bad_request("invalid_deal", "name and stage must not be empty"));
-    }
-    let now = s.clock.now_ms();
-    let deal = Deal {
-        id: new_id("dl"),
-        contact_id: contact.id,
-        company_id: contact.company_id,
-        name: new.name.trim().to_string(),
-        stage: new.stage.trim().to_string(),
-        status: DealStatus::Open,
-        amount_minor: new.amount_minor,
-        currency: new.currency,
-        owner: new.owner,
-        created_at: now,
-        updated_at: now,
-    };
-    let mut batch = Batch::new();
-    s.crm.put_deal(&mut batch, &tenant.id, &deal)?;
-    s.crm.commit(batch)?;
-    Ok((StatusCode::CREATED, Json(deal)))
-}
-
-/// One deal.
-#[utoipa::path(get, path = "/v1/deals/{id}", tag = "deals", params(("id" = String, Path)), security(("tenant_key" = [])),
-    responses((status = 200, body = Deal), (status = 404, body = super::error::ErrorBody)))]
-pub async fn get_deal(
-    TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Deal>, ApiError> {
-    let deal = state.stages().crm.deal(&tenant.id, &id)?;
-    deal.map(Json).ok_or_else(|| ApiError::not_found(format!("no deal {id} in this tenant")))
+        .contact(&tenant.id, &id)?
+        .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
+    Ok(Json(SignalsView { signals: contact.signals, history: s.signals.history(&tenant.id, &id)? }))
 }

@@ -67,15 +67,27 @@ impl AuditEntry {
 #[derive(Clone)]
 pub struct Audit {
     store: Store,
+    sync: crate::sync::Outbox,
 }
 
 impl Audit {
-    pub fn new(store: Store) -> Self {
-        Audit { store }
+    pub fn new(store: Store, sync: crate::sync::Outbox) -> Self {
+        Audit { store, sync }
     }
 
-    /// Adds `entry` to `batch`: it lands with the change it describes.
+    /// Adds `entry` to `batch`: it lands with the change it describes (and,
+    /// for follow-ups and staff actions, with its CRM event).
     pub fn record(&self, batch: &mut Batch, tenant: &str, entry: &AuditEntry) -> Result<()> {
+        let kind = match (&entry.actor, entry.action.as_str()) {
+            (_, "follow_up_sent") => Some("follow_up.sent"),
+            (_, "follow_up_suppressed") => Some("follow_up.suppressed"),
+            (Actor::Staff { .. }, _) => Some("human.action"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let data = serde_json::to_value(entry).unwrap_or_default();
+            self.sync.emit(batch, tenant, entry.contact_id.as_deref().unwrap_or(""), kind, entry.at, data)?;
+        }
         let key = keys::join(&[tenant.as_bytes(), &keys::ts(entry.at), entry.id.as_bytes()]);
         if let Some(c) = &entry.conversation_id {
             let idx = keys::join(&[tenant.as_bytes(), c.as_bytes(), &keys::ts(entry.at), entry.id.as_bytes()]);

@@ -101,8 +101,8 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(store: Store) -> Self {
-        Control { audit: Audit::new(store.clone()), store }
+    pub fn new(store: Store, sync: crate::sync::Outbox) -> Self {
+        Control { audit: Audit::new(store.clone(), sync), store }
     }
 
     pub fn tenant_pause(&self, tenant: &str) -> Result<Option<Pause>> {

@@ -9,6 +9,7 @@
 //! with a conflict, and the writer retries on fresh data instead of
 //! silently overwriting it.
 
+mod companies;
 pub mod model;
 
 pub use model::*;
@@ -17,9 +18,6 @@ use crate::store::{Batch, Result, Store, StoreError, Tree, encode, keys};
 
 const CONTACTS: Tree = Tree("crm.contacts");
 const CONTACT_PHONES: Tree = Tree("crm.contacts.by_phone");
-const COMPANIES: Tree = Tree("crm.companies");
-const DEALS: Tree = Tree("crm.deals");
-const DEALS_BY_CONTACT: Tree = Tree("crm.deals.by_contact");
 const CONVERSATIONS: Tree = Tree("crm.conversations");
 const CONVERSATIONS_BY_CONTACT: Tree = Tree("crm.conversations.by_contact");
 const MESSAGES: Tree = Tree("crm.messages");
@@ -32,15 +30,30 @@ const OVERRIDES: Tree = Tree("crm.overrides");
 #[derive(Clone)]
 pub struct Crm {
     store: Store,
+    /// Every change below also writes its event here, in the same batch.
+    sync: crate::sync::Outbox,
 }
 
-fn key(tenant: &str, id: &str) -> Vec<u8> {
+pub(crate) fn key(tenant: &str, id: &str) -> Vec<u8> {
     keys::join(&[tenant.as_bytes(), id.as_bytes()])
 }
 
 impl Crm {
-    pub fn new(store: Store) -> Self {
-        Crm { store }
+    pub fn new(store: Store, sync: crate::sync::Outbox) -> Self {
+        Crm { store, sync }
+    }
+
+    fn emit<T: serde::Serialize>(
+        &self,
+        batch: &mut Batch,
+        tenant: &str,
+        contact: &str,
+        kind: &str,
+        at: i64,
+        record: &T,
+    ) -> Result<()> {
+        let data = serde_json::to_value(record).unwrap_or_default();
+        self.sync.emit(batch, tenant, contact, kind, at, data)
     }
 
     // ---- contacts ----
@@ -49,9 +62,10 @@ impl Crm {
         self.store.get_json(CONTACTS, &key(tenant, id))
     }
 
-    /// The contact whose phone (E.164) is `phone`.
+    /// The contact whose phone is `phone` (E.164) in any of its forms: the
+    /// index is keyed by the line's match key.
     pub fn contact_by_phone(&self, tenant: &str, phone: &str) -> Result<Option<Contact>> {
-        match self.store.get(CONTACT_PHONES, &key(tenant, phone))? {
+        match self.store.get(CONTACT_PHONES, &key(tenant, &crate::identity::match_key(phone)))? {
             Some(id) => self.contact(tenant, &String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
@@ -79,7 +93,7 @@ impl Crm {
                 break;
             }
             let contact: Contact = crate::store::decode(CONTACTS, &v)?;
-            if matcher.as_ref().is_none_or(|m| m.matches(&contact)) {
+            if contact.merged_into.is_none() && matcher.as_ref().is_none_or(|m| m.matches(&contact)) {
                 out.push(contact);
                 if out.len() >= limit {
                     break;
@@ -87,6 +101,16 @@ impl Crm {
             }
         }
         Ok(out)
+    }
+
+    /// Points a phone's index entry at another contact (a merge and its undo).
+    pub fn point_phone(&self, batch: &mut Batch, tenant: &str, phone: &str, contact_id: &str) {
+        batch.put(CONTACT_PHONES, key(tenant, &crate::identity::match_key(phone)), contact_id.as_bytes());
+    }
+
+    /// Every contact of the tenant, merged ones included.
+    pub fn all_contacts(&self, tenant: &str) -> Result<Vec<Contact>> {
+        self.store.scan_prefix(CONTACTS, &keys::tenant_prefix(tenant))?.values().collect()
     }
 
     /// Adds `contact` to `batch`, guarded on `previous` (what was read), and
@@ -100,49 +124,27 @@ impl Crm {
     ) -> Result<()> {
         let k = key(tenant, &contact.id);
         guard(batch, CONTACTS, &k, previous)?;
-        if previous.is_none_or(|p| p.phone != contact.phone) {
-            let phone_key = key(tenant, &contact.phone);
+        let match_key = |c: &Contact| key(tenant, &crate::identity::match_key(&c.phone));
+        if previous.is_none_or(|p| match_key(p) != match_key(contact)) {
+            let phone_key = match_key(contact);
             batch.require_absent(CONTACT_PHONES, phone_key.clone());
             batch.put(CONTACT_PHONES, phone_key, contact.id.as_bytes());
             if let Some(p) = previous {
-                batch.delete(CONTACT_PHONES, key(tenant, &p.phone));
+                batch.delete(CONTACT_PHONES, match_key(p));
             }
         }
-        batch.put_json(CONTACTS, k, contact)
-    }
-
-    // ---- companies and deals ----
-
-    pub fn company(&self, tenant: &str, id: &str) -> Result<Option<Company>> {
-        self.store.get_json(COMPANIES, &key(tenant, id))
-    }
-
-    pub fn put_company(&self, batch: &mut Batch, tenant: &str, company: &Company) -> Result<()> {
-        batch.put_json(COMPANIES, key(tenant, &company.id), company)
-    }
-
-    pub fn deal(&self, tenant: &str, id: &str) -> Result<Option<Deal>> {
-        self.store.get_json(DEALS, &key(tenant, id))
-    }
-
-    pub fn put_deal(&self, batch: &mut Batch, tenant: &str, deal: &Deal) -> Result<()> {
-        batch.put(
-            DEALS_BY_CONTACT,
-            keys::join(&[tenant.as_bytes(), deal.contact_id.as_bytes(), deal.id.as_bytes()]),
-            [],
-        );
-        batch.put_json(DEALS, key(tenant, &deal.id), deal)
-    }
-
-    /// The contact's deals, newest first.
-    pub fn deals_of(&self, tenant: &str, contact_id: &str) -> Result<Vec<Deal>> {
-        let prefix = keys::prefix(&[tenant.as_bytes(), contact_id.as_bytes()]);
-        let mut deals = Vec::new();
-        for k in self.store.scan_prefix(DEALS_BY_CONTACT, &prefix)?.keys().rev() {
-            let id = String::from_utf8_lossy(keys::last_part(&k?)).into_owned();
-            deals.extend(self.deal(tenant, &id)?);
+        let kind = match previous {
+            None => Some("contact.created"),
+            Some(p) if p.merged_into.is_none() && contact.merged_into.is_some() => Some("contact.merged"),
+            // Interaction counters change with every message; those are
+            // reported as messages, not as contact updates.
+            Some(p) if differs_beyond_stats(p, contact) => Some("contact.updated"),
+            Some(_) => None,
+        };
+        if let Some(kind) = kind {
+            self.emit(batch, tenant, &contact.id, kind, contact.updated_at, contact)?;
         }
-        Ok(deals)
+        batch.put_json(CONTACTS, k, contact)
     }
 
     // ---- conversations ----
@@ -178,10 +180,32 @@ impl Crm {
     ) -> Result<()> {
         let k = key(tenant, &conversation.id);
         guard(batch, CONVERSATIONS, &k, previous)?;
-        if previous.is_none() {
+        if previous.is_none_or(|p| p.contact_id != conversation.contact_id) {
             let by_contact =
                 keys::join(&[tenant.as_bytes(), conversation.contact_id.as_bytes(), conversation.id.as_bytes()]);
             batch.put(CONVERSATIONS_BY_CONTACT, by_contact, []);
+            if let Some(p) = previous.filter(|p| p.contact_id != conversation.contact_id) {
+                batch.delete(
+                    CONVERSATIONS_BY_CONTACT,
+                    keys::join(&[tenant.as_bytes(), p.contact_id.as_bytes(), p.id.as_bytes()]),
+                );
+            }
+        }
+        let at = conversation.last_message_at.max(conversation.resolved_at.unwrap_or(0));
+        let kind = match previous {
+            None => Some("conversation.opened"),
+            Some(p)
+                if p.status != ConversationStatus::Resolved && conversation.status == ConversationStatus::Resolved =>
+            {
+                Some("conversation.resolved")
+            }
+            Some(p) if conversation.assignee.is_some() && p.assignee != conversation.assignee => {
+                Some("conversation.assigned")
+            }
+            Some(_) => None,
+        };
+        if let Some(kind) = kind {
+            self.emit(batch, tenant, &conversation.contact_id, kind, at, conversation)?;
         }
         // The inbox holds exactly the open conversations waiting for a person.
         if conversation.awaits_human() {
@@ -233,6 +257,7 @@ impl Crm {
     pub fn put_message(&self, batch: &mut Batch, tenant: &str, message: &mut Message) -> Result<()> {
         if message.log_seq == 0 {
             message.log_seq = self.store.generate_id()? + 1;
+            self.emit(batch, tenant, &message.contact_id, "message.logged", message.at, message)?;
         }
         let log_key = keys::join(&[tenant.as_bytes(), message.conversation_id.as_bytes(), &keys::be(message.log_seq)]);
         batch.put(MESSAGE_INDEX, key(tenant, &message.id), log_key.clone());
@@ -278,7 +303,14 @@ impl Crm {
 
     // ---- decisions ----
 
-    pub fn put_decision(&self, batch: &mut Batch, tenant: &str, decision: &DecisionRecord) -> Result<()> {
+    pub fn put_decision(
+        &self,
+        batch: &mut Batch,
+        tenant: &str,
+        contact: &str,
+        decision: &DecisionRecord,
+    ) -> Result<()> {
+        self.emit(batch, tenant, contact, "decision.made", decision.made_at, decision)?;
         let k = keys::join(&[tenant.as_bytes(), decision.conversation_id.as_bytes(), decision.id.as_bytes()]);
         batch.put_json(DECISIONS, k, decision)
     }
@@ -295,7 +327,12 @@ impl Crm {
 }
 
 /// Guards `key` on the record having been `previous` when read.
-fn guard<T: serde::Serialize>(batch: &mut Batch, tree: Tree, key: &[u8], previous: Option<&T>) -> Result<()> {
+pub(crate) fn guard<T: serde::Serialize>(
+    batch: &mut Batch,
+    tree: Tree,
+    key: &[u8],
+    previous: Option<&T>,
+) -> Result<()> {
     let expect = previous.map(|p| encode(tree, p)).transpose()?;
     batch.require_value(tree, key.to_vec(), expect);
     Ok(())
@@ -342,4 +379,10 @@ pub enum CrmError {
     Invalid(String),
     #[error("a contact with phone {0} already exists")]
     DuplicatePhone(String),
+}
+
+/// Whether anything but interaction counters and timestamps changed.
+fn differs_beyond_stats(a: &Contact, b: &Contact) -> bool {
+    let strip = |c: &Contact| Contact { stats: ContactStats::default(), updated_at: 0, wa_id: None, ..c.clone() };
+    strip(a) != strip(b)
 }

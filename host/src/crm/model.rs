@@ -34,6 +34,8 @@ pub struct Contact {
     pub paused: Option<crate::control::Pause>,
     /// IANA timezone, when known better than the phone number's country.
     pub timezone: Option<String>,
+    /// Set when this contact was merged into another (the survivor).
+    pub merged_into: Option<String>,
     pub signals: BTreeMap<String, Signal>,
     pub stats: ContactStats,
     pub created_at: Millis,
@@ -182,6 +184,8 @@ pub struct Conversation {
     pub paused: Option<crate::control::Pause>,
     /// Follow-ups sent since the contact last wrote.
     pub unanswered_follow_ups: u32,
+    /// When the current exchange began (the previous one closed).
+    pub exchange_since: Millis,
 }
 
 impl Conversation {
@@ -327,4 +331,23 @@ pub struct Override {
     pub assignee: Option<Assignee>,
     pub priority: Option<Priority>,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes are guarded on the re-encoded record read earlier, so a
+    /// record must encode to the same bytes after a round trip — floats
+    /// included (serde_json's `float_roundtrip`).
+    #[test]
+    fn records_round_trip_to_identical_bytes() {
+        let mut c = Contact { id: "ct".into(), phone: "+5511987654321".into(), ..Default::default() };
+        for (i, v) in [0.047619047619047616, 1.0 / 3.0, 0.1 + 0.2, 1e-300, 12345.678901234567].into_iter().enumerate() {
+            c.signals.insert(format!("s{i}"), Signal { value: v, updated_at: i as i64 });
+        }
+        let bytes = serde_json::to_vec(&c).unwrap();
+        let back: Contact = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_json::to_vec(&back).unwrap(), bytes);
+    }
 }

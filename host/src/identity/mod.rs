@@ -6,9 +6,11 @@
 //! metadata), never by hand, so national forms, `00` prefixes, spaces and
 //! punctuation all reach the same E.164 key.
 
+pub mod duplicates;
+pub mod import;
 mod phone;
 
-pub use phone::{Phone, normalize, normalize_wa_id};
+pub use phone::{Phone, canonical, match_key, normalize, normalize_wa_id};
 
 use std::hash::{Hash, Hasher};
 
@@ -93,18 +95,77 @@ impl Identity {
         Ok(Resolved { contact, previous, company, deal })
     }
 
-    /// The stored contact for `phone`, whatever form it was stored in: all
-    /// writes normalise to E.164, so the index is keyed by it.
+    /// The stored contact for `phone`, whatever form it was stored in: the
+    /// phone index is keyed by [`match_key`], which every writing of the
+    /// same line shares.
     pub fn find(&self, tenant: &Tenant, phone: &Phone) -> Result<Option<Contact>, IdentityError> {
         Ok(self.crm.contact_by_phone(&tenant.id, &phone.e164)?)
     }
+}
+
+/// Domains of free email providers: an address there says nothing about
+/// the company a contact works for.
+const FREE_MAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "hotmail.com",
+    "hotmail.com.br",
+    "outlook.com",
+    "outlook.com.br",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "yahoo.com.br",
+    "yahoo.com.mx",
+    "yahoo.es",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.de",
+    "mail.com",
+    "yandex.ru",
+    "mail.ru",
+    "qq.com",
+    "163.com",
+    "uol.com.br",
+    "bol.com.br",
+    "terra.com.br",
+    "ig.com.br",
+    "web.de",
+    "free.fr",
+    "orange.fr",
+    "libero.it",
+    "zoho.com",
+];
+
+/// The domain of an email address when it can identify a company.
+pub fn company_domain(email: &str) -> Option<String> {
+    let domain = email.trim().rsplit_once('@')?.1.to_lowercase();
+    (!domain.is_empty() && !FREE_MAIL.contains(&domain.as_str())).then_some(domain)
+}
+
+/// Links a contact without a company to the company owning its email's
+/// domain, if there is one.
+pub fn link_company_by_email(crm: &Crm, tenant: &str, contact: &mut Contact) -> Result<(), StoreError> {
+    if contact.company_id.is_some() {
+        return Ok(());
+    }
+    if let Some(domain) = contact.email.as_deref().and_then(company_domain) {
+        contact.company_id = crm.company_by_domain(tenant, &domain)?.map(|c| c.id);
+    }
+    Ok(())
 }
 
 /// Which pipeline worker handles a contact: every event about one person
 /// goes to the same worker, so they are applied in order.
 pub fn shard_key(tenant: &str, wa_id: &str) -> u64 {
     let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
-    let canonical = normalize_wa_id(&digits).map(|p| p.e164).unwrap_or(digits);
+    let canonical = normalize_wa_id(&digits).map(|p| p.match_key()).unwrap_or(digits);
     let mut h = std::collections::hash_map::DefaultHasher::new();
     tenant.hash(&mut h);
     canonical.hash(&mut h);

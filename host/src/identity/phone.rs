@@ -7,10 +7,56 @@ use super::IdentityError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phone {
-    /// `+` and digits, e.g. `+5511987654321`.
+    /// `+` and digits, e.g. `+5511987654321`, in its current form (a
+    /// Brazilian mobile with its ninth digit, a Mexican one without `1`).
     pub e164: String,
     /// ISO region, e.g. `BR`, when the number maps to one.
     pub region: Option<String>,
+}
+
+impl Phone {
+    /// The key two writings of the same line share (see [`match_key`]).
+    pub fn match_key(&self) -> String {
+        match_key(&self.e164)
+    }
+}
+
+/// Rewrites the forms WhatsApp and old CRMs use for a number into its
+/// current form:
+///
+/// - Brazil: mobiles gained a leading 9 in 2012–2016; `wa_id`s and old
+///   records may still lack it. `+55 AA NNNN-NNNN` with a mobile first digit
+///   (6–9) becomes `+55 AA 9NNNN-NNNN`. Landlines (2–5) are left alone.
+/// - Mexico: the `1` after `+52` for mobiles was dropped in 2019; `wa_id`s
+///   often keep it. `+52 1` + 10 digits becomes `+52` + 10 digits.
+pub fn canonical(e164: &str) -> String {
+    let digits = e164.trim_start_matches('+');
+    if let Some(n) = digits.strip_prefix("55") {
+        if n.len() == 10 && matches!(n.as_bytes()[2], b'6'..=b'9') {
+            return format!("+55{}9{}", &n[..2], &n[2..]);
+        }
+    }
+    if let Some(n) = digits.strip_prefix("521") {
+        if n.len() == 10 {
+            return format!("+52{n}");
+        }
+    }
+    format!("+{digits}")
+}
+
+/// The identity of a line, for matching. Besides [`canonical`], Argentina:
+/// mobiles are dialled internationally with a 9 after `+54` (`549…`, the
+/// form of `wa_id`s) but stored by many CRMs without it, or in national
+/// form with `15`; the subscriber number is the same, so the key drops the 9.
+/// Nothing else is folded: numbers that merely look alike never share a key.
+pub fn match_key(e164: &str) -> String {
+    let c = canonical(e164);
+    if let Some(n) = c.strip_prefix("+549") {
+        if n.len() == 10 {
+            return format!("+54{n}");
+        }
+    }
+    c
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> IdentityError {
@@ -40,10 +86,17 @@ pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, IdentityError
     };
     let region = default_region.trim().to_ascii_uppercase().parse::<Id>().ok();
     let number = phonenumber::parse(region, &international).map_err(|e| invalid(raw, e.to_string()))?;
-    if !number.is_valid() {
-        return Err(invalid(raw, "not a valid number for its country"));
+    if number.is_valid() {
+        let phone = to_phone(&number);
+        return Ok(Phone { e164: canonical(&phone.e164), ..phone });
     }
-    Ok(to_phone(&number))
+    // An outdated form (a Brazilian mobile without its 9) is valid once
+    // brought up to date.
+    let e164 = canonical(&number.format().mode(Mode::E164).to_string());
+    match phonenumber::parse(None, &e164) {
+        Ok(updated) if updated.is_valid() => Ok(to_phone(&updated)),
+        _ => Err(invalid(raw, "not a valid number for its country")),
+    }
 }
 
 /// A WhatsApp `wa_id` (digits, country code first, no `+`). WhatsApp has
@@ -55,7 +108,7 @@ pub fn normalize_wa_id(wa_id: &str) -> Result<Phone, IdentityError> {
     if digits.len() < 7 || digits.len() > 15 {
         return Err(invalid(wa_id, "a wa_id has 7 to 15 digits"));
     }
-    let plus = format!("+{digits}");
+    let plus = canonical(&format!("+{digits}"));
     match phonenumber::parse(None, &plus) {
         Ok(number) if number.is_valid() => Ok(to_phone(&number)),
         Ok(number) => Ok(Phone { e164: plus, region: number.country().id().map(|id| id.as_ref().to_string()) }),
@@ -79,8 +132,24 @@ mod tests {
     }
 
     #[test]
+    fn whatsapp_quirks_reach_the_same_key() {
+        let br = normalize_wa_id("551187654321").unwrap();
+        assert_eq!(br.e164, "+5511987654321", "Brazilian wa_id without the ninth digit");
+        assert_eq!(normalize_wa_id("5215512345678").unwrap().e164, "+525512345678", "Mexican 521");
+        assert_eq!(
+            normalize_wa_id("5491123456789").unwrap().match_key(),
+            normalize("+54 11 2345-6789", "AR").unwrap().match_key()
+        );
+        // A Brazilian landline is not a mobile without its 9.
+        assert_ne!(
+            normalize("+55 11 3456-7890", "BR").unwrap().match_key(),
+            normalize("+55 11 93456-7890", "BR").unwrap().match_key()
+        );
+    }
+
+    #[test]
     fn extensions_are_dropped_and_garbage_rejected() {
-        assert_eq!(normalize("+1 415-555-0100 ext. 7", "US").unwrap().e164, "+14155550100");
+        assert_eq!(normalize("+1 650-253-0000 ext. 7", "US").unwrap().e164, "+16502530000");
         assert!(normalize("hello", "BR").is_err());
         assert!(normalize("", "BR").is_err());
         assert!(normalize_wa_id("12").is_err());

@@ -21,6 +21,8 @@ pub enum Event {
     SendResult(SendResult),
     /// A follow-up came due (timer scanner).
     TimerFired(Timer),
+    /// Staff resolved a conversation: its exchange closes (feedback).
+    ExchangeClosed(crate::pipeline::learn::ExchangeClosed),
 }
 
 impl Event {
@@ -30,6 +32,7 @@ impl Event {
             Event::Status(s) => &s.tenant,
             Event::SendResult(r) => &r.tenant,
             Event::TimerFired(t) => &t.tenant,
+            Event::ExchangeClosed(e) => &e.tenant,
         }
     }
 
@@ -40,6 +43,7 @@ impl Event {
             Event::Status(s) => identity::shard_key(&s.tenant, &s.recipient),
             Event::SendResult(r) => identity::shard_key(&r.tenant, &r.to),
             Event::TimerFired(t) => identity::shard_key(&t.tenant, &t.wa_id),
+            Event::ExchangeClosed(e) => identity::shard_key(&e.tenant, &e.wa_id),
         }
     }
 
@@ -52,7 +56,7 @@ impl Event {
             Event::Status(s) => {
                 Some(keys::join(&[s.tenant.as_bytes(), b"s", s.wamid.as_bytes(), s.status.as_str().as_bytes()]))
             }
-            Event::SendResult(_) | Event::TimerFired(_) => None,
+            Event::SendResult(_) | Event::TimerFired(_) | Event::ExchangeClosed(_) => None,
         }
     }
 
@@ -62,6 +66,7 @@ impl Event {
             Event::Status(_) => "status",
             Event::SendResult(_) => "send_result",
             Event::TimerFired(_) => "timer",
+            Event::ExchangeClosed(_) => "exchange_closed",
         }
     }
 }

@@ -125,11 +125,9 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
     let s = &p.stages;
     let done = |batch| p.commit(&t.tenant, seq, batch);
     let Some(tenant) = s.tenants.get(&t.tenant)? else { return done(Batch::new()) };
-    let (Some(mut conversation), Some(mut contact)) =
-        (s.crm.conversation(&tenant.id, &t.conversation_id)?, s.crm.contact(&tenant.id, &t.contact_id)?)
-    else {
-        return done(Batch::new());
-    };
+    let Some(mut conversation) = s.crm.conversation(&tenant.id, &t.conversation_id)? else { return done(Batch::new()) };
+    // The conversation's contact: the timer's may since have been merged.
+    let Some(mut contact) = s.crm.contact(&tenant.id, &conversation.contact_id)? else { return done(Batch::new()) };
     let (read_conversation, read_contact) = (conversation.clone(), contact.clone());
     let message_id = format!("msg_{}", t.id);
     if s.crm.message_exists(&tenant.id, &message_id)? {
@@ -141,9 +139,10 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
     }
     let now = s.clock.now_ms();
     let mut batch = Batch::new();
+    let contact_id = conversation.contact_id.clone();
     let audit = |batch: &mut Batch, actor: Actor, action: &str, reason: &str, details: serde_json::Value| {
         let entry = AuditEntry::new(now, actor, action, reason)
-            .about(Some(&t.conversation_id), Some(&t.contact_id))
+            .about(Some(&t.conversation_id), Some(&contact_id))
             .with(details);
         s.control.audit.record(batch, &tenant.id, &entry)
     };
@@ -227,6 +226,8 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
             conversation.resolved_at = Some(now);
             conversation.needs_reply = false;
             audit(&mut batch, planned_by, "conversation_resolved", &t.reason, details)?;
+            let reason = crate::model::CloseReason::Resolved;
+            super::learn::close_exchange(p, &tenant, &mut contact, &mut conversation, reason, None, &mut batch, now)?;
         }
     }
     state.current = None;
@@ -285,8 +286,21 @@ pub(super) fn after(
     let Some(tenant) = s.tenants.get(tenant_id)? else { return Ok(()) };
     let Some(conversation) = s.crm.conversation(tenant_id, conversation_id)? else { return Ok(()) };
     let Some(contact) = s.crm.contact(tenant_id, &conversation.contact_id)? else { return Ok(()) };
-    let context = s.context.build_for(&tenant, s.clock.now_ms(), &contact, &conversation, None)?;
+    let now = s.clock.now_ms();
+    let context = s.context.build_for(&tenant, now, &contact, &conversation, None)?;
     let mut state = TimerState::load(p, tenant_id, conversation_id)?;
+    let after_send = matches!(trigger, Trigger::Outbound { .. });
     plan(p, &tenant, &context, trigger, &mut state, batch)?;
-    state.commit(p, batch, tenant_id, conversation_id)
+    state.commit(p, batch, tenant_id, conversation_id)?;
+    // The planner let unanswered follow-ups be the last word: that exchange
+    // is over, unanswered.
+    let open = conversation.status == ConversationStatus::Open;
+    if after_send && open && state.current.is_none() && conversation.unanswered_follow_ups > 0 {
+        let (mut c, mut cv) = (contact.clone(), conversation.clone());
+        let reason = crate::model::CloseReason::FollowUpUnanswered;
+        super::learn::close_exchange(p, &tenant, &mut c, &mut cv, reason, None, batch, now)?;
+        s.crm.put_contact(batch, tenant_id, &c, Some(&contact))?;
+        s.crm.put_conversation(batch, tenant_id, &cv, Some(&conversation))?;
+    }
+    Ok(())
 }

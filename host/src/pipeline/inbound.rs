@@ -5,13 +5,13 @@ use serde_json::json;
 use super::followup::{self, TimerState};
 use super::outgoing::{self, Outgoing};
 use super::route::route;
-use super::{Pipeline, PipelineError, act};
+use super::{Pipeline, PipelineError, act, learn};
 use crate::control::optout::{Consent, consent_change};
 use crate::control::{Actor, AuditEntry, automation_blocked};
 use crate::crm::{Author, DecisionOutcome, DecisionRecord, Message};
 use crate::ingest::InboundMessage;
 use crate::metrics::labels;
-use crate::model::{Direction, Handler, Trigger, new_id};
+use crate::model::{CloseReason, Direction, Handler, Trigger, new_id};
 use crate::store::Batch;
 
 pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), PipelineError> {
@@ -38,10 +38,8 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     let mut conversation = thread.conversation;
     if thread.previous.is_none() {
         contact.stats.conversations += 1;
+        conversation.exchange_since = m.at;
     }
-    contact.record_inbound(m.at);
-    contact.updated_at = now;
-    conversation.record_inbound(m.at);
     let mut message = Message {
         id: m.wamid.clone(),
         conversation_id: conversation.id.clone(),
@@ -57,6 +55,26 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     };
     let span = tracing::info_span!("message", conversation = %conversation.id, contact = %contact.id);
     let _entered = span.enter();
+
+    // We spoke last: this reply closes the exchange (feedback), and the
+    // signals it yields already shape this message's decisions.
+    let we_spoke_last =
+        conversation.last_outbound_at.is_some_and(|o| conversation.last_inbound_at.is_none_or(|i| o > i));
+    if thread.previous.is_some() && we_spoke_last {
+        learn::close_exchange(
+            p,
+            &tenant,
+            &mut contact,
+            &mut conversation,
+            CloseReason::ContactReplied,
+            Some(&message),
+            &mut batch,
+            now,
+        )?;
+    }
+    contact.record_inbound(m.at);
+    contact.updated_at = now;
+    conversation.record_inbound(m.at);
 
     // Opt-out / opt-in keywords change consent before anything automated.
     let consent = m.text.as_deref().and_then(|t| consent_change(t, &tenant.opt_out_keywords, &tenant.opt_in_keywords));
@@ -173,7 +191,7 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
         s.crm.put_conversation(&mut batch, &tenant.id, ended, Some(read))?;
     }
     s.crm.put_conversation(&mut batch, &tenant.id, &conversation, thread.previous.as_ref())?;
-    s.crm.put_decision(&mut batch, &tenant.id, &record)?;
+    s.crm.put_decision(&mut batch, &tenant.id, &contact.id, &record)?;
     p.commit(&m.tenant, seq, batch)?;
 
     if !acts.sends.is_empty() {

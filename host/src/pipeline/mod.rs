@@ -18,6 +18,7 @@ pub mod event;
 mod followup;
 mod inbound;
 pub mod journal;
+pub mod learn;
 mod observe;
 pub mod outgoing;
 mod route;
@@ -76,7 +77,11 @@ pub struct Stages {
     pub plugins: Arc<Registry>,
     pub outbox: Outbox,
     pub timers: crate::followup::Timers,
+    pub importer: crate::identity::import::Importer,
+    pub duplicates: crate::identity::duplicates::Duplicates,
     pub control: crate::control::Control,
+    pub signals: crate::feedback::Signals,
+    pub sync: crate::sync::Outbox,
     pub outbound_wake: Arc<Notify>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,

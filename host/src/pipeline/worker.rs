@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::{Class, Job, Scheduler};
-use super::{Event, Pipeline, PipelineError, followup, inbound, status};
+use super::{Event, Pipeline, PipelineError, followup, inbound, learn, status};
 use crate::store::Batch;
 
 /// A tenant whose events average more than this runs in the background
@@ -160,6 +160,7 @@ impl Pipeline {
                 Event::Status(s) => status::handle_status(self, seq, s),
                 Event::SendResult(r) => status::handle_send_result(self, seq, r),
                 Event::TimerFired(t) => followup::handle_timer(self, seq, t),
+                Event::ExchangeClosed(e) => learn::handle_exchange_closed(self, seq, e),
             };
             match result {
                 Ok(()) => return,

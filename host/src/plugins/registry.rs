@@ -29,6 +29,8 @@ const CONFIG: Tree = Tree("plugins.config");
 pub const DEFAULT_ROUTER_WASM: &[u8] = include_bytes!(env!("SB_BUILT_DEFAULT_ROUTER_WASM"));
 /// The default follow-up planner, from `plugins/adaptive-follow-up`.
 pub const ADAPTIVE_FOLLOW_UP_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ADAPTIVE_FOLLOW_UP_WASM"));
+/// The default feedback plugin, from `plugins/engagement-feedback`.
+pub const ENGAGEMENT_FEEDBACK_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ENGAGEMENT_FEEDBACK_WASM"));
 
 /// Sample inputs every upload must handle (also in `examples/inputs/`).
 const SAMPLE_ROUTER: &str = include_str!("../../../examples/inputs/router-greeting.json");
@@ -90,12 +92,17 @@ impl Registry {
         let started = std::time::Instant::now();
         let router = runtime.compile(DEFAULT_ROUTER_WASM, Some("default-router"))?;
         let follow_up = runtime.compile(ADAPTIVE_FOLLOW_UP_WASM, Some("adaptive-follow-up"))?;
+        let feedback = runtime.compile(ENGAGEMENT_FEEDBACK_WASM, Some("engagement-feedback"))?;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "built-in plugins ready");
         let registry = Registry {
             versions: Versions::new(store.clone()),
             runtime,
             store,
-            builtins: HashMap::from([(World::Router, router), (World::FollowUp, follow_up)]),
+            builtins: HashMap::from([
+                (World::Router, router),
+                (World::FollowUp, follow_up),
+                (World::Feedback, feedback),
+            ]),
             compiled: Mutex::default(),
             active: RwLock::default(),
             health: Mutex::default(),

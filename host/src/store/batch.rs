@@ -25,6 +25,9 @@ enum Op {
 pub struct Batch {
     guards: Vec<Guard>,
     ops: Vec<Op>,
+    /// One number for everything this batch emits (see [`Batch::sequence`]).
+    sequence: Option<u64>,
+    emitted: u32,
 }
 
 impl Batch {
@@ -59,6 +62,18 @@ impl Batch {
     /// record read earlier).
     pub fn require_value(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: Option<Vec<u8>>) {
         self.guards.push(Guard { tree, key: key.into(), expect: value });
+    }
+
+    /// A number shared by everything this batch emits, allocated on first
+    /// use, and a counter within it: what one commit emits stays together
+    /// and in order.
+    pub fn sequence(&mut self, allocate: impl FnOnce() -> Result<u64>) -> Result<(u64, u32)> {
+        let seq = match self.sequence {
+            Some(s) => s,
+            None => *self.sequence.insert(allocate()?),
+        };
+        self.emitted += 1;
+        Ok((seq, self.emitted))
     }
 
     /// Appends another batch's guards and writes to this one.

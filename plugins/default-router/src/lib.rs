@@ -9,7 +9,9 @@
 //!    to the deal owner or the support team, priority urgent, 15 minutes.
 //! 3. **Late-stage deal** — when the contact's deal is in a late stage
 //!    (`late-stages`), the deal owner (or the sales team) answers, priority
-//!    high, 30 minutes.
+//!    high, 30 minutes — or urgent within 10 minutes when the contact's
+//!    learned `engagement` signal is at least `engaged-threshold` (0.7): a
+//!    buyer this involved should not wait.
 //! 4. **Buying intent** — a sales keyword (`sales-keywords`) goes to the
 //!    sales team within 2 hours.
 //! 5. **Greeting** — a bare greeting inside business hours gets the bot's
@@ -29,6 +31,7 @@
 //! | `urgent-keywords` | see [`URGENT`] |
 //! | `sales-keywords` | see [`SALES`] |
 //! | `late-stages` | `proposal,negotiation,contract,closing` |
+//! | `engaged-threshold` | `0.7` |
 //! | `greeting-reply` | `Hi! Thanks for writing. How can we help you today?` |
 //! | `after-hours-reply` | `Thanks for your message! We're closed right now and will answer as soon as we open.` |
 
@@ -86,6 +89,17 @@ fn decide(input: &Input, open: bool) -> Decision {
     }
     let late = config("late-stages").unwrap_or_else(|| LATE_STAGES.into());
     if let Some(deal) = deal.filter(|d| words::list_contains(&late, &d.stage)) {
+        let threshold: f64 = config_or("engaged-threshold", 0.7);
+        if let Some(engagement) = input.context.contact.signal("engagement").filter(|e| *e >= threshold) {
+            return Decision::human(
+                owner.unwrap_or(sales),
+                format!("engaged buyer ({engagement:.2}) on deal \"{}\" at stage {}", deal.name, deal.stage),
+            )
+            .with_priority(Priority::Urgent)
+            .within_minutes(10)
+            .with_tag("late-stage")
+            .with_tag("engaged");
+        }
         return Decision::human(owner.unwrap_or(sales), format!("deal \"{}\" is at stage {}", deal.name, deal.stage))
             .with_priority(Priority::High)
             .within_minutes(30)

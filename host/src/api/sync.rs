@@ -1,0 +1,157 @@
+//! CRM sync endpoints and dead letters.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, ApiJson, AppState, TenantAuth};
+use crate::model::new_id;
+use crate::store::Batch;
+use crate::sync::{CATALOGUE, DeadLetter, Endpoint, Health};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sync/endpoints", get(list).post(create))
+        .route("/v1/sync/endpoints/{id}", delete(remove))
+        .route("/v1/sync/dead-letters", get(dead_letters))
+        .route("/v1/sync/dead-letters/{id}/replay", post(replay))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event types to send; default: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedEndpoint {
+    pub endpoint: Endpoint,
+    /// Verifies `X-Switchboard-Signature` (HMAC-SHA256 of the body). Shown once.
+    pub secret: String,
+}
+
+/// Adds a CRM endpoint. Every later CRM change is delivered to it.
+#[utoipa::path(post, path = "/v1/sync/endpoints", tag = "crm sync", request_body = NewEndpoint, security(("tenant_key" = [])),
+    responses((status = 201, body = CreatedEndpoint), (status = 400, body = super::error::ErrorBody)))]
+pub async fn create(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewEndpoint>,
+) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
+    let url_ok = new.url.starts_with("https://") || new.url.starts_with("http://");
+    if !url_ok || reqwest::Url::parse(&new.url).is_err() {
+        return Err(ApiError::bad_request("invalid_endpoint", "url must be an http(s) URL"));
+    }
+    if let Some(bad) = new.events.iter().find(|e| !CATALOGUE.contains(&e.as_str())) {
+        return Err(ApiError::bad_request(
+            "invalid_endpoint",
+            format!("unknown event type {bad:?}; types: {}", CATALOGUE.join(", ")),
+        ));
+    }
+    let secret = crate::tenants::generate_secret("whsec_");
+    let endpoint = Endpoint {
+        id: new_id("ep"),
+        tenant: tenant.id.clone(),
+        url: new.url,
+        secret: secret.clone(),
+        events: new.events,
+        created_at: state.stages().clock.now_ms(),
+    };
+    state.stages().sync.endpoints.put(&endpoint)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedEndpoint { endpoint: Endpoint { secret: String::new(), ..endpoint }, secret }),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointView {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    pub pending: usize,
+    pub health: Health,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointList {
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// The tenant's endpoints, with what is waiting and how delivery goes.
+#[utoipa::path(get, path = "/v1/sync/endpoints", tag = "crm sync", security(("tenant_key" = [])), responses((status = 200, body = EndpointList)))]
+pub async fn list(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+) -> Result<Json<EndpointList>, ApiError> {
+    let sync = &state.stages().sync;
+    let mut endpoints = Vec::new();
+    for e in sync.endpoints.list(&tenant.id)? {
+        endpoints.push(EndpointView {
+            pending: sync.pending(&e.id)?,
+            health: sync.endpoints.health(&e.id),
+            endpoint: Endpoint { secret: String::new(), ..e },
+        });
+    }
+    Ok(Json(EndpointList { endpoints }))
+}
+
+/// Removes an endpoint and drops what was waiting for it.
+#[utoipa::path(delete, path = "/v1/sync/endpoints/{id}", tag = "crm sync", params(("id" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn remove(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let sync = &state.stages().sync;
+    let e = sync
+        .endpoints
+        .get(&tenant.id, &id)?
+        .ok_or_else(|| ApiError::not_found(format!("no endpoint {id} in this tenant")))?;
+    sync.endpoints.delete(&e)?;
+    sync.drop_queue(&e.id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetters {
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Events that could not be delivered after every attempt.
+#[utoipa::path(get, path = "/v1/sync/dead-letters", tag = "crm sync", security(("tenant_key" = [])), responses((status = 200, body = DeadLetters)))]
+pub async fn dead_letters(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+) -> Result<Json<DeadLetters>, ApiError> {
+    Ok(Json(DeadLetters { dead_letters: state.stages().sync.endpoints.dead_letters(&tenant.id)? }))
+}
+
+/// Sends a dead-lettered event again (queued after the contact's newer events).
+#[utoipa::path(post, path = "/v1/sync/dead-letters/{id}/replay", tag = "crm sync", params(("id" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 202), (status = 404, body = super::error::ErrorBody)))]
+pub async fn replay(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let sync = &state.stages().sync;
+    let d = sync
+        .endpoints
+        .dead_letter(&tenant.id, &id)?
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id} in this tenant")))?;
+    sync.endpoints.get(&tenant.id, &d.endpoint)?.ok_or_else(|| ApiError::not_found("its endpoint was removed"))?;
+    let mut batch = Batch::new();
+    let key = crate::store::keys::join(&[tenant.id.as_bytes(), d.event.id.as_bytes()]);
+    sync.requeue(&mut batch, &d.endpoint, &d.event.contact_id, &key)?;
+    sync.endpoints.remove_dead(&mut batch, &tenant.id, &id);
+    sync.commit(batch)?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,277 @@
+//! Bulk contact import: CSV or JSON, thousands of rows, in the background
+//! with progress and a per-row error report.
+//!
+//! Phones are read in whatever format the old CRM used, with the tenant's
+//! default region for numbers without a country code. A row whose phone is
+//! already on file (in any of its forms) updates that contact instead of
+//! creating a second one; empty fields never overwrite known ones.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{IdentityError, link_company_by_email, normalize};
+use crate::clock::SharedClock;
+use crate::crm::{Company, Contact, Crm};
+use crate::model::new_id;
+use crate::store::{Batch, Store, StoreError, Tree, keys};
+use crate::tenants::Tenant;
+
+const IMPORTS: Tree = Tree("identity.imports");
+/// Row errors kept in the report; the rest are counted.
+const MAX_ERRORS: usize = 1000;
+
+/// One row, as read from CSV columns or a JSON object.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct ImportRow {
+    pub phone: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Company name: found (ignoring case) or created.
+    pub company: Option<String>,
+    /// In CSV: separated by `;` or `|`.
+    #[serde(deserialize_with = "tags")]
+    pub tags: Vec<String>,
+}
+
+fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Tags>::deserialize(d)? {
+        Some(Tags::List(v)) => v,
+        Some(Tags::Text(s)) => s.split(['|', ';']).map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        None => Vec::new(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    Running,
+    Done,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RowError {
+    /// 1-based data row (CSV: not counting the header).
+    pub row: usize,
+    pub phone: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportJob {
+    pub id: String,
+    pub status: ImportStatus,
+    pub total: usize,
+    pub processed: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub failed: usize,
+    /// The first 1,000 failed rows and why.
+    pub errors: Vec<RowError>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the CSV cannot be read: {0}")]
+    Csv(String),
+    #[error("the JSON is not a list of contacts: {0}")]
+    Json(String),
+    #[error("the file has no rows")]
+    Empty,
+    #[error("the CSV needs a `phone` column (columns: phone, name, email, company, tags)")]
+    NoPhoneColumn,
+}
+
+/// Parses a CSV (header row; columns matched ignoring case) or a JSON list.
+pub fn parse(body: &[u8], csv: bool) -> Result<Vec<ImportRow>, ImportError> {
+    let rows: Vec<ImportRow> = if csv {
+        let mut reader = ::csv::ReaderBuilder::new().trim(::csv::Trim::All).flexible(true).from_reader(body);
+        let headers = reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.clone();
+        let lower: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
+        if !lower.iter().any(|h| h == "phone") {
+            return Err(ImportError::NoPhoneColumn);
+        }
+        let mut out = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| ImportError::Csv(e.to_string()))?;
+            let field = |name: &str| {
+                lower
+                    .iter()
+                    .position(|h| h == name)
+                    .and_then(|i| record.get(i))
+                    .map(str::to_string)
+                    .filter(|v| !v.is_empty())
+            };
+            out.push(ImportRow {
+                phone: field("phone").unwrap_or_default(),
+                name: field("name"),
+                email: field("email"),
+                company: field("company"),
+                tags: field("tags")
+                    .map(|t| t.split(['|', ';']).map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        out
+    } else {
+        serde_json::from_slice(body).map_err(|e| ImportError::Json(e.to_string()))?
+    };
+    if rows.is_empty() {
+        return Err(ImportError::Empty);
+    }
+    Ok(rows)
+}
+
+#[derive(Clone)]
+pub struct Importer {
+    store: Store,
+    crm: Crm,
+    clock: SharedClock,
+}
+
+impl Importer {
+    pub fn new(store: Store, crm: Crm, clock: SharedClock) -> Self {
+        Importer { store, crm, clock }
+    }
+
+    pub fn job(&self, tenant: &str, id: &str) -> Result<Option<ImportJob>, StoreError> {
+        self.store.get_json(IMPORTS, &keys::join(&[tenant.as_bytes(), id.as_bytes()]))
+    }
+
+    fn save(&self, tenant: &str, job: &ImportJob) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        batch.put_json(IMPORTS, keys::join(&[tenant.as_bytes(), job.id.as_bytes()]), job)?;
+        self.store.commit(batch)
+    }
+
+    /// Records a new job for `rows` and returns it (to run with [`Importer::run`]).
+    pub fn start(&self, tenant: &str, total: usize) -> Result<ImportJob, StoreError> {
+        let job = ImportJob {
+            id: new_id("im"),
+            status: ImportStatus::Running,
+            total,
+            processed: 0,
+            created: 0,
+            updated: 0,
+            failed: 0,
+            errors: Vec::new(),
+            started_at: self.clock.now_ms(),
+            finished_at: None,
+        };
+        self.save(tenant, &job)?;
+        Ok(job)
+    }
+
+    /// Applies the rows, saving progress every 100 rows. Blocking.
+    pub fn run(&self, tenant: &Tenant, mut job: ImportJob, rows: Vec<ImportRow>) -> Result<ImportJob, StoreError> {
+        for (i, row) in rows.into_iter().enumerate() {
+            match self.apply(tenant, &row) {
+                Ok(true) => job.created += 1,
+                Ok(false) => job.updated += 1,
+                Err(e) => {
+                    job.failed += 1;
+                    if job.errors.len() < MAX_ERRORS {
+                        job.errors.push(RowError { row: i + 1, phone: row.phone.clone(), error: e.to_string() });
+                    }
+                }
+            }
+            job.processed += 1;
+            if job.processed % 100 == 0 {
+                self.save(&tenant.id, &job)?;
+            }
+        }
+        job.status = ImportStatus::Done;
+        job.finished_at = Some(self.clock.now_ms());
+        self.save(&tenant.id, &job)?;
+        tracing::info!(tenant = %tenant.id, import = %job.id, created = job.created, updated = job.updated, failed = job.failed, "contact import finished");
+        Ok(job)
+    }
+
+    /// One row; `Ok(true)` when a contact was created.
+    fn apply(&self, tenant: &Tenant, row: &ImportRow) -> Result<bool, RowFailure> {
+        let phone = normalize(&row.phone, &tenant.default_region)?;
+        for _ in 0..10 {
+            let now = self.clock.now_ms();
+            let existing = self.crm.contact_by_phone(&tenant.id, &phone.e164)?;
+            let mut contact = existing.clone().unwrap_or_else(|| Contact {
+                id: new_id("ct"),
+                phone: phone.e164.clone(),
+                country: phone.region.clone(),
+                created_at: now,
+                ..Default::default()
+            });
+            let mut batch = Batch::new();
+            if contact.name.is_none() {
+                contact.name = row.name.clone().filter(|n| !n.trim().is_empty());
+            }
+            if contact.email.is_none() {
+                contact.email = row.email.as_ref().map(|e| e.trim().to_lowercase()).filter(|e| e.contains('@'));
+            }
+            if let Some(email) = &row.email {
+                if !email.contains('@') {
+                    return Err(RowFailure(format!("{email:?} is not an email address")));
+                }
+            }
+            let tags: BTreeSet<String> = contact.tags.iter().chain(&row.tags).cloned().collect();
+            contact.tags = tags.into_iter().collect();
+            if contact.company_id.is_none() {
+                if let Some(name) = row.company.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                    let company = match self.crm.company_by_name(&tenant.id, name)? {
+                        Some(c) => c,
+                        None => {
+                            let domain = contact.email.as_deref().and_then(super::company_domain);
+                            let domain = match &domain {
+                                Some(d) if self.crm.company_by_domain(&tenant.id, d)?.is_none() => domain,
+                                _ => None,
+                            };
+                            let c = Company { id: new_id("co"), name: name.to_string(), domain, created_at: now };
+                            self.crm.put_company(&mut batch, &tenant.id, &c, None)?;
+                            c
+                        }
+                    };
+                    contact.company_id = Some(company.id);
+                }
+            }
+            link_company_by_email(&self.crm, &tenant.id, &mut contact)?;
+            contact.updated_at = now;
+            self.crm.put_contact(&mut batch, &tenant.id, &contact, existing.as_ref())?;
+            match self.crm.commit(batch) {
+                Ok(()) => return Ok(existing.is_none()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RowFailure("the contact kept changing while importing".into()))
+    }
+}
+
+#[derive(Debug)]
+struct RowFailure(String);
+
+impl std::fmt::Display for RowFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<IdentityError> for RowFailure {
+    fn from(e: IdentityError) -> Self {
+        RowFailure(e.to_string())
+    }
+}
+
+impl From<StoreError> for RowFailure {
+    fn from(e: StoreError) -> Self {
+        RowFailure(e.to_string())
+    }
+}
