@@ -104,7 +104,11 @@ async fn sigkill_after_acknowledgement_loses_nothing_and_applies_everything_once
         if batch == 4 {
             // Let the pipeline get part-way, so the kill lands on a mix of
             // applied, half-applied and untouched events.
-            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            wait_for("the pipeline to apply some events", || async {
+                let h = get(&http, &server.base, "/healthz").await;
+                h["journal_pending"].as_u64().is_some_and(|n| n < 450).then_some(())
+            })
+            .await;
         }
     }
     // Killed the instant the last batch was acknowledged: most of it is
@@ -151,4 +155,19 @@ async fn sigkill_after_acknowledgement_loses_nothing_and_applies_everything_once
     }
     assert_eq!(seen.len(), acknowledged.len());
     assert_eq!(decisions, acknowledged.len(), "one decision per message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_a_directory_in_use_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = spawn(dir.path());
+    let second = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .env("SWITCHBOARD_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_SERVER__DATA_DIR", dir.path())
+        .output()
+        .expect("the switchboard binary runs");
+    assert!(!second.status.success(), "two servers must never share one store");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another Switchboard process"), "{stderr}");
 }

@@ -18,15 +18,23 @@ fn tool(name: &str) -> bool {
     Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
+/// npm writes `node_modules/.package-lock.json` when an install completes:
+/// without it, or older than the lock file, the modules are partial or stale
+/// (an interrupted install, an upgraded lock) and `npm ci` starts over.
+fn installed(dir: &std::path::Path) -> bool {
+    let modified = |p: &str| std::fs::metadata(dir.join(p)).and_then(|m| m.modified()).ok();
+    modified("node_modules/.package-lock.json").zip(modified("package-lock.json")).is_some_and(|(i, l)| i >= l)
+}
+
 /// Builds `examples/js-router` into the test's target directory (once).
 fn build_js_router() -> Result<Vec<u8>, String> {
     if !tool("node") || !tool("npm") {
         return Err("node and npm are not installed".into());
     }
     let dir = workspace_root().join("examples/js-router");
-    if !dir.join("node_modules/@bytecodealliance/componentize-js").exists() {
+    if !installed(&dir) {
         let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
+            .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .output()
             .map_err(|e| format!("npm install: {e}"))?;

@@ -110,11 +110,14 @@ pub struct PipelineConfig {
     pub workers: usize,
     /// Events queued per worker before the dispatcher waits.
     pub queue_depth: usize,
+    /// `false` only acknowledges and journals webhooks (durably) and applies
+    /// nothing: the floor the benchmarks compare the pipeline with.
+    pub enabled: bool,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 0, queue_depth: 256 }
+        PipelineConfig { workers: 0, queue_depth: 256, enabled: true }
     }
 }
 

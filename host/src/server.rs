@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{AppState, app};
 use crate::clock::SharedClock;
@@ -44,8 +45,11 @@ pub struct Server {
     pub resumed_events: usize,
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
-    pipeline: PipelineHandle,
-    outbound: JoinHandle<()>,
+    pipeline: Option<PipelineHandle>,
+    /// Every background task (sender, CRM delivery, timers, maintenance):
+    /// `stop` waits for all of them, so that once it returns nothing holds
+    /// the store and the same directory can be opened again at once.
+    tasks: TaskTracker,
     grace: Duration,
 }
 
@@ -102,6 +106,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
         Pipeline::new(stages).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
     let resumed_events = pipeline.journal.pending().unwrap_or(0);
     let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
 
     let sink: ResultSink = {
         let p = pipeline.clone();
@@ -118,7 +123,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
         wake: outbound_wake,
         metrics,
     });
-    let outbound = tokio::spawn(worker.run(shutdown.clone()));
+    tasks.spawn(worker.run(shutdown.clone()));
     let delivery = Arc::new(crate::sync::delivery::Delivery {
         outbox: sync,
         http: reqwest::Client::builder()
@@ -131,11 +136,16 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
         metrics: pipeline.stages.metrics.clone(),
         wake: Arc::new(Notify::new()),
     });
-    tokio::spawn(delivery.run(shutdown.clone()));
-    let pipeline_handle =
-        pipeline.start(shutdown.clone()).map_err(|e| ServerError::Io(format!("pipeline threads: {e}")))?;
-    spawn_maintenance(pipeline.clone(), config.webhook.dedup_window, shutdown.clone());
-    spawn_timer_scanner(pipeline.clone(), shutdown.clone());
+    tasks.spawn(delivery.run(shutdown.clone()));
+    let pipeline_handle = if config.pipeline.enabled {
+        Some(pipeline.start(shutdown.clone()).map_err(|e| ServerError::Io(format!("pipeline threads: {e}")))?)
+    } else {
+        tracing::warn!("pipeline.enabled = false: webhooks are journaled and acknowledged, nothing is applied");
+        None
+    };
+    tasks.spawn(maintenance(pipeline.clone(), config.webhook.dedup_window, shutdown.clone()));
+    tasks.spawn(timer_scanner(pipeline.clone(), shutdown.clone()));
+    tasks.close();
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -156,7 +166,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
         shutdown,
         http,
         pipeline: pipeline_handle,
-        outbound,
+        tasks,
         grace: config.server.shutdown_grace,
     })
 }
@@ -170,18 +180,21 @@ impl Server {
     /// Stops accepting requests, lets in-flight requests and the events
     /// being applied finish (within the grace period), and flushes the
     /// store. Whatever did not finish is still in the journal or the send
-    /// queue, durably, for the next start.
+    /// queue, durably, for the next start. Unless something overran the
+    /// grace period, the store is closed when this returns.
     pub async fn stop(self) {
         self.shutdown.cancel();
         if tokio::time::timeout(self.grace, self.http).await.is_err() {
             tracing::warn!("HTTP requests still running after the grace period; leaving them");
         }
         let pipeline = self.pipeline;
-        let joined = tokio::task::spawn_blocking(move || pipeline.join());
+        let joined = tokio::task::spawn_blocking(move || pipeline.map(PipelineHandle::join));
         if tokio::time::timeout(self.grace, joined).await.is_err() {
             tracing::warn!("pipeline workers still busy after the grace period; their events stay journaled");
         }
-        let _ = tokio::time::timeout(self.grace, self.outbound).await;
+        if tokio::time::timeout(self.grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks still busy after the grace period; their work stays queued");
+        }
         if let Err(e) = self.state.stages().store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }
@@ -190,55 +203,51 @@ impl Server {
 }
 
 /// Hourly: forget de-duplication keys older than the window.
-fn spawn_maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            }
-            let p = pipeline.clone();
-            let before = p.stages.clock.now_ms() - window.as_millis() as i64;
-            match tokio::task::spawn_blocking(move || p.journal.expire_seen(before)).await {
-                Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot old de-duplication keys"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "expiring de-duplication keys failed"),
-                _ => {}
-            }
+async fn maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
-    });
+        let p = pipeline.clone();
+        let before = p.stages.clock.now_ms() - window.as_millis() as i64;
+        match tokio::task::spawn_blocking(move || p.journal.expire_seen(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot old de-duplication keys"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "expiring de-duplication keys failed"),
+            _ => {}
+        }
+    }
 }
 
 /// Hands due follow-up timers to the journal. Each timer leaves the timer
 /// store in the same atomic write that journals its firing, so it fires
 /// once in effect, after a crash or restart too. Scans by due time only.
-fn spawn_timer_scanner(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            let p = pipeline.clone();
-            let fired = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
-                let s = &p.stages;
-                let mut fired = 0;
-                for timer in s.timers.due(s.clock.now_ms(), 256)? {
-                    let mut batch = crate::store::Batch::new();
-                    s.timers.fired(&mut batch, &timer);
-                    match p.submit(vec![Event::TimerFired(timer)], batch) {
-                        Ok(_) => fired += 1,
-                        Err(crate::store::StoreError::Conflict) => {} // re-planned meanwhile
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(fired)
-            })
-            .await;
-            match fired {
-                Ok(Ok(n)) if n > 0 => tracing::debug!(fired = n, "follow-up timers fired"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "scanning follow-up timers failed"),
-                _ => {}
-            }
+async fn timer_scanner(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-    });
+        let p = pipeline.clone();
+        let fired = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
+            let s = &p.stages;
+            let mut fired = 0;
+            for timer in s.timers.due(s.clock.now_ms(), 256)? {
+                let mut batch = crate::store::Batch::new();
+                s.timers.fired(&mut batch, &timer);
+                match p.submit(vec![Event::TimerFired(timer)], batch) {
+                    Ok(_) => fired += 1,
+                    Err(crate::store::StoreError::Conflict) => {} // re-planned meanwhile
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(fired)
+        })
+        .await;
+        match fired {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(fired = n, "follow-up timers fired"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "scanning follow-up timers failed"),
+            _ => {}
+        }
+    }
 }

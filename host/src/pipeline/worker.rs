@@ -37,12 +37,17 @@ fn lower_thread_priority() {
 /// Threads of a running pipeline; join them after cancelling.
 pub struct PipelineHandle {
     threads: Vec<JoinHandle<()>>,
+    scheduler: Arc<Scheduler>,
+    pipeline: Arc<Pipeline>,
 }
 
 impl PipelineHandle {
-    /// Waits for the dispatcher and every worker to finish their current
-    /// event and stop.
+    /// Wakes the dispatcher and every worker (the shutdown token must be
+    /// cancelled already) and waits for each to finish its current event
+    /// and stop. Once this returns, no pipeline thread holds the store.
     pub fn join(self) {
+        self.scheduler.close();
+        self.pipeline.notify_all();
         for t in self.threads {
             let _ = t.join();
         }
@@ -76,14 +81,7 @@ impl Pipeline {
         threads.push(
             std::thread::Builder::new().name("pipeline-dispatch".into()).spawn(move || me.dispatch(&sched, stop))?,
         );
-        // Wake everything when shutting down so it notices promptly.
-        let me = self.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            scheduler.close();
-            me.notify_all();
-        });
-        Ok(PipelineHandle { threads })
+        Ok(PipelineHandle { threads, scheduler, pipeline: self.clone() })
     }
 
     fn dispatch(&self, scheduler: &Scheduler, shutdown: CancellationToken) {

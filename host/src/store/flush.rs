@@ -14,27 +14,24 @@ pub(super) struct Flusher {
     db: sled::Db,
     tickets: AtomicU64,
     signal: Arc<Signal>,
+}
+
+/// Kept apart from the `Flusher` so the thread can wait on it, and report
+/// a flush, without keeping the database open: the database (and its file
+/// lock) must be gone the moment the last `Store` is, or a restart in the
+/// same process finds the directory still locked.
+struct Signal {
+    pending: Mutex<bool>,
+    wake: Condvar,
     /// (highest ticket flushed, the error if that flush failed)
     done: watch::Sender<(u64, Option<Arc<str>>)>,
 }
 
-/// Kept apart from the `Flusher` so the thread can wait on it without
-/// keeping the database open.
-#[derive(Default)]
-struct Signal {
-    pending: Mutex<bool>,
-    wake: Condvar,
-}
-
 impl Flusher {
     pub(super) fn start(db: sled::Db) -> Arc<Flusher> {
-        let signal = Arc::new(Signal::default());
-        let flusher = Arc::new(Flusher {
-            db,
-            tickets: AtomicU64::new(0),
-            signal: signal.clone(),
-            done: watch::channel((0, None)).0,
-        });
+        let signal =
+            Arc::new(Signal { pending: Mutex::new(false), wake: Condvar::new(), done: watch::channel((0, None)).0 });
+        let flusher = Arc::new(Flusher { db, tickets: AtomicU64::new(0), signal: signal.clone() });
         let weak = Arc::downgrade(&flusher);
         if let Err(e) = std::thread::Builder::new().name("store-flush".into()).spawn(move || run(weak, signal)) {
             tracing::error!("cannot start the flush thread: {e}");
@@ -44,7 +41,7 @@ impl Flusher {
 
     pub(super) async fn sync(&self) -> Result<()> {
         let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut done = self.done.subscribe();
+        let mut done = self.signal.done.subscribe();
         {
             let mut pending = self.signal.pending.lock().map_err(|_| StoreError::Closed)?;
             *pending = true;
@@ -78,9 +75,12 @@ fn run(weak: Weak<Flusher>, signal: Arc<Signal>) {
         let Some(f) = weak.upgrade() else { return };
         let upto = f.tickets.load(Ordering::SeqCst);
         let error = f.db.flush().err().map(|e| Arc::from(e.to_string()));
+        // Let go of the database before waking the waiters: the last of
+        // them may be shutting down and expect it closed once it returns.
+        drop(f);
         if let Some(e) = &error {
             tracing::error!(error = %e, "flushing the store to disk failed");
         }
-        f.done.send_replace((upto, error));
+        signal.done.send_replace((upto, error));
     }
 }

@@ -41,6 +41,10 @@ pub enum StoreError {
     Corrupt { tree: &'static str, detail: String },
     #[error("storage is shutting down")]
     Closed,
+    #[error(
+        "the directory is in use by another Switchboard process (its lock is held); stop that one or choose another data_dir"
+    )]
+    Locked,
 }
 
 impl From<sled::Error> for StoreError {
@@ -70,7 +74,12 @@ impl Store {
             // work can lose.
             .flush_every_ms(Some(500))
             .mode(sled::Mode::HighThroughput)
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                // sled reports a held lock only in the message (kind `Other`).
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError::Locked,
+                other => other.into(),
+            })?;
         let flusher = flush::Flusher::start(db.clone());
         Ok(Store { db, trees: Arc::default(), flusher })
     }
