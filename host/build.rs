@@ -96,7 +96,8 @@ fn build_guests(root: &Path, manifest: &Path, target_dir: &Path) {
         .arg(manifest)
         .arg("--target-dir")
         .arg(target_dir)
-        .current_dir(root);
+        // The guest workspace's own `.cargo/config.toml` (stack size) applies.
+        .current_dir(manifest.parent().unwrap_or(root));
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for {}: {e}", manifest.display()));
     assert!(status.success(), "building the guests in {} failed ({status})", manifest.display());
 }

@@ -104,7 +104,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
     };
     let pipeline =
         Pipeline::new(stages).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
-    let resumed_events = pipeline.journal.pending().unwrap_or(0);
+    let resumed_events = pipeline.journal.pending();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 

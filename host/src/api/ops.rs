@@ -32,7 +32,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
     let p = &state.pipeline;
     Ok(Json(Health {
         status: "ok",
-        journal_pending: p.journal.pending()?,
+        journal_pending: p.journal.pending(),
         outbound_queue: p.stages.outbox.len()?,
         quarantined: p.journal.quarantined()?,
     }))
@@ -43,7 +43,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let p = &state.pipeline;
     let m = &p.stages.metrics;
-    m.journal_pending.set(p.journal.pending()? as i64);
+    m.journal_pending.set(p.journal.pending() as i64);
     m.outbound_queue.set(p.stages.outbox.len()? as i64);
     m.quarantined.set(p.journal.quarantined()? as i64);
     let sync = &p.stages.sync;

@@ -258,13 +258,13 @@ fn init(name: &str, world: World, sdk: Option<PathBuf>) -> Result<()> {
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
              [lib]\ncrate-type = [\"cdylib\"]\n\n\
              [dependencies]\nswitchboard-plugin = {{ path = {:?}, features = [\"{feature}\"] }}\n\n\
-             # Small and fast: the host instantiates the plugin for every decision.\n\
-             [profile.release]\nopt-level = \"s\"\nlto = true\nstrip = true\npanic = \"abort\"\n\n\
+             # Fast: the host instantiates the plugin for every decision.\n\
+             [profile.release]\nopt-level = 3\nlto = true\nstrip = true\npanic = \"abort\"\n\n\
              # A standalone crate, not part of an enclosing workspace.\n[workspace]\n",
             sdk.display().to_string()
         ),
     )?;
-    std::fs::write(dir.join(".cargo/config.toml"), "[build]\ntarget = \"wasm32-wasip2\"\n")?;
+    std::fs::write(dir.join(".cargo/config.toml"), GUEST_CARGO_CONFIG)?;
     let (source, sample) = match world {
         World::Router => (ROUTER_TEMPLATE, "router-greeting.json"),
         World::FollowUp => (FOLLOW_UP_TEMPLATE, "follow-up-unanswered.json"),
@@ -289,6 +289,14 @@ fn init(name: &str, world: World, sdk: Option<PathBuf>) -> Result<()> {
     );
     Ok(())
 }
+
+/// Builds for the component target with a 64 KiB stack: every decision
+/// resets the instance's dirtied memory, and Rust's default 1 MiB stack makes
+/// that memory 17 pages instead of two.
+const GUEST_CARGO_CONFIG: &str = "[build]\ntarget = \"wasm32-wasip2\"\n\n\
+# A 64 KiB stack (the wasm-ld default) keeps each fresh instance small; raise\n\
+# it if the plugin recurses deeply (an overflow traps, and the host falls back).\n\
+[target.wasm32-wasip2]\nrustflags = [\"-C\", \"link-arg=-zstack-size=65536\"]\n";
 
 const ROUTER_TEMPLATE: &str = r#"//! A Switchboard router. `route` is called for every inbound message.
 use switchboard_plugin::router::*;

@@ -38,6 +38,9 @@ pub struct Journal {
     /// the dispatcher's cursor can then never skip a slower writer's event.
     append: Mutex<()>,
     next_seq: AtomicU64,
+    /// Events journaled and not yet applied or quarantined. Counted rather
+    /// than measured: `/healthz` is polled, and counting a tree is a scan.
+    pending: AtomicU64,
 }
 
 impl Journal {
@@ -49,7 +52,8 @@ impl Journal {
                 next = next.max(seq + 1);
             }
         }
-        Ok(Journal { store, append: Mutex::new(()), next_seq: AtomicU64::new(next) })
+        let pending = AtomicU64::new(store.len(JOURNAL)? as u64);
+        Ok(Journal { store, append: Mutex::new(()), next_seq: AtomicU64::new(next), pending })
     }
 
     /// Tenants with events in the journal, found by skipping from one
@@ -98,6 +102,7 @@ impl Journal {
         }
         self.store.commit(batch)?;
         self.next_seq.store(seq, Ordering::SeqCst);
+        self.pending.fetch_add(outcome.new as u64, Ordering::SeqCst);
         Ok(outcome)
     }
 
@@ -121,15 +126,22 @@ impl Journal {
                     b.put(QUARANTINE, k.clone(), v);
                     b.delete(JOURNAL, k);
                     self.store.commit(b)?;
+                    self.applied();
                 }
             }
         }
         Ok(out)
     }
 
-    /// The write that marks `seq` applied; goes into the event's own commit.
+    /// The write that marks `seq` applied; goes into the event's own
+    /// commit. Call [`Journal::applied`] once that commit has landed.
     pub fn ack(&self, batch: &mut Batch, tenant: &str, seq: u64) {
         batch.delete(JOURNAL, Self::key(tenant, seq));
+    }
+
+    /// Counts one event as no longer pending.
+    pub fn applied(&self) {
+        let _ = self.pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     /// Moves an event that cannot be applied aside, with why.
@@ -138,11 +150,14 @@ impl Journal {
         let mut b = Batch::new();
         b.put_json(QUARANTINE, key.clone(), &serde_json::json!({ "event": event, "reason": reason }))?;
         b.delete(JOURNAL, key);
-        self.store.commit(b)
+        self.store.commit(b)?;
+        self.applied();
+        Ok(())
     }
 
-    pub fn pending(&self) -> Result<usize> {
-        self.store.len(JOURNAL)
+    /// Events acknowledged and not yet applied.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst) as usize
     }
 
     pub fn quarantined(&self) -> Result<usize> {

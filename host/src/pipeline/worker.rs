@@ -183,6 +183,7 @@ impl Pipeline {
     pub(super) fn commit(&self, tenant: &str, seq: u64, mut batch: Batch) -> Result<(), PipelineError> {
         self.journal.ack(&mut batch, tenant, seq);
         self.stages.store.commit(batch)?;
+        self.journal.applied();
         Ok(())
     }
 }

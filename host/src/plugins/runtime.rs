@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 use super::cache::CompileCache;
 use super::sandbox::HostState;
@@ -33,9 +33,9 @@ pub struct Plugin {
 }
 
 pub(super) enum Pre {
-    RouterV0_1(v0_1::RouterPre<HostState>),
-    FollowUpV0_1(v0_1::FollowUpPre<HostState>),
-    FeedbackV0_1(v0_1::FeedbackPre<HostState>),
+    RouterV0_1(v0_1::RouterPre),
+    FollowUpV0_1(v0_1::FollowUpPre),
+    FeedbackV0_1(v0_1::FeedbackPre),
 }
 
 pub struct Runtime {
@@ -44,6 +44,9 @@ pub struct Runtime {
     cache: CompileCache,
     tick: Duration,
     stop_ticker: Arc<AtomicBool>,
+    /// The operator's default limits, for the one probe instantiation that
+    /// type-checks a freshly compiled component's export.
+    probe_limits: PluginLimits,
 }
 
 impl Drop for Runtime {
@@ -54,10 +57,15 @@ impl Drop for Runtime {
 
 impl Runtime {
     pub fn new(config: &PluginConfig, cache_dir: &Path) -> Result<Runtime, PluginError> {
-        let engine = engine(config, true).or_else(|e| {
-            tracing::warn!(error = %e, "pooling allocator unavailable (address space?); using on-demand allocation");
-            engine(config, false)
-        })?;
+        let engine = engine(config, Allocation::PoolingResident)
+            .or_else(|e| {
+                tracing::info!(error = %e, "PAGEMAP_SCAN unavailable (Linux < 6.7?); instance memory is reset with madvise");
+                engine(config, Allocation::Pooling)
+            })
+            .or_else(|e| {
+                tracing::warn!(error = %e, "pooling allocator unavailable (address space?); using on-demand allocation");
+                engine(config, Allocation::OnDemand)
+            })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         v0_1::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
@@ -69,6 +77,7 @@ impl Runtime {
             linker_v0_1: linker,
             tick: config.epoch_tick,
             stop_ticker,
+            probe_limits: config.limits.clone(),
         })
     }
 
@@ -113,13 +122,22 @@ impl Runtime {
     fn pre<P>(
         &self,
         component: &Component,
-        make: impl FnOnce(wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<P>,
+        make: impl FnOnce(
+            wasmtime::component::InstancePre<HostState>,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<P, String>>,
     ) -> Result<P, PluginError> {
         let instance_pre = self
             .linker_v0_1
             .instantiate_pre(component)
             .map_err(|e| PluginError::ForbiddenImport(format!("the component cannot be linked: {e:#}")))?;
-        make(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))
+        // `make` instantiates once (sandboxed, within the default limits)
+        // to type-check the world's export.
+        let probe = self.invoke(&self.probe_limits, Arc::default(), 0, 0, |store| make(instance_pre, store));
+        probe.result.map_err(|failure| match failure {
+            Failure::PluginError(why) => PluginError::WrongWorld(why),
+            other => PluginError::WrongWorld(format!("instantiating the component failed: {other}")),
+        })
     }
 
     /// Finds the world and WIT version from the exports, and checks imports.
@@ -224,7 +242,27 @@ fn wasmparser_is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
 }
 
-fn engine(config: &PluginConfig, pooling: bool) -> Result<Engine, PluginError> {
+/// How instances get their memory, best first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Allocation {
+    /// Pooled slots whose dirty pages are found with Linux's `PAGEMAP_SCAN`
+    /// and reset in place with `memset`: a fresh instance per decision then
+    /// takes no page faults and no `madvise` (with its TLB shootdowns), which
+    /// was half of a decision's cost. Without the scan, `keep_resident`
+    /// would `memset` the lowest bytes whether touched or not, so it is only
+    /// used with it.
+    PoolingResident,
+    Pooling,
+    OnDemand,
+}
+
+/// Bytes of a slot's memory (and table) reset in place rather than given
+/// back to the kernel. Covers what a Rust or JavaScript guest dirties in a
+/// decision; pages beyond it are released with `madvise` as usual.
+const KEEP_RESIDENT_MEMORY: usize = 16 << 20;
+const KEEP_RESIDENT_TABLE: usize = 4096;
+
+fn engine(config: &PluginConfig, allocation: Allocation) -> Result<Engine, PluginError> {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.consume_fuel(true);
@@ -233,9 +271,14 @@ fn engine(config: &PluginConfig, pooling: bool) -> Result<Engine, PluginError> {
     // Our traps are expected outcomes, not bugs to debug: skip the costly
     // backtrace capture (RUST_BACKTRACE would otherwise add ~11 µs each).
     c.wasm_backtrace_max_frames(None);
-    if pooling {
+    if allocation != Allocation::OnDemand {
         let slots = config.instance_slots.max(1);
         let mut pool = PoolingAllocationConfig::default();
+        if allocation == Allocation::PoolingResident {
+            pool.pagemap_scan(Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+                .table_keep_resident(KEEP_RESIDENT_TABLE);
+        }
         pool.total_component_instances(slots)
             .total_core_instances(slots * 8)
             .total_memories(slots * 2)

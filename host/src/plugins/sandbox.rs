@@ -27,29 +27,33 @@ const STDIO_CAPTURE: usize = 16 * 1024;
 
 /// Per-store state: one per call, dropped after it.
 pub struct HostState {
-    wasi: WasiCtx,
+    /// Built on the guest's first WASI call: most decisions make none, and
+    /// building a context is a twentieth of a decision's cost.
+    wasi: Option<Wasi>,
     table: ResourceTable,
     pub(super) limiter: Limiter,
     config: Arc<BTreeMap<String, String>>,
     pub(super) logs: Vec<LogLine>,
     pub(super) dropped_logs: usize,
     now: Millis,
+    seed: u64,
+}
+
+/// The WASI context and the pipes that capture the guest's stdout/stderr.
+struct Wasi {
+    ctx: WasiCtx,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
 
-impl HostState {
-    pub fn new(
-        now: Millis,
-        seed: u64,
-        config: Arc<BTreeMap<String, String>>,
-        memory_bytes: usize,
-        table_elements: usize,
-    ) -> Self {
+impl Wasi {
+    /// No capability granted: no files, environment, arguments or network,
+    /// the clock frozen at `now`, randomness from `seed`.
+    fn new(now: Millis, seed: u64) -> Wasi {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         let seed_bytes = seed.to_le_bytes().to_vec();
-        let wasi = WasiCtx::builder()
+        let ctx = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenWallClock(now))
@@ -62,16 +66,27 @@ impl HostState {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
+        Wasi { ctx, stdout, stderr }
+    }
+}
+
+impl HostState {
+    pub fn new(
+        now: Millis,
+        seed: u64,
+        config: Arc<BTreeMap<String, String>>,
+        memory_bytes: usize,
+        table_elements: usize,
+    ) -> Self {
         HostState {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limiter: Limiter { memory_bytes, table_elements, exceeded: None },
             config,
             logs: Vec::new(),
             dropped_logs: 0,
             now,
-            stdout,
-            stderr,
+            seed,
         }
     }
 
@@ -98,7 +113,8 @@ impl HostState {
 
     /// Moves what the guest printed into its log lines.
     pub(super) fn drain_stdio(&mut self) {
-        for (source, pipe) in [("stdout", self.stdout.clone()), ("stderr", self.stderr.clone())] {
+        let Some(wasi) = &self.wasi else { return };
+        for (source, pipe) in [("stdout", wasi.stdout.clone()), ("stderr", wasi.stderr.clone())] {
             let bytes = pipe.contents();
             let text = String::from_utf8_lossy(&bytes);
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -111,7 +127,9 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let (now, seed) = (self.now, self.seed);
+        let wasi = self.wasi.get_or_insert_with(|| Wasi::new(now, seed));
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
     }
 }
 

@@ -5,8 +5,10 @@
 //! arrives it gets its own module beside this one, and components built
 //! against `@0.1.0` keep working unchanged.
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 
+use super::export::CheckedExport;
 use super::sandbox::HostState;
 use crate::context::Context;
 use crate::crm::{Author, Contact, ConversationStatus, Message};
@@ -43,10 +45,6 @@ pub mod feedback_bindings {
     });
 }
 
-pub use bindings::RouterPre;
-pub use feedback_bindings::FeedbackPre;
-pub use follow_up_bindings::FollowUpPre;
-
 use bindings::exports::switchboard::plugin::routing as wit_routing;
 use bindings::switchboard::plugin::host as wit_host;
 use bindings::switchboard::plugin::types as wit;
@@ -77,19 +75,60 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Declares a world's pre-instantiated component: its one export, found
+/// and type-checked once (see `export`), and the call on a fresh instance.
+macro_rules! checked_world {
+    ($pre:ident, $interface:literal, $func:literal, $input:ty, $output:ty) => {
+        /// A compiled component of this world, ready to instantiate.
+        pub struct $pre(CheckedExport<(&'static $input,), (Result<$output, String>,)>);
+
+        impl $pre {
+            /// See [`CheckedExport::new`].
+            pub fn new(
+                pre: InstancePre<HostState>,
+                probe: &mut Store<HostState>,
+            ) -> wasmtime::Result<Result<Self, String>> {
+                Ok(CheckedExport::new(pre, $interface, $func, probe)?.map($pre))
+            }
+
+            /// Calls the export on a fresh instance in `store`.
+            fn call(&self, store: &mut Store<HostState>, input: &$input) -> wasmtime::Result<Result<$output, String>> {
+                // SAFETY: the types `new` checked, with `input`'s lifetime
+                // in place of `'static`.
+                let func = unsafe { self.0.instantiate::<(&$input,), (Result<$output, String>,)>(store)? };
+                Ok(func.call(&mut *store, (input,))?.0)
+            }
+        }
+    };
+}
+
+checked_world!(RouterPre, "switchboard:plugin/routing@0.1.0", "route", wit_routing::Input, wit_routing::Decision);
+checked_world!(
+    FollowUpPre,
+    "switchboard:plugin/following@0.1.0",
+    "plan-next",
+    wit_following::Input,
+    wit_following::Plan
+);
+checked_world!(
+    FeedbackPre,
+    "switchboard:plugin/learning@0.1.0",
+    "learn",
+    wit_learning::Input,
+    Vec<wit_learning::SignalUpdate>
+);
+
 // ---- router ----
 
 /// Calls `route` on a fresh instance.
 pub fn route(
-    pre: &RouterPre<HostState>,
+    pre: &RouterPre,
     store: &mut wasmtime::Store<HostState>,
     context: &Context,
     message: &Message,
 ) -> wasmtime::Result<Result<model::RoutingDecision, String>> {
     let input = wit_routing::Input { context: lower_context(context), message: lower_message(message) };
-    let instance = pre.instantiate(&mut *store)?;
-    let out = instance.switchboard_plugin_routing().call_route(&mut *store, &input)?;
-    Ok(out.map(lift_decision))
+    Ok(pre.call(store, &input)?.map(lift_decision))
 }
 
 fn lift_decision(d: wit_routing::Decision) -> model::RoutingDecision {
@@ -275,7 +314,7 @@ use follow_up_bindings::exports::switchboard::plugin::following as wit_following
 
 /// Calls `plan-next` on a fresh instance.
 pub fn plan_follow_up(
-    pre: &FollowUpPre<HostState>,
+    pre: &FollowUpPre,
     store: &mut wasmtime::Store<HostState>,
     input: &model::FollowUpInput,
 ) -> wasmtime::Result<Result<model::FollowUpPlan, String>> {
@@ -303,9 +342,7 @@ pub fn plan_follow_up(
         pending: input.pending.as_ref().map(lower_scheduled),
         unanswered_attempts: input.unanswered_attempts,
     };
-    let instance = pre.instantiate(&mut *store)?;
-    let out = instance.switchboard_plugin_following().call_plan_next(&mut *store, &wit_input)?;
-    Ok(out.map(|p| model::FollowUpPlan {
+    Ok(pre.call(store, &wit_input)?.map(|p| model::FollowUpPlan {
         kind: match p.kind {
             wit_following::PlanKind::Nothing => model::PlanKind::Nothing,
             wit_following::PlanKind::CancelPending => model::PlanKind::CancelPending,
@@ -353,7 +390,7 @@ use feedback_bindings::exports::switchboard::plugin::learning as wit_learning;
 
 /// Calls `learn` on a fresh instance.
 pub fn learn(
-    pre: &FeedbackPre<HostState>,
+    pre: &FeedbackPre,
     store: &mut wasmtime::Store<HostState>,
     input: &model::FeedbackInput,
 ) -> wasmtime::Result<Result<Vec<model::SignalUpdate>, String>> {
@@ -382,7 +419,7 @@ pub fn learn(
             active_hours: i.active_hours.clone(),
         },
     };
-    let instance = pre.instantiate(&mut *store)?;
-    let out = instance.switchboard_plugin_learning().call_learn(&mut *store, &wit_input)?;
-    Ok(out.map(|updates| updates.into_iter().map(|u| model::SignalUpdate { name: u.name, value: u.value }).collect()))
+    Ok(pre
+        .call(store, &wit_input)?
+        .map(|updates| updates.into_iter().map(|u| model::SignalUpdate { name: u.name, value: u.value }).collect()))
 }
