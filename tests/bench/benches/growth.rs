@@ -1,0 +1,269 @@
+//! Growth: how costs move as a deployment grows.
+//!
+//! `cargo bench -p switchboard-bench --bench growth`
+//!
+//! 1. Contacts on file (1k, 100k, 1M): the router's decision time and the
+//!    per-message time (webhook → decision committed) for messages from
+//!    known contacts.
+//! 2. Tenants (1, 100, 1,000), each with its own uploaded router: memory
+//!    per tenant, and start-up time with the compile cache warm and cold.
+//! 3. A conversation with 10 vs 1,000 prior messages: per-message time.
+//!
+//! `GROWTH_CONTACTS=1000,100000` and `GROWTH_TENANTS=1,100` shrink the run.
+
+use std::time::{Duration, Instant};
+
+use switchboard::crm::Contact;
+use switchboard::model::new_id;
+use switchboard::plugins::World;
+use switchboard::store::Batch;
+use switchboard::tenants::Tenant;
+use switchboard_bench::load::{self, Shape};
+use switchboard_bench::{Host, bench_router_wasm, pct, rss_bytes, with_custom_section};
+
+fn sizes(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+fn phone(i: usize) -> String {
+    format!("+5511{}", 900_000_000 + i)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let mut report = Vec::new();
+
+    // 1. Contacts on file.
+    for n in sizes("GROWTH_CONTACTS", &[1_000, 100_000, 1_000_000]) {
+        let host = rt.block_on(Host::start(|_| {}));
+        let stages = host.server.state.stages();
+        let started = Instant::now();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let mut batch = Batch::new();
+            for &i in chunk {
+                let c = Contact {
+                    id: new_id("ct"),
+                    phone: phone(i),
+                    name: Some(format!("Contact {i}")),
+                    country: Some("BR".into()),
+                    ..Default::default()
+                };
+                stages.crm.put_contact(&mut batch, "demo", &c, None).expect("contact");
+            }
+            stages.store.commit(batch).expect("commit");
+        }
+        let populated = started.elapsed();
+        // 2,000 messages from 200 of them, spread over the whole range.
+        let shape = Shape { url: host.url.clone(), batch: 1, contacts: 200, concurrency: 16 };
+        let tag = format!("c{n}");
+        let mut target = host.target(&tag);
+        target.body = "Oi! Qual o preço do plano?".into();
+        let started = Instant::now();
+        rt.block_on(send_from_known(&http, &host, &target, n, 2000)).expect("load");
+        rt.block_on(load::drain(&shape, &http)).expect("drain");
+        let per_message = started.elapsed() / 2000;
+        let (lat, plugin) = rt.block_on(decisions_for_known(&http, &host, n));
+        let line = format!(
+            "| {n} contacts | {:.1} s to load | per message {:.0} µs (wall, 2,000 at full speed) | webhook → decision p50 {:.2} ms | router p50 {} µs |",
+            populated.as_secs_f64(),
+            per_message.as_micros(),
+            pct(&lat, 0.5) as f64 / 1000.0,
+            pct(&plugin, 0.5)
+        );
+        eprintln!("{line}");
+        report.push(line);
+        rt.block_on(host.stop());
+    }
+
+    // 2. Tenants, each with its own router version.
+    let wasm = bench_router_wasm();
+    for t in sizes("GROWTH_TENANTS", &[1, 100, 1000]) {
+        let host = rt.block_on(Host::start(|c| c.demo.enabled = false));
+        let stages = host.server.state.stages();
+        let before = rss_bytes();
+        let started = Instant::now();
+        for i in 0..t {
+            let id = format!("t{i:04}");
+            let tenant = Tenant {
+                id: id.clone(),
+                name: id.clone(),
+                phone_number_ids: vec![format!("9{i:010}")],
+                app_secret: "s3cret-s3cret".into(),
+                timezone: "UTC".into(),
+                default_region: "BR".into(),
+                opt_out_keywords: vec![],
+                opt_in_keywords: vec![],
+                verify_token: None,
+                access_token: None,
+                disabled: false,
+                limits: None,
+                created_at: 0,
+                updated_at: 0,
+            };
+            stages.tenants.put(&tenant).expect("tenant");
+            let own = with_custom_section(&wasm, &id);
+            let (v, _) = stages
+                .plugins
+                .upload(&id, World::Router, &own, &host.config.plugins.limits, "bench", 0)
+                .expect("upload");
+            stages.plugins.activate_version(&id, World::Router, Some(&v.version), "bench", 0).expect("activate");
+        }
+        let uploaded = started.elapsed();
+        let grown = rss_bytes().saturating_sub(before);
+        let (dir, config) = (host.dir.path().to_path_buf(), host.config.clone());
+        let dir_guard = rt.block_on(host.stop());
+        let warm = time_start(&rt, &config);
+        std::fs::remove_dir_all(dir.join("plugin-cache")).ok();
+        let cold = time_start(&rt, &config);
+        drop(dir_guard);
+        let line = format!(
+            "| {t} tenants | upload + compile {:.0} ms each | +{:.1} MiB resident ({:.0} KiB per tenant) | start-up warm cache {:.2} s, cold {:.2} s |",
+            uploaded.as_millis() as f64 / t as f64,
+            grown as f64 / 1048576.0,
+            grown as f64 / 1024.0 / t as f64,
+            warm.as_secs_f64(),
+            cold.as_secs_f64()
+        );
+        eprintln!("{line}");
+        report.push(line);
+    }
+
+    // 3. Long conversations.
+    let host = rt.block_on(Host::start(|_| {}));
+    for (prior, label) in [(10usize, "10"), (1000, "1,000")] {
+        let shape = Shape { url: host.url.clone(), batch: 1, contacts: 1, concurrency: 1 };
+        let mut target = host.target(&format!("h{prior}"));
+        target.body = "mais uma pergunta".into();
+        rt.block_on(load::send(&shape, &http, &target, 0, prior)).expect("history");
+        rt.block_on(load::drain(&shape, &http)).expect("drain");
+        let mut measured = host.target(&format!("h{prior}"));
+        measured.body = "e agora?".into();
+        // Same sender (same tag), 50 more messages one by one.
+        let mut latencies = Vec::new();
+        for k in 0..50 {
+            let t = load::Target { tag: format!("h{prior}"), ..measured.clone() };
+            let started = Instant::now();
+            rt.block_on(send_one(&http, &host, &t, &format!("wamid.H{prior}x{k}"))).expect("send");
+            rt.block_on(load::drain(&shape, &http)).expect("drain");
+            latencies.push(started.elapsed().as_micros() as u64);
+        }
+        latencies.sort_unstable();
+        let line = format!(
+            "| conversation with {label} prior messages | per message (webhook → applied) p50 {:.2} ms, p90 {:.2} ms |",
+            pct(&latencies, 0.5) as f64 / 1000.0,
+            pct(&latencies, 0.9) as f64 / 1000.0
+        );
+        eprintln!("{line}");
+        report.push(line);
+    }
+    rt.block_on(host.stop());
+    println!();
+    for l in report {
+        println!("{l}");
+    }
+}
+
+fn time_start(rt: &tokio::runtime::Runtime, config: &switchboard::config::Config) -> Duration {
+    let started = Instant::now();
+    let server = rt
+        .block_on(switchboard::server::start(config.clone(), std::sync::Arc::new(switchboard::clock::SystemClock)))
+        .expect("restart");
+    let took = started.elapsed();
+    rt.block_on(server.stop());
+    took
+}
+
+/// Messages from contacts already on file, spread over all `n` of them.
+async fn send_from_known(
+    http: &reqwest::Client,
+    host: &Host,
+    t: &load::Target,
+    n: usize,
+    messages: usize,
+) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let mut tasks = Vec::new();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    for m in 0..messages {
+        let from = phone((m % 200) * (n / 200).max(1)).trim_start_matches('+').to_string();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "g", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp", "metadata": { "display_phone_number": "1", "phone_number_id": t.phone_number_id },
+                "messages": [{ "from": from, "id": format!("wamid.G{}{m}", t.tag), "timestamp": now.to_string(), "type": "text", "text": { "body": t.body } }] } }] }]
+        }))?;
+        let sig = switchboard::ingest::signature::sign(t.secret.as_bytes(), &body);
+        let (http, url) = (http.clone(), format!("{}/webhooks/whatsapp", host.url));
+        let permit = permits.clone().acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let r = http.post(url).header("x-hub-signature-256", sig).body(body).send().await;
+            drop(permit);
+            r.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    for task in tasks {
+        anyhow::ensure!(task.await? == 200, "a webhook failed");
+    }
+    Ok(())
+}
+
+/// The decisions for the 200 senders used by `send_from_known`.
+async fn decisions_for_known(http: &reqwest::Client, host: &Host, n: usize) -> (Vec<u64>, Vec<u64>) {
+    let (mut l, mut p) = (Vec::new(), Vec::new());
+    for k in 0..200 {
+        let q = phone(k * (n / 200).max(1)).replace('+', "%2B");
+        let Ok(page) = load::get(http, &host.url, switchboard_bench::API_KEY, &format!("/v1/contacts?q={q}")).await
+        else {
+            continue;
+        };
+        let Some(id) = page["contacts"][0]["id"].as_str() else { continue };
+        let Ok(convs) =
+            load::get(http, &host.url, switchboard_bench::API_KEY, &format!("/v1/contacts/{id}/conversations")).await
+        else {
+            continue;
+        };
+        for c in convs["conversations"].as_array().into_iter().flatten() {
+            let Ok(view) = load::get(
+                http,
+                &host.url,
+                switchboard_bench::API_KEY,
+                &format!("/v1/conversations/{}", c["id"].as_str().unwrap_or_default()),
+            )
+            .await
+            else {
+                continue;
+            };
+            for d in view["decisions"].as_array().into_iter().flatten() {
+                l.push(d["latency_us"].as_u64().unwrap_or(0));
+                p.push(d["duration_us"].as_u64().unwrap_or(0));
+            }
+        }
+    }
+    l.sort_unstable();
+    p.sort_unstable();
+    (l, p)
+}
+
+async fn send_one(http: &reqwest::Client, host: &Host, t: &load::Target, id: &str) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let from = load::sender(&t.tag, 0);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "h", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": { "display_phone_number": "1", "phone_number_id": t.phone_number_id },
+            "messages": [{ "from": from, "id": id, "timestamp": now.to_string(), "type": "text", "text": { "body": t.body } }] } }] }]
+    }))?;
+    let sig = switchboard::ingest::signature::sign(t.secret.as_bytes(), &body);
+    let r = http
+        .post(format!("{}/webhooks/whatsapp", host.url))
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 200, "webhook {}", r.status());
+    Ok(())
+}
