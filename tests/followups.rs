@@ -68,8 +68,11 @@ async fn follow_ups_are_timed_from_the_contacts_pattern_fire_once_and_back_off()
     let contact = host.contact(&format!("+{ANA}")).await.unwrap();
     let responsiveness = contact["signals"]["responsiveness"]["value"].as_f64().unwrap();
     let basis = (60.0 * MINUTE as f64 * (1.0 + (1.0 - responsiveness) * 2.0)) as i64;
+    // Webhook timestamps are whole seconds and real time runs on under the
+    // moved clock, so the learned 30 minutes is off by a second or so —
+    // which the ×3.3 of the formula turns into a few seconds either way.
     assert!(
-        (basis - 2 * MINUTE..=basis).contains(&wait),
+        (basis - 2 * MINUTE..=basis + MINUTE).contains(&wait),
         "2 × their 30-minute reply time, widened for responsiveness {responsiveness:.2}: {} min ({pending})",
         wait / MINUTE
     );

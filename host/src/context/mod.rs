@@ -75,6 +75,20 @@ pub struct Context {
     pub window: ServiceWindow,
 }
 
+impl Context {
+    /// This context after the event being applied changed its contact and
+    /// conversation. Nothing is read again: the event's own writes are not
+    /// committed yet, so the history is what [`ContextBuilder::build`] read.
+    pub fn updated(self, contact: &Contact, conversation: &Conversation) -> Context {
+        Context {
+            window: ServiceWindow::of(contact, self.now),
+            contact: contact.clone(),
+            conversation: conversation.clone(),
+            ..self
+        }
+    }
+}
+
 /// Which conversation a message belongs to.
 #[derive(Debug, Clone)]
 pub struct Thread {

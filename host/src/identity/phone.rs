@@ -103,16 +103,40 @@ pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, IdentityError
 /// already validated it, so a number the metadata calls invalid (e.g. a
 /// Brazilian mobile without its ninth digit) is kept as `+digits` rather
 /// than rejected.
+///
+/// Parsing with libphonenumber's metadata was a tenth of the pipeline's CPU
+/// (every event is routed by its sender, then resolved), and senders repeat:
+/// results are remembered (a pure function of the digits, so the memo can
+/// only ever be stale by being absent).
 pub fn normalize_wa_id(wa_id: &str) -> Result<Phone, IdentityError> {
     let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 7 || digits.len() > 15 {
         return Err(invalid(wa_id, "a wa_id has 7 to 15 digits"));
     }
+    if let Some(known) = WA_IDS.lock().ok().and_then(|memo| memo.get(&digits).cloned()) {
+        return Ok(known);
+    }
+    let phone = parse_wa_id(&digits);
+    if let Ok(mut memo) = WA_IDS.lock() {
+        if memo.len() >= WA_ID_MEMO {
+            memo.clear();
+        }
+        memo.insert(digits, phone.clone());
+    }
+    Ok(phone)
+}
+
+/// Senders remembered at most; the memo starts over when full.
+const WA_ID_MEMO: usize = 65_536;
+static WA_IDS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Phone>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn parse_wa_id(digits: &str) -> Phone {
     let plus = canonical(&format!("+{digits}"));
     match phonenumber::parse(None, &plus) {
-        Ok(number) if number.is_valid() => Ok(to_phone(&number)),
-        Ok(number) => Ok(Phone { e164: plus, region: number.country().id().map(|id| id.as_ref().to_string()) }),
-        Err(_) => Ok(Phone { e164: plus, region: None }),
+        Ok(number) if number.is_valid() => to_phone(&number),
+        Ok(number) => Phone { e164: plus, region: number.country().id().map(|id| id.as_ref().to_string()) },
+        Err(_) => Phone { e164: plus, region: None },
     }
 }
 

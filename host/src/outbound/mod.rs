@@ -70,13 +70,26 @@ impl Outbox {
         batch.put_json(QUEUE, keys::be(seq).to_vec(), job)
     }
 
-    /// Jobs in queue order, with their keys.
-    pub fn pending(&self, limit: usize) -> Result<Vec<(Vec<u8>, SendJob)>> {
-        self.store
-            .scan_prefix(QUEUE, b"")?
-            .take(limit)
-            .map(|e| e.and_then(|(k, v)| Ok((k, crate::store::decode(QUEUE, &v)?))))
-            .collect()
+    /// Jobs after `cursor` (all of them from `b""`) in queue order, with
+    /// their keys, skipping (without decoding) those `skip` says to.
+    pub fn pending_after(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<(Vec<u8>, SendJob)>> {
+        let mut jobs = Vec::new();
+        for entry in self.store.after(QUEUE, cursor)? {
+            let (k, v) = entry?;
+            if skip(&k) {
+                continue;
+            }
+            jobs.push((k, crate::store::decode(QUEUE, &v)?));
+            if jobs.len() >= limit {
+                break;
+            }
+        }
+        Ok(jobs)
     }
 
     pub fn len(&self) -> Result<usize> {

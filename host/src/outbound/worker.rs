@@ -5,9 +5,9 @@
 //! never overtakes the message before it. Different contacts go in
 //! parallel up to `outbound.concurrency`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio::sync::Notify;
@@ -20,6 +20,11 @@ use crate::config::OutboundConfig;
 use crate::metrics::Metrics;
 use crate::store::{Batch, Store, StoreError};
 use crate::tenants::Tenants;
+
+/// Jobs held in memory ahead of being sent.
+const READ_AHEAD: usize = 512;
+/// How often the whole queue is read again (see `Worker::run`).
+const RESCAN: Duration = Duration::from_secs(1);
 
 /// Where results go: the pipeline's journal, committed with `batch` (which
 /// removes the job from the queue).
@@ -43,30 +48,56 @@ impl Worker {
         // Job key → its contact, for every send in progress.
         let mut running: HashMap<Vec<u8>, (String, String)> = HashMap::new();
         let mut task_keys: HashMap<tokio::task::Id, Vec<u8>> = HashMap::new();
+        // Jobs read from the queue and not started yet (their contact is
+        // busy, or `concurrency` sends are running), in queue order.
+        let mut waiting: BTreeMap<Vec<u8>, SendJob> = BTreeMap::new();
+        // The queue is read past the last key seen, so a wake costs what is
+        // new, not the whole queue. Keys are taken before their commit, so
+        // a job can land behind the cursor; a rescan from the start, a
+        // second after the last, picks those up (and jobs whose send must be
+        // tried again, which leave `running` without leaving the queue).
+        let mut cursor: Vec<u8> = Vec::new();
+        let mut rescanned = Instant::now();
         loop {
-            if running.len() < self.config.concurrency {
-                match self.outbox.pending(512) {
-                    Ok(pending) => {
-                        let mut busy: HashSet<(String, String)> = running.values().cloned().collect();
-                        for (key, job) in pending {
-                            if running.len() >= self.config.concurrency {
-                                break;
+            let rescan = rescanned.elapsed() >= RESCAN;
+            if rescan {
+                cursor.clear();
+                rescanned = Instant::now();
+            }
+            let room = READ_AHEAD.saturating_sub(waiting.len());
+            if room > 0 {
+                let known = |k: &[u8]| running.contains_key(k) || waiting.contains_key(k);
+                match self.outbox.pending_after(&cursor, room, known) {
+                    Ok(jobs) => {
+                        if let Some((last, _)) = jobs.last() {
+                            if rescan || last.as_slice() > cursor.as_slice() {
+                                cursor = last.clone();
                             }
-                            let contact = (job.tenant.clone(), job.to.clone());
-                            // A contact's later jobs wait for its earlier one.
-                            if running.contains_key(&key) || !busy.insert(contact.clone()) {
-                                continue;
-                            }
-                            running.insert(key.clone(), contact);
-                            let me = self.clone();
-                            let stop = shutdown.clone();
-                            let task_key = key.clone();
-                            let handle = tasks.spawn(async move { me.deliver(&key, job, stop).await });
-                            task_keys.insert(handle.id(), task_key);
                         }
+                        waiting.extend(jobs);
                     }
                     Err(e) => tracing::error!(error = %e, "reading the send queue failed"),
                 }
+            }
+            let mut busy: HashSet<(String, String)> = running.values().cloned().collect();
+            let mut started = Vec::new();
+            for (key, job) in &waiting {
+                if running.len() >= self.config.concurrency {
+                    break;
+                }
+                // A contact's later jobs wait for its earlier one.
+                let contact = (job.tenant.clone(), job.to.clone());
+                if !busy.insert(contact.clone()) {
+                    continue;
+                }
+                running.insert(key.clone(), contact);
+                started.push(key.clone());
+            }
+            for key in started {
+                let Some(job) = waiting.remove(&key) else { continue };
+                let (me, stop, task_key) = (self.clone(), shutdown.clone(), key.clone());
+                let handle = tasks.spawn(async move { me.deliver(&key, job, stop).await });
+                task_keys.insert(handle.id(), task_key);
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -80,7 +111,7 @@ impl Worker {
                         running.remove(&key);
                     }
                 }
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(RESCAN) => {}
             }
         }
         // Sends in progress finish or are abandoned (they stay queued and

@@ -145,15 +145,7 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
 
     // Follow-up: after the message, and after the routing decision.
     let mut timers = TimerState::load(p, &tenant.id, &conversation.id)?;
-    let context = s.context.build(
-        &tenant,
-        now,
-        &contact,
-        resolved.company.as_ref(),
-        resolved.deal.as_ref(),
-        &conversation,
-        Some(&message.id),
-    )?;
+    let context = context.updated(&contact, &conversation);
     followup::plan(p, &tenant, &context, Trigger::Inbound { message: message.clone() }, &mut timers, &mut batch)?;
     let assignee = match &routed.decision.handler {
         Handler::Human { assignee } => Some(assignee.clone()),
