@@ -10,6 +10,9 @@
 //! installed (rustup does not always fetch the targets listed in
 //! `rust-toolchain.toml`), it is added with `rustup target add`.
 
+#[path = "build_support/rust_target.rs"]
+mod rust_target;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +25,7 @@ fn main() {
     let target_root = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let wasm_dir = target_root.join("wasm-plugins");
 
-    ensure_wasm_target(&root);
+    rust_target::ensure(&root, WASM_TARGET, "needed to build the plugins");
     for workspace in ["plugins", "tests/plugins"] {
         build_guests(&root, &root.join(workspace).join("Cargo.toml"), &wasm_dir);
         watch(&root.join(workspace));
@@ -46,30 +49,6 @@ fn watch(dir: &Path) {
         if entry.file_name() != "target" {
             println!("cargo:rerun-if-changed={}", entry.path().display());
         }
-    }
-}
-
-fn ensure_wasm_target(root: &Path) {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .current_dir(root)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if sysroot.is_some_and(|s| s.join("lib/rustlib").join(WASM_TARGET).exists()) {
-        return;
-    }
-    println!("cargo:warning=installing the {WASM_TARGET} target with rustup (needed to build the plugins)");
-    let status = Command::new("rustup").args(["target", "add", WASM_TARGET]).current_dir(root).status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("`rustup target add {WASM_TARGET}` failed ({s}); install the target and build again"),
-        Err(e) => panic!(
-            "the {WASM_TARGET} target is missing and rustup could not be run ({e}); \
-             install the target for your toolchain and build again"
-        ),
     }
 }
 

@@ -2,6 +2,9 @@
 //! (wasm32-wasip2) and as an Extism plugin (wasm32-unknown-unknown), into
 //! the shared `target/wasm-plugins`. Adds a missing target with rustup.
 
+#[path = "../../host/build_support/rust_target.rs"]
+mod rust_target;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +16,7 @@ fn main() {
         env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm-plugins");
     let manifest = dir.join("guests/Cargo.toml");
     for (target, package) in [("wasm32-wasip2", "bench-router"), ("wasm32-unknown-unknown", "extism-router")] {
-        ensure_target(&root, target);
+        rust_target::ensure(&root, target, "for the benchmark guests");
         build(&root, &manifest, &target_dir, target, package);
     }
     println!("cargo:rerun-if-changed={}", dir.join("guests").display());
@@ -28,25 +31,6 @@ fn main() {
     );
     // The host's own guests (tests/plugins), built by host/build.rs.
     println!("cargo:rustc-env=BENCH_GUESTS_DIR={}", target_dir.join("wasm32-wasip2/release").display());
-}
-
-fn ensure_target(root: &Path, target: &str) {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .current_dir(root)
-        .output()
-        .ok()
-        .filter(|o| o.status.success());
-    if sysroot.is_some_and(|o| {
-        PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("lib/rustlib").join(target).exists()
-    }) {
-        return;
-    }
-    println!("cargo:warning=installing the {target} target with rustup (for the benchmark guests)");
-    let ok =
-        Command::new("rustup").args(["target", "add", target]).current_dir(root).status().is_ok_and(|s| s.success());
-    assert!(ok, "the {target} target is missing and `rustup target add {target}` failed");
 }
 
 fn build(root: &Path, manifest: &Path, target_dir: &Path, target: &str, package: &str) {
