@@ -100,7 +100,8 @@ async fn follow_ups_are_timed_from_the_contacts_pattern_fire_once_and_back_off()
     let next_wait = next["follow_up"]["at"].as_i64().unwrap() - host.clock_now();
     assert!(
         (2 * basis - 4 * MINUTE..=2 * basis + MINUTE).contains(&next_wait),
-        "backed off: {} min",
+        "backed off ×2 from {} min: {} min ({next})",
+        basis / MINUTE,
         next_wait / MINUTE
     );
 
