@@ -182,3 +182,33 @@ async fn plugin_deploy_and_logs_talk_to_a_running_host() {
     let text = String::from_utf8_lossy(&logs.stdout);
     assert!(text.contains("about to fail"), "{text}");
 }
+
+/// The README's first command is `cargo run -- serve` at the workspace
+/// root: that only works while the default members hold exactly one
+/// binary, the host's.
+#[test]
+fn cargo_run_at_the_root_means_the_switchboard_binary() {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let defaults: Vec<&str> = meta["workspace_default_members"]
+        .as_array()
+        .expect("default members")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let bins: Vec<&str> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| defaults.contains(&id)))
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(bins, ["switchboard"], "binaries `cargo run` would choose between");
+}
