@@ -185,62 +185,26 @@ async fn send_from_known(
     n: usize,
     messages: usize,
 ) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let mut tasks = Vec::new();
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
-    for m in 0..messages {
-        let from = phone((m % 200) * (n / 200).max(1)).trim_start_matches('+').to_string();
-        let body = serde_json::to_vec(&serde_json::json!({
-            "object": "whatsapp_business_account",
-            "entry": [{ "id": "g", "changes": [{ "field": "messages", "value": {
-                "messaging_product": "whatsapp", "metadata": { "display_phone_number": "1", "phone_number_id": t.phone_number_id },
-                "messages": [{ "from": from, "id": format!("wamid.G{}{m}", t.tag), "timestamp": now.to_string(), "type": "text", "text": { "body": t.body } }] } }] }]
-        }))?;
-        let sig = switchboard::ingest::signature::sign(t.secret.as_bytes(), &body);
-        let (http, url) = (http.clone(), format!("{}/webhooks/whatsapp", host.url));
-        let permit = permits.clone().acquire_owned().await?;
-        tasks.push(tokio::spawn(async move {
-            let r = http.post(url).header("x-hub-signature-256", sig).body(body).send().await;
-            drop(permit);
-            r.map(|r| r.status().as_u16()).unwrap_or(0)
-        }));
-    }
-    for task in tasks {
-        anyhow::ensure!(task.await? == 200, "a webhook failed");
-    }
-    Ok(())
+    let posts = (0..messages)
+        .map(|m| load::post(t, vec![load::text(&known(m % 200, n), &format!("wamid.G{}{m}", t.tag), &t.body)]))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let shape = Shape { url: host.url.clone(), batch: 1, contacts: 200, concurrency: 16 };
+    load::send_prepared(&shape, http, posts, 0).await.map(|_| ())
+}
+
+/// The digits of the `k`th of the 200 senders `send_from_known` uses.
+fn known(k: usize, n: usize) -> String {
+    phone(k * (n / 200).max(1)).trim_start_matches('+').to_string()
 }
 
 /// The decisions for the 200 senders used by `send_from_known`.
 async fn decisions_for_known(http: &reqwest::Client, host: &Host, n: usize) -> (Vec<u64>, Vec<u64>) {
     let (mut l, mut p) = (Vec::new(), Vec::new());
     for k in 0..200 {
-        let q = phone(k * (n / 200).max(1)).replace('+', "%2B");
-        let Ok(page) = load::get(http, &host.url, switchboard_bench::API_KEY, &format!("/v1/contacts?q={q}")).await
-        else {
-            continue;
-        };
-        let Some(id) = page["contacts"][0]["id"].as_str() else { continue };
-        let Ok(convs) =
-            load::get(http, &host.url, switchboard_bench::API_KEY, &format!("/v1/contacts/{id}/conversations")).await
-        else {
-            continue;
-        };
-        for c in convs["conversations"].as_array().into_iter().flatten() {
-            let Ok(view) = load::get(
-                http,
-                &host.url,
-                switchboard_bench::API_KEY,
-                &format!("/v1/conversations/{}", c["id"].as_str().unwrap_or_default()),
-            )
-            .await
-            else {
-                continue;
-            };
-            for d in view["decisions"].as_array().into_iter().flatten() {
-                l.push(d["latency_us"].as_u64().unwrap_or(0));
-                p.push(d["duration_us"].as_u64().unwrap_or(0));
-            }
+        let found = load::decisions_of(http, &host.url, switchboard_bench::API_KEY, &known(k, n)).await;
+        for (_, latency, duration) in found.unwrap_or_default() {
+            l.push(latency);
+            p.push(duration);
         }
     }
     l.sort_unstable();
@@ -249,21 +213,7 @@ async fn decisions_for_known(http: &reqwest::Client, host: &Host, n: usize) -> (
 }
 
 async fn send_one(http: &reqwest::Client, host: &Host, t: &load::Target, id: &str) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let from = load::sender(&t.tag, 0);
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{ "id": "h", "changes": [{ "field": "messages", "value": {
-            "messaging_product": "whatsapp", "metadata": { "display_phone_number": "1", "phone_number_id": t.phone_number_id },
-            "messages": [{ "from": from, "id": id, "timestamp": now.to_string(), "type": "text", "text": { "body": t.body } }] } }] }]
-    }))?;
-    let sig = switchboard::ingest::signature::sign(t.secret.as_bytes(), &body);
-    let r = http
-        .post(format!("{}/webhooks/whatsapp", host.url))
-        .header("x-hub-signature-256", sig)
-        .body(body)
-        .send()
-        .await?;
-    anyhow::ensure!(r.status() == 200, "webhook {}", r.status());
-    Ok(())
+    let post = load::post(t, vec![load::text(&load::sender(&t.tag, 0), id, &t.body)])?;
+    let shape = Shape { url: host.url.clone(), batch: 1, contacts: 1, concurrency: 1 };
+    load::send_prepared(&shape, http, vec![post], 0).await.map(|_| ())
 }

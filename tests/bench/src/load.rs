@@ -54,30 +54,38 @@ pub struct Post {
     pub signature: String,
 }
 
+/// One inbound text message, as the Cloud API sends it.
+pub fn text(from: &str, id: &str, body: &str) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    json!({ "from": from, "id": id, "timestamp": now.to_string(), "type": "text", "text": { "body": body } })
+}
+
+/// A webhook POST carrying `messages` to `t`'s number, signed with its secret.
+pub fn post(t: &Target, messages: Vec<Value>) -> Result<Post> {
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "load", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550000000", "phone_number_id": t.phone_number_id },
+            "messages": messages } }] }]
+    }))?;
+    let signature = signature::sign(t.secret.as_bytes(), &body);
+    Ok(Post { body: body.into(), signature })
+}
+
 /// The POSTs for `messages` text messages from `args.contacts` senders,
 /// `args.batch` per POST.
 pub fn prepare(args: &Shape, t: &Target, messages: usize) -> Result<Vec<Post>> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let mut posts = Vec::with_capacity(messages.div_ceil(args.batch.max(1)));
     let mut sent = 0;
     while sent < messages {
         let mut batch = Vec::new();
         for _ in 0..args.batch.max(1).min(messages - sent) {
-            batch.push(json!({
-                "from": sender(&t.tag, sent % args.contacts.max(1)), "id": format!("wamid.LOAD{}{sent:08}", t.tag),
-                "timestamp": now.to_string(), "type": "text", "text": { "body": format!("{} #{sent}", t.body) }
-            }));
+            let from = sender(&t.tag, sent % args.contacts.max(1));
+            batch.push(text(&from, &format!("wamid.LOAD{}{sent:08}", t.tag), &format!("{} #{sent}", t.body)));
             sent += 1;
         }
-        let body = serde_json::to_vec(&json!({
-            "object": "whatsapp_business_account",
-            "entry": [{ "id": "load", "changes": [{ "field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": { "display_phone_number": "15550000000", "phone_number_id": t.phone_number_id },
-                "messages": batch } }] }]
-        }))?;
-        let signature = signature::sign(t.secret.as_bytes(), &body);
-        posts.push(Post { body: body.into(), signature });
+        posts.push(post(t, batch)?);
     }
     Ok(posts)
 }
@@ -151,6 +159,33 @@ pub async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> R
     Ok(http.get(format!("{}{path}", base.trim_end_matches('/'))).bearer_auth(key).send().await?.json().await?)
 }
 
+/// Every decision in the conversations of the contact with phone `+digits`:
+/// (message id, latency_us, duration_us).
+pub async fn decisions_of(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    digits: &str,
+) -> Result<Vec<(String, u64, u64)>> {
+    let page = get(http, base, key, &format!("/v1/contacts?q=%2B{digits}")).await?;
+    let Some(contact) = page["contacts"].get(0) else { return Ok(Vec::new()) };
+    let id = contact["id"].as_str().unwrap_or_default();
+    let convs = get(http, base, key, &format!("/v1/contacts/{id}/conversations")).await?;
+    let mut out = Vec::new();
+    for conv in convs["conversations"].as_array().into_iter().flatten() {
+        let view =
+            get(http, base, key, &format!("/v1/conversations/{}", conv["id"].as_str().unwrap_or_default())).await?;
+        for d in view["decisions"].as_array().into_iter().flatten() {
+            out.push((
+                d["message_id"].as_str().unwrap_or_default().to_string(),
+                d["latency_us"].as_u64().unwrap_or_default(),
+                d["duration_us"].as_u64().unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads this run's decisions; returns (latency_us, duration_us) samples.
 pub async fn read_back(
     args: &Shape,
@@ -161,24 +196,10 @@ pub async fn read_back(
     let (mut latency, mut plugin) = (Vec::new(), Vec::new());
     let prefix = format!("wamid.LOAD{}", t.tag);
     for c in 0..args.contacts.min(expected) {
-        let page = get(http, &args.url, &t.key, &format!("/v1/contacts?q=%2B{}", sender(&t.tag, c))).await?;
-        let Some(contact) = page["contacts"].get(0) else { continue };
-        let convs = get(
-            http,
-            &args.url,
-            &t.key,
-            &format!("/v1/contacts/{}/conversations", contact["id"].as_str().unwrap_or_default()),
-        )
-        .await?;
-        for conv in convs["conversations"].as_array().into_iter().flatten() {
-            let view =
-                get(http, &args.url, &t.key, &format!("/v1/conversations/{}", conv["id"].as_str().unwrap_or_default()))
-                    .await?;
-            for d in view["decisions"].as_array().into_iter().flatten() {
-                if d["message_id"].as_str().is_some_and(|m| m.starts_with(&prefix)) {
-                    latency.push(d["latency_us"].as_u64().unwrap_or_default());
-                    plugin.push(d["duration_us"].as_u64().unwrap_or_default());
-                }
+        for (message, l, p) in decisions_of(http, &args.url, &t.key, &sender(&t.tag, c)).await? {
+            if message.starts_with(&prefix) {
+                latency.push(l);
+                plugin.push(p);
             }
         }
     }
