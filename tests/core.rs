@@ -315,12 +315,16 @@ async fn sends_go_to_the_graph_api_and_statuses_only_move_forward() {
         vec![("sent".into(), true), ("read".into(), true), ("delivered".into(), false)],
         "the late delivered is kept in history but does not move the status"
     );
-    // A failure after read does not unread it either; its error is kept.
+    // A failure after read does not unread it either, nor does its error
+    // become the message's: it is kept with the late status in the history.
     host.post_payload(&status_payload("status-failed.json", &wamid, "5511987654321", t)).await;
     host.settle().await;
     let reply = outbound(&host.conversation(&cid).await);
     assert_eq!(reply["status"], "read");
-    assert_eq!(reply["errors"][0]["code"], 131047);
+    assert_eq!(reply["errors"], json!([]), "a status that was not applied adds no error to the message");
+    let late = reply["status_history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((late["status"].as_str(), late["applied"].as_bool()), (Some("failed"), Some(false)));
+    assert_eq!(late["errors"][0]["code"], 131047);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,7 +396,7 @@ async fn misbehaving_routers_fall_back_to_the_human_queue_and_the_host_keeps_ser
     assert!(logs.iter().any(|l| l.line.source == "log" && l.line.message == "about to fail"));
 
     // Failures are counted per tenant and kind.
-    let metrics = host.http.get(format!("{}/metrics", host.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = host.metrics().await;
     for kind in ["trap", "fuel", "memory", "invalid_output"] {
         assert!(
             metrics
@@ -481,7 +485,7 @@ async fn operations_endpoints_report_health_metrics_and_the_api() {
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
 
-    let metrics = host.http.get(format!("{}/metrics", host.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = host.metrics().await;
     for needle in [
         "switchboard_messages_in_total{type=\"text\"} 1",
         "switchboard_decisions_total{world=\"router\",outcome=\"decided\"} 1",

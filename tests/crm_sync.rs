@@ -120,9 +120,8 @@ async fn a_receiver_that_fails_for_a_while_loses_nothing_and_gets_nothing_out_of
         (eps["endpoints"][0]["pending"] == 0).then_some(())
     })
     .await;
-    let crm = receiver.crm.lock().unwrap();
-    assert_eq!(crm.failed, 25, "it really was down for a while");
-    drop(crm);
+    let failed = receiver.crm.lock().unwrap().failed;
+    assert_eq!(failed, 25, "it really was down for a while");
     let all = arrivals(&receiver);
     assert_eq!(all.len(), 5);
     let mut logged = 0;
@@ -133,7 +132,7 @@ async fn a_receiver_that_fails_for_a_while_loses_nothing_and_gets_nothing_out_of
     assert_eq!(logged, 30, "every message, once");
     let (_, dead) = host.get("/v1/sync/dead-letters").await;
     assert_eq!(dead["dead_letters"], json!([]));
-    let metrics = host.http.get(format!("{}/metrics", host.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = host.metrics().await;
     assert!(
         metrics.lines().any(|l| l.starts_with("switchboard_sync_deliveries_total") && l.contains("result=\"failed\""))
     );

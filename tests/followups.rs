@@ -173,9 +173,8 @@ async fn the_rules_are_tenant_tunable_and_it_stops_after_max_attempts() {
     let cv = host.conversation_of(&format!("+{ANA}")).await["conversation"]["id"].as_str().unwrap().to_string();
     staff_reply(&host, &cv, "R$ 120.").await;
     let pending = host.pending_follow_up(&cv).await;
-    assert_eq!(
+    assert!(
         pending["follow_up"]["at"].as_i64().unwrap() - host.clock_now() <= 30 * MINUTE,
-        true,
         "initial-spacing from config: {pending}"
     );
     host.clock.advance(31 * MINUTE);

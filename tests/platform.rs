@@ -99,7 +99,7 @@ async fn webhooks_find_their_tenant_by_phone_number_id_and_its_secret() {
     assert_eq!(mine["contacts"].as_array().unwrap().len(), 1);
     let (_, demo) = host.get("/v1/contacts").await;
     assert_eq!(demo["contacts"], json!([]), "the demo tenant got nothing");
-    let metrics = host.http.get(format!("{}/metrics", host.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = host.metrics().await;
     assert!(metrics.contains("switchboard_unknown_phone_number_payloads_total 1"), "{metrics}");
 
     // A disabled tenant's webhooks are acknowledged and ignored; its keys stop.

@@ -38,6 +38,11 @@ pub struct SyncConfig {
     pub request_timeout: Duration,
     /// Contacts delivered to at once, per endpoint.
     pub concurrency: usize,
+    /// Let tenants' endpoints point at loopback, private, link-local or
+    /// other internal addresses. Off: a tenant key must not reach the
+    /// operator's own network (SSRF). Turn on only where every tenant is
+    /// trusted, or for a CRM on the same host.
+    pub allow_internal_destinations: bool,
 }
 
 impl Default for SyncConfig {
@@ -48,6 +53,7 @@ impl Default for SyncConfig {
             max_backoff: Duration::from_secs(300),
             request_timeout: Duration::from_secs(10),
             concurrency: 16,
+            allow_internal_destinations: false,
         }
     }
 }
@@ -63,8 +69,14 @@ pub struct ServerConfig {
     /// to the next start.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// Bearer token for the operator API (`/admin/v1/…`); unset disables it.
+    /// Bearer token for the operator API (`/admin/v1/…`) and `/metrics`;
+    /// unset disables them on the main port.
     pub admin_token: Option<String>,
+    /// Serve `/metrics` (and `/healthz`) on this separate address, without
+    /// a token, and not on the main port — for a Prometheus on a private
+    /// interface. Unset: `/metrics` is on the main port, behind the admin
+    /// token (it names tenants and their endpoints).
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +86,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             shutdown_grace: Duration::from_secs(10),
             admin_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -113,11 +126,15 @@ pub struct PipelineConfig {
     /// `false` only acknowledges and journals webhooks (durably) and applies
     /// nothing: the floor the benchmarks compare the pipeline with.
     pub enabled: bool,
+    /// A contact's lane whose head event has run (or kept failing) this
+    /// long is reported as stalled by `/healthz` and `/metrics`.
+    #[serde(with = "humantime_serde")]
+    pub stall_after: Duration,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 0, queue_depth: 256, enabled: true }
+        PipelineConfig { workers: 0, queue_depth: 256, enabled: true, stall_after: Duration::from_secs(30) }
     }
 }
 
@@ -229,6 +246,11 @@ pub struct OutboundConfig {
     pub request_timeout: Duration,
     /// Sends in flight at once across tenants.
     pub concurrency: usize,
+    /// A staff reply whose send a crash interrupted (Meta may or may not
+    /// have it) is sent again when `true`, at the risk of a duplicate;
+    /// when `false` it is marked `unknown` for the person to check.
+    /// Automated messages are never sent again.
+    pub resend_unknown_staff_replies: bool,
 }
 
 impl Default for OutboundConfig {
@@ -240,6 +262,7 @@ impl Default for OutboundConfig {
             initial_backoff: Duration::from_millis(500),
             request_timeout: Duration::from_secs(15),
             concurrency: 16,
+            resend_unknown_staff_replies: false,
         }
     }
 }

@@ -47,6 +47,14 @@ pub struct Metrics {
     pub journal_pending: Gauge,
     pub outbound_queue: Gauge,
     pub quarantined: Gauge,
+    /// Events quarantined since start, by event kind.
+    pub quarantined_total: Family<Labels, Counter>,
+    /// Lanes whose head event has run or kept failing past `pipeline.stall_after`.
+    pub stalled_lanes: Gauge,
+    /// Age of the oldest event not yet applied, in seconds (0: none).
+    pub oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 0 while storage accepts writes, 1 while it does not.
+    pub storage_unwritable: Gauge,
 }
 
 impl Default for Metrics {
@@ -78,6 +86,10 @@ impl Metrics {
             journal_pending: Gauge::default(),
             outbound_queue: Gauge::default(),
             quarantined: Gauge::default(),
+            quarantined_total: Family::default(),
+            stalled_lanes: Gauge::default(),
+            oldest_pending_seconds: Gauge::default(),
+            storage_unwritable: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("webhook_requests", "Webhook requests by result", m.webhooks.clone());
@@ -107,6 +119,14 @@ impl Metrics {
         registry.register("journal_pending", "Events waiting in the journal", m.journal_pending.clone());
         registry.register("outbound_queue", "Messages waiting to be sent", m.outbound_queue.clone());
         registry.register("quarantined_events", "Events set aside as unprocessable", m.quarantined.clone());
+        registry.register("quarantined", "Events quarantined since start, by kind", m.quarantined_total.clone());
+        registry.register("stalled_lanes", "Contact lanes stuck on one event", m.stalled_lanes.clone());
+        registry.register(
+            "oldest_pending_event_seconds",
+            "Age of the oldest event not yet applied",
+            m.oldest_pending_seconds.clone(),
+        );
+        registry.register("storage_unwritable", "1 while storage refuses writes", m.storage_unwritable.clone());
         Metrics { registry, ..m }
     }
 

@@ -45,6 +45,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.server.admin_token = Some(ADMIN_TOKEN.into());
     config.pipeline.workers = 2;
     config.outbound.initial_backoff = Duration::from_millis(20);
+    // The tests' CRM receiver listens on loopback; the SSRF test turns
+    // this off again.
+    config.sync.allow_internal_destinations = true;
     config
 }
 
@@ -138,6 +141,19 @@ impl TestHost {
             self.http.post(format!("{}{path}", self.base)).bearer_auth(API_KEY).json(&body).send().await.expect("POST");
         let status = resp.status().as_u16();
         (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// `/metrics`, with the operator's admin token it requires.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status().as_u16(), 200, "/metrics");
+        resp.text().await.expect("metrics text")
     }
 
     /// A request with the operator's admin token.

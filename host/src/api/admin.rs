@@ -197,6 +197,7 @@ fn tenant_error(e: TenantError) -> ApiError {
         TenantError::PhoneNumberTaken(p) => {
             ApiError::conflict(format!("phone-number id {p} already belongs to another tenant"))
         }
+        TenantError::Exists(id) => ApiError::conflict(format!("tenant {id} already exists")),
         TenantError::Store(e) => e.into(),
     }
 }
@@ -245,10 +246,7 @@ pub async fn create_tenant(
         updated_at: now,
     };
     validate(&tenant, &state)?;
-    if s.tenants.get(&tenant.id)?.is_some() {
-        return Err(ApiError::conflict(format!("tenant {} already exists", tenant.id)));
-    }
-    s.tenants.put(&tenant).map_err(tenant_error)?;
+    s.tenants.create(&tenant).map_err(tenant_error)?;
     tracing::info!(tenant = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }

@@ -7,7 +7,7 @@
 //! {"error": {"status": 404, "code": "not_found", "message": "no contact ct_… in this tenant"}}
 //! ```
 
-mod admin;
+pub(crate) mod admin;
 mod companies;
 mod control;
 mod error;
@@ -59,7 +59,15 @@ pub fn app(state: AppState) -> Router {
         .merge(plugins::routes())
         .merge(admin::routes())
         .merge(control::routes())
-        .merge(ops::routes())
+        .merge(ops::routes(state.stages().config.server.metrics_listen.is_none()))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+/// The operator-only listener's application (`server.metrics_listen`).
+pub fn operator_app(state: AppState) -> Router {
+    ops::operator_routes()
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

@@ -1,55 +1,111 @@
 //! `/healthz`, `/metrics`, `/openapi.json`.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::admin::AdminAuth;
 use super::{ApiDoc, ApiError, AppState};
+use crate::pipeline::StalledLane;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).route("/openapi.json", get(openapi))
+pub fn routes(metrics_on_main_port: bool) -> Router<AppState> {
+    let router = Router::new().route("/healthz", get(healthz)).route("/openapi.json", get(openapi));
+    if metrics_on_main_port { router.route("/metrics", get(metrics)) } else { router }
+}
+
+/// `/metrics` alone, unauthenticated, for the operator-only listener
+/// (`server.metrics_listen`).
+pub fn operator_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(render)).route("/healthz", get(healthz))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`; `degraded` while a lane is stalled; `unhealthy` (with 503)
+    /// while storage refuses writes.
     pub status: &'static str,
     /// Events acknowledged but not yet applied.
     pub journal_pending: usize,
+    /// Age of the oldest of them, in ms.
+    pub oldest_pending_ms: Option<u64>,
     /// Messages waiting to be sent.
     pub outbound_queue: usize,
     /// Events set aside as unprocessable (see the logs).
     pub quarantined: usize,
+    /// Contacts whose head event has run, or kept failing, longer than
+    /// `pipeline.stall_after`.
+    pub stalled_lanes: Vec<StalledLane>,
+    pub storage: StorageHealth,
 }
 
-/// Liveness and backlog. 200 while the store answers.
+#[derive(Serialize, ToSchema)]
+pub struct StorageHealth {
+    pub writable: bool,
+    /// Why not, while it is not.
+    pub error: Option<String>,
+}
+
+/// Liveness and backlog: 200 while storage writes (`ok` or `degraded`),
+/// 503 while it does not.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = super::error::ErrorBody)))]
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    responses((status = 200, body = Health), (status = 503, description = "storage refuses writes", body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<Health>), ApiError> {
     let p = &state.pipeline;
-    Ok(Json(Health {
-        status: "ok",
+    let s = &p.stages;
+    let storage_error = s.store.failure();
+    let stalled_lanes = p.scheduler.stalled(s.config.pipeline.stall_after);
+    let now = s.clock.now_ms();
+    let (outbound_queue, quarantined) = match storage_error {
+        // Reads may fail too; the answer must still come.
+        Some(_) => (s.outbox.len().unwrap_or_default(), p.journal.quarantined().unwrap_or_default()),
+        None => (s.outbox.len()?, p.journal.quarantined()?),
+    };
+    let (code, status) = match (&storage_error, stalled_lanes.is_empty()) {
+        (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
+        (None, false) => (StatusCode::OK, "degraded"),
+        (None, true) => (StatusCode::OK, "ok"),
+    };
+    let health = Health {
+        status,
         journal_pending: p.journal.pending(),
-        outbound_queue: p.stages.outbox.len()?,
-        quarantined: p.journal.quarantined()?,
-    }))
+        oldest_pending_ms: p.scheduler.oldest_since().map(|t| (now - t).max(0) as u64),
+        outbound_queue,
+        quarantined,
+        stalled_lanes,
+        storage: StorageHealth { writable: storage_error.is_none(), error: storage_error },
+    };
+    Ok((code, Json(health)))
 }
 
-/// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+/// Prometheus text format. On the main port it takes the operator's admin
+/// token (it names tenants and their endpoints); with
+/// `server.metrics_listen` set it is served there instead, without one.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("admin_token" = [])),
+    responses((status = 200, body = String, content_type = "text/plain"),
+              (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
+pub async fn metrics(_: AdminAuth, state: State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    render(state).await
+}
+
+async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let p = &state.pipeline;
-    let m = &p.stages.metrics;
+    let s = &p.stages;
+    let m = &s.metrics;
     m.journal_pending.set(p.journal.pending() as i64);
-    m.outbound_queue.set(p.stages.outbox.len()? as i64);
+    m.storage_unwritable.set(i64::from(s.store.failure().is_some()));
+    m.stalled_lanes.set(p.scheduler.stalled(s.config.pipeline.stall_after).len() as i64);
+    let oldest = p.scheduler.oldest_since().map_or(0, |t| (s.clock.now_ms() - t).max(0));
+    m.oldest_pending_seconds.set(oldest as f64 / 1000.0);
+    m.outbound_queue.set(s.outbox.len()? as i64);
     m.quarantined.set(p.journal.quarantined()? as i64);
-    let sync = &p.stages.sync;
+    let sync = &s.sync;
     for e in sync.endpoints.all()? {
         let l = crate::metrics::labels(&[("tenant", &e.tenant), ("endpoint", &e.id)]);
-        let h = sync.endpoints.health(&e.id);
+        let h = sync.endpoints.health(&e);
         m.sync_pending.get_or_create(&l).set(sync.pending(&e.id)? as i64);
         m.sync_failing.get_or_create(&l).set(i64::from(h.consecutive_failures > 0));
         m.sync_dead_letters.get_or_create(&l).set(h.dead_lettered as i64);

@@ -45,9 +45,13 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
-    let url_ok = new.url.starts_with("https://") || new.url.starts_with("http://");
-    if !url_ok || reqwest::Url::parse(&new.url).is_err() {
-        return Err(ApiError::bad_request("invalid_endpoint", "url must be an http(s) URL"));
+    let url = reqwest::Url::parse(&new.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| ApiError::bad_request("invalid_endpoint", "url must be an http(s) URL"))?;
+    if !state.stages().config.sync.allow_internal_destinations {
+        crate::sync::destination::check_url(&url)
+            .map_err(|e| ApiError::bad_request("internal_destination", e.to_string()))?;
     }
     if let Some(bad) = new.events.iter().find(|e| !CATALOGUE.contains(&e.as_str())) {
         return Err(ApiError::bad_request(
@@ -95,7 +99,7 @@ pub async fn list(
     for e in sync.endpoints.list(&tenant.id)? {
         endpoints.push(EndpointView {
             pending: sync.pending(&e.id)?,
-            health: sync.endpoints.health(&e.id),
+            health: sync.endpoints.health(&e),
             endpoint: Endpoint { secret: String::new(), ..e },
         });
     }

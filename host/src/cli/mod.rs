@@ -93,7 +93,23 @@ fn init_tracing(config: &Config) {
 
 async fn serve(config: Config) -> Result<()> {
     init_tracing(&config);
-    let server = crate::server::start(config.clone(), Arc::new(SystemClock)).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        token.cancel();
+    });
+    let banner = |server: &crate::server::Server, starts: u32| {
+        if starts == 0 {
+            print_banner(server, &config);
+        }
+    };
+    crate::server::supervise::run(config.clone(), Arc::new(SystemClock), shutdown, banner).await?;
+    Ok(())
+}
+
+fn print_banner(server: &crate::server::Server, config: &Config) {
     println!("Switchboard {} listening on http://{}", env!("CARGO_PKG_VERSION"), server.addr);
     println!("  data: {}", config.server.data_dir.display());
     if server.resumed_events > 0 {
@@ -106,15 +122,6 @@ async fn serve(config: Config) -> Result<()> {
         println!("    saved in {} — load with: . {}", demo.env_file.display(), demo.env_file.display());
         println!("  try: switchboard webhook send examples/payloads/text.json");
     }
-    let token = server.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight work");
-        token.cancel();
-    });
-    server.shutdown_token().cancelled().await;
-    server.stop().await;
-    Ok(())
 }
 
 async fn wait_for_signal() {

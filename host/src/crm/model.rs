@@ -226,6 +226,9 @@ pub struct StatusChange {
     pub at: Millis,
     /// Whether it moved the message's status (late arrivals do not).
     pub applied: bool,
+    /// WhatsApp's errors that came with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<WhatsAppError>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -265,8 +268,12 @@ impl Message {
         if applied {
             self.status = Some(status);
         }
-        self.status_history.push(StatusChange { status, at, applied });
-        self.errors.extend_from_slice(errors);
+        // A late `failed` that changes nothing keeps its errors in the
+        // history only: the message's own errors are those of its status.
+        if applied {
+            self.errors.extend_from_slice(errors);
+        }
+        self.status_history.push(StatusChange { status, at, applied, errors: errors.to_vec() });
         applied
     }
 }

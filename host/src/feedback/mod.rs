@@ -83,7 +83,7 @@ pub fn measure(
         turns,
         inbound_messages: inbound_count as u32,
         outbound_messages: outbound.len() as u32,
-        mean_inbound_length: if inbound_count > 0 { (inbound_chars / inbound_count) as u32 } else { 0 },
+        mean_inbound_length: inbound_chars.checked_div(inbound_count).unwrap_or(0) as u32,
         follow_ups_sent,
         follow_up_answered,
         clarifying_questions,

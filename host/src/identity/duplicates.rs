@@ -311,11 +311,11 @@ fn score(a: &Contact, b: &Contact) -> Option<Candidate> {
         score = 1.0;
         evidence.push(format!("{} and {} are the same line", a.phone, b.phone));
     }
-    if let (Some(x), Some(y)) = (&a.email, &b.email) {
-        if x.eq_ignore_ascii_case(y) {
-            score += 0.6;
-            evidence.push(format!("same email {x}"));
-        }
+    if let (Some(x), Some(y)) = (&a.email, &b.email)
+        && x.eq_ignore_ascii_case(y)
+    {
+        score += 0.6;
+        evidence.push(format!("same email {x}"));
     }
     if let (Some(x), Some(y)) = (name_of(a), name_of(b)) {
         let similarity = strsim::jaro_winkler(&x, &y);

@@ -186,7 +186,7 @@ impl Importer {
                 }
             }
             job.processed += 1;
-            if job.processed % 100 == 0 {
+            if job.processed.is_multiple_of(100) {
                 self.save(&tenant.id, &job)?;
             }
         }
@@ -217,30 +217,30 @@ impl Importer {
             if contact.email.is_none() {
                 contact.email = row.email.as_ref().map(|e| e.trim().to_lowercase()).filter(|e| e.contains('@'));
             }
-            if let Some(email) = &row.email {
-                if !email.contains('@') {
-                    return Err(RowFailure(format!("{email:?} is not an email address")));
-                }
+            if let Some(email) = &row.email
+                && !email.contains('@')
+            {
+                return Err(RowFailure(format!("{email:?} is not an email address")));
             }
             let tags: BTreeSet<String> = contact.tags.iter().chain(&row.tags).cloned().collect();
             contact.tags = tags.into_iter().collect();
-            if contact.company_id.is_none() {
-                if let Some(name) = row.company.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-                    let company = match self.crm.company_by_name(&tenant.id, name)? {
-                        Some(c) => c,
-                        None => {
-                            let domain = contact.email.as_deref().and_then(super::company_domain);
-                            let domain = match &domain {
-                                Some(d) if self.crm.company_by_domain(&tenant.id, d)?.is_none() => domain,
-                                _ => None,
-                            };
-                            let c = Company { id: new_id("co"), name: name.to_string(), domain, created_at: now };
-                            self.crm.put_company(&mut batch, &tenant.id, &c, None)?;
-                            c
-                        }
-                    };
-                    contact.company_id = Some(company.id);
-                }
+            if contact.company_id.is_none()
+                && let Some(name) = row.company.as_deref().map(str::trim).filter(|n| !n.is_empty())
+            {
+                let company = match self.crm.company_by_name(&tenant.id, name)? {
+                    Some(c) => c,
+                    None => {
+                        let domain = contact.email.as_deref().and_then(super::company_domain);
+                        let domain = match &domain {
+                            Some(d) if self.crm.company_by_domain(&tenant.id, d)?.is_none() => domain,
+                            _ => None,
+                        };
+                        let c = Company { id: new_id("co"), name: name.to_string(), domain, created_at: now };
+                        self.crm.put_company(&mut batch, &tenant.id, &c, None)?;
+                        c
+                    }
+                };
+                contact.company_id = Some(company.id);
             }
             link_company_by_email(&self.crm, &tenant.id, &mut contact)?;
             contact.updated_at = now;

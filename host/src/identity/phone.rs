@@ -31,15 +31,16 @@ impl Phone {
 ///   often keep it. `+52 1` + 10 digits becomes `+52` + 10 digits.
 pub fn canonical(e164: &str) -> String {
     let digits = e164.trim_start_matches('+');
-    if let Some(n) = digits.strip_prefix("55") {
-        if n.len() == 10 && matches!(n.as_bytes()[2], b'6'..=b'9') {
-            return format!("+55{}9{}", &n[..2], &n[2..]);
-        }
+    if let Some(n) = digits.strip_prefix("55")
+        && n.len() == 10
+        && matches!(n.as_bytes()[2], b'6'..=b'9')
+    {
+        return format!("+55{}9{}", &n[..2], &n[2..]);
     }
-    if let Some(n) = digits.strip_prefix("521") {
-        if n.len() == 10 {
-            return format!("+52{n}");
-        }
+    if let Some(n) = digits.strip_prefix("521")
+        && n.len() == 10
+    {
+        return format!("+52{n}");
     }
     format!("+{digits}")
 }
@@ -51,10 +52,10 @@ pub fn canonical(e164: &str) -> String {
 /// Nothing else is folded: numbers that merely look alike never share a key.
 pub fn match_key(e164: &str) -> String {
     let c = canonical(e164);
-    if let Some(n) = c.strip_prefix("+549") {
-        if n.len() == 10 {
-            return format!("+54{n}");
-        }
+    if let Some(n) = c.strip_prefix("+549")
+        && n.len() == 10
+    {
+        return format!("+54{n}");
     }
     c
 }
@@ -73,30 +74,95 @@ fn to_phone(number: &PhoneNumber) -> Phone {
 /// Normalises a number as a person or an old CRM wrote it: `+55 (11)
 /// 98765-4321`, `0055 11 98765 4321`, `(11) 98765-4321` with region `BR`,
 /// `+1 415 555 0100 ext. 7`. Extensions are dropped: WhatsApp has none.
+///
+/// As libphonenumber's `parse(text, region)` does, a number written
+/// internationally — with `+`, `00`, or the region's own international
+/// prefix (`011` in the US) — is read by its country code whatever the
+/// region; only a number written nationally takes the region's. (The
+/// `phonenumber` crate strips the *region's* national prefix from
+/// international numbers too, turning `+49 1511…` read in the US into
+/// `+49 511…`; such numbers are therefore parsed without a region.)
 pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, IdentityError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(invalid(raw, "empty"));
     }
-    // `00` is the international prefix across most of the world; the parser
-    // only knows it relative to a region, so make it explicit.
-    let international = match trimmed.strip_prefix("00") {
-        Some(rest) if !rest.starts_with('0') => format!("+{rest}"),
-        _ => trimmed.to_string(),
-    };
     let region = default_region.trim().to_ascii_uppercase().parse::<Id>().ok();
-    let number = phonenumber::parse(region, &international).map_err(|e| invalid(raw, e.to_string()))?;
+    let written = international_forms(trimmed, region);
+    if written.is_empty() {
+        return parse_valid(region, trimmed).map_err(|why| invalid(raw, why));
+    }
+    // Where the prefix could be read two ways (Brazil's `00` + carrier
+    // code vs a plain `00`), the reading that gives a valid number wins.
+    let mut first_error = None;
+    for plus in &written {
+        match parse_valid(None, plus) {
+            Ok(phone) => return Ok(phone),
+            Err(why) => {
+                first_error.get_or_insert(why);
+            }
+        }
+    }
+    Err(invalid(raw, first_error.unwrap_or_default()))
+}
+
+/// Parses and validates, bringing an outdated form (a Brazilian mobile
+/// without its 9) up to date.
+fn parse_valid(region: Option<Id>, text: &str) -> Result<Phone, String> {
+    let number = phonenumber::parse(region, text).map_err(|e| e.to_string())?;
     if number.is_valid() {
         let phone = to_phone(&number);
         return Ok(Phone { e164: canonical(&phone.e164), ..phone });
     }
-    // An outdated form (a Brazilian mobile without its 9) is valid once
-    // brought up to date.
     let e164 = canonical(&number.format().mode(Mode::E164).to_string());
     match phonenumber::parse(None, &e164) {
         Ok(updated) if updated.is_valid() => Ok(to_phone(&updated)),
-        _ => Err(invalid(raw, "not a valid number for its country")),
+        _ => Err("not a valid number for its country".into()),
     }
+}
+
+/// The ways `text` reads as an internationally written number, each with a
+/// leading `+`: `+…` as is; the region's international prefix (a regular
+/// expression in libphonenumber's metadata, matched at the start of the
+/// digits) or `00` replaced by `+`. Empty: a national number.
+fn international_forms(text: &str, region: Option<Id>) -> Vec<String> {
+    // Punctuation before the number (`(`, spaces) is not part of it.
+    let Some(start) = text.find(|c: char| c.is_ascii_digit() || c == '+' || c == '\u{ff0b}') else {
+        return Vec::new();
+    };
+    let text = &text[start..];
+    if let Some(rest) = text.strip_prefix('+').or_else(|| text.strip_prefix('\u{ff0b}')) {
+        return vec![format!("+{rest}")];
+    }
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let region_idd = region
+        .and_then(|r| phonenumber::metadata::DATABASE.by_id(r.as_ref()))
+        .and_then(|meta| meta.international_prefix()?.find(&digits))
+        .filter(|m| m.start() == 0 && m.end() > 0)
+        .map(|m| m.end());
+    let generic_idd = (digits.starts_with("00") && !digits.starts_with("000")).then_some(2);
+    let mut forms: Vec<String> = Vec::new();
+    for idd in [region_idd, generic_idd].into_iter().flatten() {
+        let form = format!("+{}", after_digits(text, idd));
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    forms
+}
+
+/// `text` after its first `n` digits, separators and extension kept.
+fn after_digits(text: &str, n: usize) -> &str {
+    let mut seen = 0;
+    for (i, c) in text.char_indices() {
+        if seen == n {
+            return &text[i..];
+        }
+        if c.is_ascii_digit() {
+            seen += 1;
+        }
+    }
+    ""
 }
 
 /// A WhatsApp `wa_id` (digits, country code first, no `+`). WhatsApp has

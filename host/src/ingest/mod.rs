@@ -63,6 +63,10 @@ pub struct StatusUpdate {
     /// The contact's `wa_id`.
     pub recipient: String,
     pub errors: Vec<WhatsAppError>,
+    /// `biz_opaque_callback_data`: the host's id of the message, which it
+    /// sent with the message and Meta echoes back.
+    #[serde(default)]
+    pub callback_data: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -83,6 +83,8 @@ struct RawStatus {
     recipient_id: String,
     #[serde(default)]
     errors: Vec<RawError>,
+    #[serde(default)]
+    biz_opaque_callback_data: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,8 +166,7 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
     };
     let mut messages = Vec::with_capacity(value.messages.len());
     for (i, m) in value.messages.into_iter().enumerate() {
-        let at =
-            seconds(&m.timestamp).ok_or_else(|| format!("messages[{i}].timestamp {:?} is not a time", m.timestamp))?;
+        let at = seconds(&m.timestamp, received_at).map_err(|why| format!("messages[{i}].timestamp: {why}"))?;
         if m.id.is_empty() || m.from.is_empty() {
             return Err(format!("messages[{i}] lacks an id or a sender"));
         }
@@ -194,8 +195,7 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
     }
     let mut statuses = Vec::with_capacity(value.statuses.len());
     for (i, s) in value.statuses.into_iter().enumerate() {
-        let at =
-            seconds(&s.timestamp).ok_or_else(|| format!("statuses[{i}].timestamp {:?} is not a time", s.timestamp))?;
+        let at = seconds(&s.timestamp, received_at).map_err(|why| format!("statuses[{i}].timestamp: {why}"))?;
         let status = DeliveryStatus::parse(&s.status)
             .ok_or_else(|| format!("statuses[{i}].status {:?} is not sent, delivered, read or failed", s.status))?;
         statuses.push(StatusUpdate {
@@ -207,6 +207,7 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
             received_at,
             recipient: s.recipient_id,
             errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
+            callback_data: s.biz_opaque_callback_data,
         });
     }
     Ok(ChangeBatch { phone_number_id, messages, statuses })
@@ -222,9 +223,32 @@ impl From<RawError> for WhatsAppError {
     }
 }
 
-/// WhatsApp timestamps are Unix seconds as strings.
-fn seconds(s: &str) -> Option<Millis> {
-    s.trim().parse::<i64>().ok()?.checked_mul(1000)
+/// 2009-01-01: no WhatsApp message is older.
+const EARLIEST: Millis = 1_230_768_000_000;
+/// How far ahead of our clock a sender's clock may run.
+const MAX_AHEAD: Millis = crate::clock::DAY;
+
+/// WhatsApp timestamps are Unix seconds as strings. Anything outside
+/// 2009 … a day after receipt is refused here, so no later arithmetic on
+/// message times (windows, gaps, due times) can overflow.
+fn seconds(s: &str, received_at: Millis) -> Result<Millis, String> {
+    let ms = s.trim().parse::<i64>().ok().and_then(|secs| secs.checked_mul(1000));
+    match ms {
+        Some(ms) if (EARLIEST..=received_at.saturating_add(MAX_AHEAD)).contains(&ms) => Ok(ms),
+        Some(_) => {
+            Err(format!("{:?} is not a plausible time (2009 to a day after receipt, in Unix seconds)", shown(s)))
+        }
+        None => Err(format!("{:?} is not a time in Unix seconds", shown(s))),
+    }
+}
+
+/// At most 40 characters of an input echoed in an error.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {

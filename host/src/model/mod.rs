@@ -102,6 +102,10 @@ impl MessageKind {
 pub enum DeliveryStatus {
     /// Waiting in the host's send queue.
     Pending,
+    /// The host crashed while sending it: Meta may or may not have it.
+    /// Automated messages in this state are not sent again (a duplicate is
+    /// worse than a gap); a status webhook that names it settles it.
+    Unknown,
     /// Recorded without sending: the tenant has no WhatsApp credentials.
     DryRun,
     Sent,
@@ -117,11 +121,12 @@ impl DeliveryStatus {
     fn rank(self) -> u8 {
         match self {
             DeliveryStatus::Pending => 0,
-            DeliveryStatus::DryRun => 1,
-            DeliveryStatus::Sent => 1,
-            DeliveryStatus::Failed => 2,
-            DeliveryStatus::Delivered => 3,
-            DeliveryStatus::Read => 4,
+            DeliveryStatus::Unknown => 1,
+            DeliveryStatus::DryRun => 2,
+            DeliveryStatus::Sent => 2,
+            DeliveryStatus::Failed => 3,
+            DeliveryStatus::Delivered => 4,
+            DeliveryStatus::Read => 5,
         }
     }
 
@@ -143,6 +148,7 @@ impl DeliveryStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Unknown => "unknown",
             DeliveryStatus::DryRun => "dry_run",
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Failed => "failed",

@@ -21,6 +21,22 @@ use crate::model::Reply;
 use crate::store::{Batch, Result, Store, Tree, keys};
 
 const QUEUE: Tree = Tree("outbound.queue");
+/// Jobs whose send has started: written (durably) before the call to Meta
+/// and removed with its result, so after a crash the host knows which
+/// sends may or may not have gone out.
+const IN_FLIGHT: Tree = Tree("outbound.in_flight");
+
+/// Who a send is for: what to do when a crash leaves its outcome unknown
+/// depends on it (see `outbound.resend_unknown`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendKind {
+    /// Bot replies, acknowledgements, follow-ups: never sent twice.
+    #[default]
+    Automated,
+    /// Written by a person.
+    Staff,
+}
 
 /// A message waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,14 +49,26 @@ pub struct SendJob {
     pub to: String,
     pub reply: Reply,
     pub queued_at: Millis,
+    #[serde(default)]
+    pub kind: SendKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum SendOutcome {
-    Sent { wamid: String },
+    Sent {
+        wamid: String,
+    },
     DryRun,
-    Failed { errors: Vec<WhatsAppError>, attempts: u32 },
+    Failed {
+        errors: Vec<WhatsAppError>,
+        attempts: u32,
+    },
+    /// The host stopped (crashed) after starting the send and before
+    /// recording its result; it was not sent again.
+    Unknown {
+        started_at: Millis,
+    },
 }
 
 /// Reported back through the journal.
@@ -52,6 +80,14 @@ pub struct SendResult {
     pub at: Millis,
     #[serde(flatten)]
     pub outcome: SendOutcome,
+}
+
+/// A send marked started (see [`Outbox::start`]).
+pub struct Started {
+    pub key: Vec<u8>,
+    pub at: Millis,
+    /// `None` if its result was recorded and only the mark was left.
+    pub job: Option<SendJob>,
 }
 
 /// The queue. Owned here; the pipeline only adds to it inside its commits.
@@ -103,5 +139,34 @@ impl Outbox {
     /// The write that removes a finished job; goes into the result's commit.
     pub fn remove(&self, batch: &mut Batch, key: &[u8]) {
         batch.delete(QUEUE, key.to_vec());
+        batch.delete(IN_FLIGHT, key.to_vec());
+    }
+
+    /// Marks the job's send as started. Commit (and sync) before calling
+    /// Meta.
+    pub fn start(&self, key: &[u8], now: Millis) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put(IN_FLIGHT, key.to_vec(), keys::ts(now).to_vec());
+        self.store.commit(batch)
+    }
+
+    /// Forgets a start mark, so the job is sent (again).
+    pub fn restart(&self, key: &[u8]) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.delete(IN_FLIGHT, key.to_vec());
+        self.store.commit(batch)
+    }
+
+    /// Jobs marked started. At start-up these are the sends a crash
+    /// interrupted.
+    pub fn in_flight(&self) -> Result<Vec<Started>> {
+        let mut out = Vec::new();
+        for entry in self.store.scan_prefix(IN_FLIGHT, b"")? {
+            let (key, at) = entry?;
+            let at = keys::read_ts(&at).unwrap_or_default();
+            let job = self.store.get_json(QUEUE, &key)?;
+            out.push(Started { key, at, job });
+        }
+        Ok(out)
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{GraphClient, Outbox, SendJob, SendOutcome, SendResult};
+use super::{GraphClient, Outbox, SendJob, SendKind, SendOutcome, SendResult};
 use crate::clock::SharedClock;
 use crate::config::OutboundConfig;
 use crate::metrics::Metrics;
@@ -44,6 +44,7 @@ pub struct Worker {
 
 impl Worker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.recover().await;
         let mut tasks: JoinSet<()> = JoinSet::new();
         // Job key → its contact, for every send in progress.
         let mut running: HashMap<Vec<u8>, (String, String)> = HashMap::new();
@@ -69,10 +70,10 @@ impl Worker {
                 let known = |k: &[u8]| running.contains_key(k) || waiting.contains_key(k);
                 match self.outbox.pending_after(&cursor, room, known) {
                     Ok(jobs) => {
-                        if let Some((last, _)) = jobs.last() {
-                            if rescan || last.as_slice() > cursor.as_slice() {
-                                cursor = last.clone();
-                            }
+                        if let Some((last, _)) = jobs.last()
+                            && (rescan || last.as_slice() > cursor.as_slice())
+                        {
+                            cursor = last.clone();
                         }
                         waiting.extend(jobs);
                     }
@@ -120,11 +121,6 @@ impl Worker {
     }
 
     async fn deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) {
-        // Never send for a decision that a crash could still undo.
-        if let Err(e) = self.store.sync().await {
-            tracing::error!(error = %e, "not sending: the store could not sync");
-            return;
-        }
         let token = match self.tenants.get(&job.tenant) {
             Ok(Some(t)) => t.access_token,
             Ok(None) => None,
@@ -133,13 +129,40 @@ impl Worker {
                 return;
             }
         };
+        // Mark the send started and wait until that mark — and the decision
+        // that queued the job — is on disk: never send for a decision a
+        // crash could undo, and after a crash know which sends may have
+        // gone out (see `recover`).
+        if token.is_some()
+            && let Err(e) = self.outbox.start(key, self.clock.now_ms())
+        {
+            tracing::error!(error = %e, "not sending: the send could not be marked started");
+            return;
+        }
+        if let Err(e) = self.store.sync().await {
+            tracing::error!(error = %e, "not sending: the store could not sync");
+            return;
+        }
         let outcome = match token {
             None => SendOutcome::DryRun,
             Some(token) => match self.send_with_retries(&job, &token, &shutdown).await {
                 Some(outcome) => outcome,
-                None => return, // shutting down; the job stays queued
+                None => {
+                    // Shutting down between attempts, the last of which Meta
+                    // refused: not sent; the job goes out on the next start.
+                    if let Err(e) = self.outbox.restart(key) {
+                        tracing::warn!(error = %e, "clearing a send's start mark failed");
+                    }
+                    return;
+                }
             },
         };
+        self.record(key, &job, outcome).await;
+    }
+
+    /// Journals a send's outcome with the job's removal, durably: until
+    /// that is on disk a crash would leave the send marked started.
+    async fn record(&self, key: &[u8], job: &SendJob, outcome: SendOutcome) {
         self.metrics.sends.get_or_create(&vec![("outcome".to_string(), outcome_label(&outcome).to_string())]).inc();
         let result = SendResult {
             tenant: job.tenant.clone(),
@@ -151,7 +174,46 @@ impl Worker {
         let mut batch = Batch::new();
         self.outbox.remove(&mut batch, key);
         if let Err(e) = (self.sink)(result, batch) {
-            tracing::error!(error = %e, message_id = %job.message_id, "recording a send result failed; it will be sent again");
+            tracing::error!(error = %e, message_id = %job.message_id, "recording a send result failed");
+            return;
+        }
+        if let Err(e) = self.store.sync().await {
+            tracing::error!(error = %e, message_id = %job.message_id, "a send result could not be synced");
+        }
+    }
+
+    /// Settles the sends a crash interrupted, before sending anything: a
+    /// job marked started whose result was never recorded may or may not
+    /// have reached Meta. Automated messages are recorded as
+    /// [`SendOutcome::Unknown`] and not sent again (a duplicate reply is
+    /// worse than a gap, and a status webhook naming the message settles
+    /// it later); staff replies are sent again only if the operator chose
+    /// so (`outbound.resend_unknown_staff_replies`).
+    pub async fn recover(&self) {
+        let interrupted = match self.outbox.in_flight() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::error!(error = %e, "reading interrupted sends failed");
+                return;
+            }
+        };
+        for super::Started { key, at: started_at, job } in interrupted {
+            match job {
+                Some(job) if job.kind == SendKind::Staff && self.config.resend_unknown_staff_replies => {
+                    tracing::warn!(message_id = %job.message_id, "a staff reply's send was interrupted; sending it again");
+                    if let Err(e) = self.outbox.restart(&key) {
+                        tracing::error!(error = %e, "clearing a send's start mark failed");
+                    }
+                }
+                Some(job) => {
+                    tracing::warn!(message_id = %job.message_id, "a send was interrupted by a crash; its outcome is unknown and it is not sent again");
+                    self.record(&key, &job, SendOutcome::Unknown { started_at }).await;
+                }
+                None => {
+                    // Its result was recorded; only the mark was left.
+                    let _ = self.outbox.restart(&key);
+                }
+            }
         }
     }
 
@@ -191,5 +253,6 @@ fn outcome_label(o: &SendOutcome) -> &'static str {
         SendOutcome::Sent { .. } => "sent",
         SendOutcome::DryRun => "dry_run",
         SendOutcome::Failed { .. } => "failed",
+        SendOutcome::Unknown { .. } => "unknown",
     }
 }

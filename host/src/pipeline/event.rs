@@ -60,6 +60,30 @@ impl Event {
         }
     }
 
+    /// The id a log line may name: a `wamid`, a message or timer id —
+    /// never content.
+    pub fn id(&self) -> &str {
+        match self {
+            Event::Inbound(m) => &m.wamid,
+            Event::Status(s) => &s.wamid,
+            Event::SendResult(r) => &r.message_id,
+            Event::TimerFired(t) => &t.id,
+            Event::ExchangeClosed(e) => &e.conversation_id,
+        }
+    }
+
+    /// When the event happened (received, sent, came due): how long it has
+    /// waited is measured from here.
+    pub fn since(&self) -> crate::clock::Millis {
+        match self {
+            Event::Inbound(m) => m.received_at,
+            Event::Status(s) => s.received_at,
+            Event::SendResult(r) => r.at,
+            Event::TimerFired(t) => t.follow_up.at,
+            Event::ExchangeClosed(e) => e.at,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Inbound(_) => "inbound",

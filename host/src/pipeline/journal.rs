@@ -41,10 +41,13 @@ pub struct Journal {
     /// Events journaled and not yet applied or quarantined. Counted rather
     /// than measured: `/healthz` is polled, and counting a tree is a scan.
     pending: AtomicU64,
+    /// How long a de-duplication key counts. Older keys are ignored when
+    /// read, whether or not the sweep has removed them yet.
+    window: Millis,
 }
 
 impl Journal {
-    pub fn open(store: Store) -> Result<Journal> {
+    pub fn open(store: Store, window: Millis) -> Result<Journal> {
         let mut next = 1;
         for tenant in Self::tenants_in(&store)? {
             let last = store.scan_prefix(JOURNAL, &keys::tenant_prefix(&tenant))?.keys().next_back().transpose()?;
@@ -53,7 +56,7 @@ impl Journal {
             }
         }
         let pending = AtomicU64::new(store.len(JOURNAL)? as u64);
-        Ok(Journal { store, append: Mutex::new(()), next_seq: AtomicU64::new(next), pending })
+        Ok(Journal { store, append: Mutex::new(()), next_seq: AtomicU64::new(next), pending, window })
     }
 
     /// Tenants with events in the journal, found by skipping from one
@@ -81,7 +84,16 @@ impl Journal {
     }
 
     /// Appends the events not seen before, plus `extra` writes, atomically.
-    pub fn append(&self, events: Vec<Event>, now: Millis, extra: Batch) -> Result<Appended> {
+    /// `applied` recognises a redelivery that outlived its de-duplication
+    /// key (the event's effects are already recorded): it is reported as a
+    /// duplicate, not accepted.
+    pub fn append(
+        &self,
+        events: Vec<Event>,
+        now: Millis,
+        extra: Batch,
+        applied: impl Fn(&Event) -> Result<bool>,
+    ) -> Result<Appended> {
         let _guard = self.append.lock().map_err(|_| StoreError::Engine("journal lock poisoned".into()))?;
         let mut batch = extra;
         let mut outcome = Appended::default();
@@ -89,7 +101,7 @@ impl Journal {
         let mut seq = self.next_seq.load(Ordering::SeqCst);
         for event in events {
             if let Some(key) = event.dedup_key() {
-                if !in_batch.insert(key.clone()) || self.store.contains(SEEN, &key)? {
+                if !in_batch.insert(key.clone()) || self.seen(&key, now)? || applied(&event)? {
                     outcome.duplicates += 1;
                     continue;
                 }
@@ -109,6 +121,12 @@ impl Journal {
         }
         self.next_seq.store(seq, Ordering::SeqCst);
         Ok(outcome)
+    }
+
+    /// Whether `key` was seen within the window before `now`.
+    fn seen(&self, key: &[u8], now: Millis) -> Result<bool> {
+        let Some(at) = self.store.get(SEEN, key)? else { return Ok(false) };
+        Ok(keys::read_ts(&at).is_none_or(|at| now.saturating_sub(at) < self.window))
     }
 
     /// `tenant`'s events after `cursor`, in order, at most `limit`.
@@ -136,6 +154,11 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// One journaled event, if it is still pending.
+    pub fn get(&self, tenant: &str, seq: u64) -> Result<Option<Event>> {
+        self.store.get_json(JOURNAL, &Self::key(tenant, seq))
     }
 
     /// The write that marks `seq` applied; goes into the event's own
@@ -212,7 +235,7 @@ mod tests {
     #[test]
     fn pending_counts_every_event_until_it_is_applied() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::open(Store::open(dir.path()).unwrap()).unwrap());
+        let journal = Arc::new(Journal::open(Store::open(dir.path()).unwrap(), i64::MAX).unwrap());
         let total = 3000u64;
         let worker = {
             let j = journal.clone();
@@ -231,7 +254,7 @@ mod tests {
             })
         };
         for n in 0..total {
-            journal.append(vec![event(n)], 0, Batch::new()).unwrap();
+            journal.append(vec![event(n)], 0, Batch::new(), |_| Ok(false)).unwrap();
         }
         worker.join().unwrap();
         assert_eq!(journal.pending(), 0);

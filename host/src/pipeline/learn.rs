@@ -90,13 +90,12 @@ pub(super) fn handle_exchange_closed(p: &Pipeline, seq: u64, e: &ExchangeClosed)
     let mut batch = Batch::new();
     if let (Some(tenant), Some(conversation)) =
         (s.tenants.get(&e.tenant)?, s.crm.conversation(&e.tenant, &e.conversation_id)?)
+        && let Some(contact) = s.crm.contact(&e.tenant, &conversation.contact_id)?
     {
-        if let Some(contact) = s.crm.contact(&e.tenant, &conversation.contact_id)? {
-            let (mut c, mut cv) = (contact.clone(), conversation.clone());
-            close_exchange(p, &tenant, &mut c, &mut cv, e.closed_by, None, &mut batch, e.at)?;
-            s.crm.put_contact(&mut batch, &e.tenant, &c, Some(&contact))?;
-            s.crm.put_conversation(&mut batch, &e.tenant, &cv, Some(&conversation))?;
-        }
+        let (mut c, mut cv) = (contact.clone(), conversation.clone());
+        close_exchange(p, &tenant, &mut c, &mut cv, e.closed_by, None, &mut batch, e.at)?;
+        s.crm.put_contact(&mut batch, &e.tenant, &c, Some(&contact))?;
+        s.crm.put_conversation(&mut batch, &e.tenant, &cv, Some(&conversation))?;
     }
     p.commit(&e.tenant, seq, batch)
 }

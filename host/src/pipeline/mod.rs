@@ -28,6 +28,7 @@ mod worker;
 
 pub use event::Event;
 pub use journal::{Appended, Journal};
+pub use scheduler::{Scheduler, StalledLane};
 pub use worker::PipelineHandle;
 
 use std::collections::HashSet;
@@ -91,6 +92,8 @@ pub struct Stages {
 pub struct Pipeline {
     pub journal: Journal,
     pub stages: Stages,
+    /// Events in memory and the lanes applying them (see `scheduler`).
+    pub scheduler: Arc<Scheduler>,
     /// Tenants with new journal entries (or room again), for the dispatcher.
     dirty: Mutex<HashSet<String>>,
     wake: Condvar,
@@ -99,8 +102,9 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(stages: Stages) -> Result<Arc<Pipeline>, StoreError> {
         Ok(Arc::new(Pipeline {
-            journal: Journal::open(stages.store.clone())?,
+            journal: Journal::open(stages.store.clone(), stages.config.webhook.dedup_window.as_millis() as i64)?,
             stages,
+            scheduler: Arc::new(Scheduler::new(worker::HEAVY_EVENT)),
             dirty: Mutex::default(),
             wake: Condvar::new(),
         }))
@@ -110,7 +114,12 @@ impl Pipeline {
     /// writes. Durable only after [`Store::sync`].
     pub fn submit(&self, events: Vec<Event>, extra: Batch) -> Result<Appended, StoreError> {
         let tenants: HashSet<String> = events.iter().map(|e| e.tenant().to_string()).collect();
-        let appended = self.journal.append(events, self.stages.clock.now_ms(), extra)?;
+        let crm = &self.stages.crm;
+        let applied = |e: &Event| match e {
+            Event::Inbound(m) => crm.message_exists(&m.tenant, &m.wamid),
+            _ => Ok(false),
+        };
+        let appended = self.journal.append(events, self.stages.clock.now_ms(), extra, applied)?;
         if appended.new > 0 {
             for t in &tenants {
                 self.mark_dirty(t);

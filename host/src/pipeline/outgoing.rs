@@ -6,7 +6,7 @@
 use crate::clock::Millis;
 use crate::crm::{Author, Contact, Conversation, Crm, Message};
 use crate::model::{DeliveryStatus, Direction, MessageKind, Reply};
-use crate::outbound::{Outbox, SendJob};
+use crate::outbound::{Outbox, SendJob, SendKind};
 use crate::store::{Batch, Result};
 
 pub struct Outgoing<'a> {
@@ -61,6 +61,10 @@ pub fn queue(
             to,
             reply: o.reply.clone(),
             queued_at: o.now,
+            kind: match &message.author {
+                Author::Human { .. } => SendKind::Staff,
+                _ => SendKind::Automated,
+            },
         },
     )?;
     crm.put_message(batch, tenant, &mut message)?;

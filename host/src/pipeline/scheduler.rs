@@ -12,18 +12,39 @@
 //! own backlog rather than other tenants'. It moves back as soon as its
 //! events are cheap again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Event;
+use crate::clock::Millis;
+
+/// Events of one contact held in memory; the rest of its backlog waits as
+/// bare sequence numbers (see [`Scheduler::push`]).
+const LOADED_PER_CONTACT: usize = 8;
 
 /// An event handed to a worker.
 pub struct Job {
     pub contact: u64,
     pub tenant: String,
     pub seq: u64,
-    pub event: Event,
+    /// `None` for an event parked by its sequence number: the worker reads
+    /// it from the journal.
+    pub event: Option<Event>,
+}
+
+/// A contact's events, in journal order: the first few in memory, the rest
+/// by sequence number only.
+#[derive(Default)]
+struct ContactQueue {
+    loaded: VecDeque<(u64, Event)>,
+    parked: VecDeque<u64>,
+}
+
+impl ContactQueue {
+    fn is_empty(&self) -> bool {
+        self.loaded.is_empty() && self.parked.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -31,15 +52,43 @@ struct TenantQueue {
     /// Contacts with queued events and none running, in arrival order.
     ready: VecDeque<u64>,
     running: usize,
-    queued: usize,
+    /// Events held in memory (loaded and not finished).
+    loaded: usize,
+    /// Events waiting by sequence number only.
+    parked: usize,
     /// Exponentially weighted cost of this tenant's events, in µs.
     cost_us: f64,
 }
 
+/// A job a worker is applying, for `/healthz`.
+struct Running {
+    tenant: String,
+    seq: u64,
+    started: Instant,
+    /// When the event happened (received, due…), for the backlog's age.
+    since: Millis,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+/// A lane (one contact's queue) whose head event has been running, or
+/// failing, for too long.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StalledLane {
+    pub tenant: String,
+    /// The journal sequence number of the event at the head of the lane.
+    pub seq: u64,
+    pub running_ms: u64,
+    pub failed_attempts: u32,
+    pub last_error: Option<String>,
+}
+
 #[derive(Default)]
 struct State {
-    contacts: HashMap<u64, VecDeque<(u64, Event)>>,
-    busy: HashSet<u64>,
+    contacts: HashMap<u64, ContactQueue>,
+    busy: HashMap<u64, Running>,
+    /// When each loaded event happened, by contact, oldest first.
+    since: HashMap<u64, VecDeque<Millis>>,
     tenants: HashMap<String, TenantQueue>,
     /// Tenants with ready contacts, in turn order.
     ring: VecDeque<String>,
@@ -68,27 +117,38 @@ impl Scheduler {
     }
 
     /// Queues an event (called by the dispatcher, in journal order).
+    ///
+    /// A contact with a backlog keeps only its first few events in memory
+    /// and the rest as sequence numbers, so the dispatcher can read past a
+    /// busy contact to everyone else's events without holding the whole
+    /// backlog: one contact's burst never becomes the tenant's
+    /// head-of-line block.
     pub fn push(&self, tenant: &str, contact: u64, seq: u64, event: Event) {
         let Ok(mut s) = self.state.lock() else { return };
+        let s = &mut *s;
         let queue = s.contacts.entry(contact).or_default();
         let was_empty = queue.is_empty();
-        queue.push_back((seq, event));
-        let idle = !s.busy.contains(&contact);
         let t = s.tenants.entry(tenant.to_string()).or_default();
-        t.queued += 1;
-        if was_empty && idle {
+        if queue.parked.is_empty() && queue.loaded.len() < LOADED_PER_CONTACT {
+            s.since.entry(contact).or_default().push_back(event.since());
+            queue.loaded.push_back((seq, event));
+            t.loaded += 1;
+        } else {
+            queue.parked.push_back(seq);
+            t.parked += 1;
+        }
+        if was_empty && !s.busy.contains_key(&contact) {
             t.ready.push_back(contact);
             if !s.ring.iter().any(|r| r == tenant) {
                 s.ring.push_back(tenant.to_string());
             }
         }
-        drop(s);
         self.work.notify_one();
     }
 
-    /// Events of `tenant` queued in memory (not yet finished).
-    pub fn queued(&self, tenant: &str) -> usize {
-        self.state.lock().map(|s| s.tenants.get(tenant).map_or(0, |t| t.queued)).unwrap_or(0)
+    /// Events of `tenant` held in memory (not yet finished), and parked.
+    pub fn queued(&self, tenant: &str) -> (usize, usize) {
+        self.state.lock().map(|s| s.tenants.get(tenant).map_or((0, 0), |t| (t.loaded, t.parked))).unwrap_or((0, 0))
     }
 
     /// The next job for a worker of `class`, waiting up to `timeout`;
@@ -114,9 +174,9 @@ impl Scheduler {
     }
 
     fn next(&self, s: &mut State, class: Class) -> Option<Job> {
+        let heavy_cost = self.heavy_cost.as_micros() as f64;
         for _ in 0..s.ring.len() {
             let tenant = s.ring.pop_front()?;
-            let heavy_cost = self.heavy_cost.as_micros() as f64;
             let Some(t) = s.tenants.get_mut(&tenant) else { continue };
             let tenant_class = if t.cost_us > heavy_cost { Class::Background } else { Class::Normal };
             if tenant_class != class || t.ready.is_empty() {
@@ -130,25 +190,52 @@ impl Scheduler {
             if !t.ready.is_empty() {
                 s.ring.push_back(tenant.clone());
             }
-            s.busy.insert(contact);
-            let (seq, event) = s.contacts.get_mut(&contact)?.pop_front()?;
+            let queue = s.contacts.get_mut(&contact)?;
+            let (seq, event, since) = match queue.loaded.pop_front() {
+                Some((seq, event)) => {
+                    let since = s.since.get_mut(&contact).and_then(VecDeque::pop_front).unwrap_or_default();
+                    (seq, Some(event), since)
+                }
+                None => {
+                    let seq = queue.parked.pop_front()?;
+                    t.parked = t.parked.saturating_sub(1);
+                    t.loaded += 1; // counted as loaded while it runs
+                    (seq, None, 0)
+                }
+            };
+            let running =
+                Running { tenant: tenant.clone(), seq, started: Instant::now(), since, failures: 0, last_error: None };
+            s.busy.insert(contact, running);
             return Some(Job { contact, tenant, seq, event });
         }
         None
+    }
+
+    /// Records that `job` failed once (it is being tried again), for
+    /// `/healthz`.
+    pub fn failed_attempt(&self, job: &Job, error: &str) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(r) = s.busy.get_mut(&job.contact)
+        {
+            r.failures += 1;
+            r.last_error = Some(error.chars().take(200).collect());
+        }
     }
 
     /// Marks `job` finished after `cost`; the contact's next event (if any)
     /// becomes ready.
     pub fn done(&self, job: &Job, cost: Duration) {
         let Ok(mut s) = self.state.lock() else { return };
+        let s = &mut *s;
         s.busy.remove(&job.contact);
         let more = s.contacts.get(&job.contact).is_some_and(|q| !q.is_empty());
         if !more {
             s.contacts.remove(&job.contact);
+            s.since.remove(&job.contact);
         }
         let t = s.tenants.entry(job.tenant.clone()).or_default();
         t.running = t.running.saturating_sub(1);
-        t.queued = t.queued.saturating_sub(1);
+        t.loaded = t.loaded.saturating_sub(1);
         t.cost_us = 0.8 * t.cost_us + 0.2 * cost.as_micros() as f64;
         if more {
             t.ready.push_back(job.contact);
@@ -157,8 +244,41 @@ impl Scheduler {
         if has_ready && !s.ring.iter().any(|r| r == &job.tenant) {
             s.ring.push_back(job.tenant.clone());
         }
-        drop(s);
         self.work.notify_all();
+    }
+
+    /// Records when a parked event, now read from the journal, happened.
+    pub fn loaded(&self, job: &Job, since: Millis) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(r) = s.busy.get_mut(&job.contact)
+        {
+            r.since = since;
+        }
+    }
+
+    /// Lanes whose head event has run (or kept failing) for `after` or more.
+    pub fn stalled(&self, after: Duration) -> Vec<StalledLane> {
+        let Ok(s) = self.state.lock() else { return Vec::new() };
+        s.busy
+            .values()
+            .filter(|r| r.started.elapsed() >= after)
+            .map(|r| StalledLane {
+                tenant: r.tenant.clone(),
+                seq: r.seq,
+                running_ms: r.started.elapsed().as_millis() as u64,
+                failed_attempts: r.failures,
+                last_error: r.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// When the oldest event held (running or queued in memory) happened.
+    /// The journal is read in order, so nothing older waits elsewhere.
+    pub fn oldest_since(&self) -> Option<Millis> {
+        let s = self.state.lock().ok()?;
+        let running = s.busy.values().map(|r| r.since).filter(|&t| t > 0);
+        let queued = s.since.values().filter_map(|q| q.front().copied());
+        running.chain(queued).min()
     }
 
     /// Wakes every waiting worker and makes `take` return `None`.

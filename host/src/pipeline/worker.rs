@@ -6,6 +6,7 @@
 //! the scheduler: one contact's events in order, tenants in turn.
 
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,11 +15,28 @@ use tokio_util::sync::CancellationToken;
 
 use super::scheduler::{Class, Job, Scheduler};
 use super::{Event, Pipeline, PipelineError, followup, inbound, learn, status};
+use crate::metrics::labels;
 use crate::store::Batch;
 
 /// A tenant whose events average more than this runs in the background
 /// class (see `scheduler`).
-const HEAVY_EVENT: Duration = Duration::from_millis(5);
+pub(super) const HEAVY_EVENT: Duration = Duration::from_millis(5);
+
+/// Attempts before an event that keeps failing is quarantined.
+const MAX_FAILURES: u32 = 3;
+
+/// Parked events (sequence numbers only, see `scheduler`) a tenant may have
+/// before the dispatcher stops reading its journal: 16 bytes each.
+const MAX_PARKED: usize = 1_000_000;
+
+/// What a panic said, for the quarantine's cause.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".into(),
+    }
+}
 
 /// Background workers run at the lowest priority (nice 19): they use idle
 /// CPU freely but yield it to everyone else under contention.
@@ -61,7 +79,7 @@ impl Pipeline {
     pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> std::io::Result<PipelineHandle> {
         let workers = self.stages.config.pipeline.worker_count();
         let background = (workers / 4).max(1);
-        let scheduler = Arc::new(Scheduler::new(HEAVY_EVENT));
+        let scheduler = self.scheduler.clone();
         let mut threads = Vec::new();
         for i in 0..workers + background {
             let (me, sched, stop) = (self.clone(), scheduler.clone(), shutdown.clone());
@@ -100,15 +118,15 @@ impl Pipeline {
             let mut still = HashSet::new();
             let mut progressed = false;
             for tenant in todo.drain() {
-                let room = depth.saturating_sub(scheduler.queued(&tenant));
-                if room == 0 {
+                let (loaded, parked) = scheduler.queued(&tenant);
+                if loaded >= depth || parked >= MAX_PARKED {
                     still.insert(tenant); // full: read more once it drains
                     continue;
                 }
                 let cursor = cursors.get(&tenant).copied().unwrap_or(0);
-                match self.journal.read_after(&tenant, cursor, room) {
+                match self.journal.read_after(&tenant, cursor, depth) {
                     Ok(events) => {
-                        let full = events.len() == room;
+                        let full = events.len() == depth;
                         for (seq, event) in events {
                             cursors.insert(tenant.clone(), seq);
                             scheduler.push(&tenant, event.shard_key(), seq, event);
@@ -138,44 +156,108 @@ impl Pipeline {
                 return;
             }
             let started = Instant::now();
-            self.apply(&job, &shutdown);
+            self.apply(&job, scheduler, &shutdown);
             scheduler.done(&job, started.elapsed());
             self.mark_dirty(&job.tenant);
         }
     }
 
-    /// Applies one event, retrying what can succeed later and setting aside
-    /// what never can, so one bad event never blocks a contact forever.
-    fn apply(&self, job: &Job, shutdown: &CancellationToken) {
-        let (seq, event) = (job.seq, &job.event);
-        let span = tracing::info_span!("event", seq, kind = event.kind(), tenant = %job.tenant);
+    /// Applies one event. Storage trouble is retried (it is the host's, and
+    /// the event will apply once storage is back); an event that itself
+    /// fails — an error that can never succeed, or a panic, caught here —
+    /// is set aside in the quarantine with its cause after
+    /// [`MAX_FAILURES`] attempts, so one poisoned event never stops its
+    /// contact's lane, let alone the tenant's.
+    fn apply(&self, job: &Job, scheduler: &Scheduler, shutdown: &CancellationToken) {
+        let span = tracing::info_span!("event", seq = job.seq, tenant = %job.tenant);
         let _entered = span.enter();
+        let Some(event) = self.event_of(job, scheduler, shutdown) else { return };
+        let (seq, event) = (job.seq, &event);
+        let mut failures = 0u32;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let result = match event {
-                Event::Inbound(m) => inbound::handle(self, seq, m),
-                Event::Status(s) => status::handle_status(self, seq, s),
-                Event::SendResult(r) => status::handle_send_result(self, seq, r),
-                Event::TimerFired(t) => followup::handle_timer(self, seq, t),
-                Event::ExchangeClosed(e) => learn::handle_exchange_closed(self, seq, e),
-            };
-            match result {
-                Ok(()) => return,
-                Err(e) if e.is_conflict() && attempt < 50 => continue,
-                Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
-                    tracing::warn!(attempt, error = %e, "applying the event failed; retrying");
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20)) * 50));
-                }
-                Err(e) if e.is_transient() => return, // stays journaled for the next start
-                Err(e) => {
-                    tracing::error!(error = %e, "event cannot be applied; quarantined");
-                    if let Err(q) = self.journal.quarantine(seq, event, &e.to_string()) {
-                        tracing::error!(error = %q, "quarantining failed; the event stays in the journal");
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(seq, event)));
+            let cause = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) if e.is_conflict() && attempt < 50 => continue,
+                Ok(Err(e)) if e.is_transient() => {
+                    if shutdown.is_cancelled() {
+                        return; // stays journaled for the next start
                     }
-                    return;
+                    tracing::warn!(attempt, kind = event.kind(), error = %e, "applying the event failed; retrying");
+                    scheduler.failed_attempt(job, &e.to_string());
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20)) * 50));
+                    continue;
                 }
+                // An error the same event will always meet: no retry.
+                Ok(Err(e)) => {
+                    failures = MAX_FAILURES;
+                    e.to_string()
+                }
+                Err(panic) => {
+                    failures += 1;
+                    format!("the host panicked applying it: {}", panic_message(panic.as_ref()))
+                }
+            };
+            if failures < MAX_FAILURES {
+                tracing::warn!(attempt, kind = event.kind(), %cause, "applying the event failed; trying again");
+                scheduler.failed_attempt(job, &cause);
+                continue;
             }
+            self.set_aside(job, event, &cause, scheduler, shutdown);
+            return;
+        }
+    }
+
+    /// The job's event: in memory, or read back from the journal if it was
+    /// parked. `None` if there is nothing (left) to apply.
+    fn event_of(&self, job: &Job, scheduler: &Scheduler, shutdown: &CancellationToken) -> Option<Event> {
+        if let Some(e) = &job.event {
+            return Some(e.clone());
+        }
+        loop {
+            match self.journal.get(&job.tenant, job.seq) {
+                Ok(event) => {
+                    if let Some(e) = &event {
+                        scheduler.loaded(job, e.since());
+                    }
+                    return event;
+                }
+                Err(e) if !shutdown.is_cancelled() => {
+                    tracing::warn!(error = %e, "reading a parked event failed; retrying");
+                    scheduler.failed_attempt(job, &e.to_string());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Moves the event to the quarantine, retrying while storage cannot
+    /// write: leaving it in the journal would block the lane at the next
+    /// start.
+    fn set_aside(&self, job: &Job, event: &Event, cause: &str, scheduler: &Scheduler, shutdown: &CancellationToken) {
+        // Ids, never bodies, in the log: a message's text is the contact's.
+        tracing::error!(kind = event.kind(), id = event.id(), %cause, "event cannot be applied; quarantined");
+        self.stages.metrics.quarantined_total.get_or_create(&labels(&[("kind", event.kind())])).inc();
+        while let Err(e) = self.journal.quarantine(job.seq, event, cause) {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tracing::error!(error = %e, "quarantining failed; retrying");
+            scheduler.failed_attempt(job, &e.to_string());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn handle(&self, seq: u64, event: &Event) -> Result<(), PipelineError> {
+        match event {
+            Event::Inbound(m) => inbound::handle(self, seq, m),
+            Event::Status(s) => status::handle_status(self, seq, s),
+            Event::SendResult(r) => status::handle_send_result(self, seq, r),
+            Event::TimerFired(t) => followup::handle_timer(self, seq, t),
+            Event::ExchangeClosed(e) => learn::handle_exchange_closed(self, seq, e),
         }
     }
 

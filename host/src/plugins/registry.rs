@@ -245,10 +245,10 @@ impl Registry {
             None => (None, None),
         };
         let active = self.versions.set_active(tenant, world, version, by, now, cleared.as_ref())?;
-        if let Some(hash) = version {
-            if let Ok(mut h) = self.health.lock() {
-                h.remove(&(tenant.to_string(), world, hash.to_string()));
-            }
+        if let Some(hash) = version
+            && let Ok(mut h) = self.health.lock()
+        {
+            h.remove(&(tenant.to_string(), world, hash.to_string()));
         }
         self.swap(tenant, world, plugin);
         Ok(active)

@@ -299,7 +299,8 @@ fn lower_kind(k: model::MessageKind) -> wit::MessageKind {
 pub(super) fn lower_status(s: model::DeliveryStatus) -> wit::DeliveryStatus {
     use model::DeliveryStatus as S;
     match s {
-        S::Pending => wit::DeliveryStatus::Pending,
+        // 0.1.0 has no "unknown": to its plugins it is still unconfirmed.
+        S::Pending | S::Unknown => wit::DeliveryStatus::Pending,
         S::DryRun => wit::DeliveryStatus::DryRun,
         S::Sent => wit::DeliveryStatus::Sent,
         S::Failed => wit::DeliveryStatus::Failed,

@@ -40,6 +40,11 @@ pub fn ts(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// The inverse of [`ts`].
+pub fn read_ts(bytes: &[u8]) -> Option<i64> {
+    read_be(bytes).map(|n| (n ^ (1 << 63)) as i64)
+}
+
 pub fn read_be(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
@@ -66,6 +71,9 @@ mod tests {
     fn timestamps_sort_numerically() {
         assert!(ts(-5) < ts(0));
         assert!(ts(0) < ts(1_764_000_000_000));
+        for t in [-5, 0, 1_764_000_000_000] {
+            assert_eq!(read_ts(&ts(t)), Some(t));
+        }
     }
 
     #[test]

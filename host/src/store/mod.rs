@@ -15,6 +15,7 @@
 
 mod batch;
 mod flush;
+mod health;
 pub mod keys;
 
 pub use batch::{Batch, Guard};
@@ -61,6 +62,7 @@ pub struct Store {
     db: sled::Db,
     trees: Arc<RwLock<HashMap<&'static str, sled::Tree>>>,
     flusher: Arc<flush::Flusher>,
+    health: Arc<health::Health>,
 }
 
 impl Store {
@@ -80,8 +82,9 @@ impl Store {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError::Locked,
                 other => other.into(),
             })?;
-        let flusher = flush::Flusher::start(db.clone());
-        Ok(Store { db, trees: Arc::default(), flusher })
+        let health = Arc::new(health::Health::default());
+        let flusher = flush::Flusher::start(db.clone(), health.clone());
+        Ok(Store { db, trees: Arc::default(), flusher, health })
     }
 
     fn tree(&self, tree: Tree) -> Result<sled::Tree> {
@@ -143,7 +146,24 @@ impl Store {
     /// Applies `batch` atomically: all its guards hold and all its writes
     /// land, or nothing changes and [`StoreError::Conflict`] is returned.
     pub fn commit(&self, batch: Batch) -> Result<()> {
-        batch.apply(self)
+        let result = batch.apply(self);
+        if let Err(StoreError::Engine(e)) = &result {
+            self.health.failed(e);
+        }
+        result
+    }
+
+    /// Why storage stopped accepting writes, if it has. sled keeps refusing
+    /// every write after an I/O error (a full disk, say) until the database
+    /// is opened again; the server's supervisor does that once writing
+    /// works again (see `server::supervise`).
+    pub fn failure(&self) -> Option<String> {
+        self.health.failure()
+    }
+
+    /// Resolves once storage has failed (see [`Store::failure`]).
+    pub async fn failed(&self) -> String {
+        self.health.wait().await
     }
 
     /// Waits until everything written before this call is on disk.
@@ -153,7 +173,10 @@ impl Store {
 
     /// The blocking form of [`Store::sync`], for threads outside the runtime.
     pub fn sync_blocking(&self) -> Result<()> {
-        self.db.flush()?;
+        if let Err(e) = self.db.flush() {
+            self.health.failed(&e.to_string());
+            return Err(e.into());
+        }
         Ok(())
     }
 

@@ -31,6 +31,22 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// An error with its causes: reqwest's own message hides why a connection
+/// failed (refused, timed out, an internal destination…).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
 pub struct Delivery {
     pub outbox: Outbox,
     pub http: reqwest::Client,
@@ -65,7 +81,7 @@ impl Delivery {
         let now = self.clock.now_ms();
         let mut busy = false;
         for endpoint in self.outbox.endpoints.all()? {
-            let health = self.outbox.endpoints.health(&endpoint.id);
+            let health = self.outbox.endpoints.health(&endpoint);
             if health.retry_at.is_some_and(|t| t > now) {
                 continue;
             }
@@ -82,6 +98,9 @@ impl Delivery {
             let results = futures::future::join_all(heads.iter().map(|(_, entry)| self.send(&endpoint, entry))).await;
             let mut batch = Batch::new();
             let (mut ok, mut failed) = (0, 0);
+            // This endpoint's own last error: the attempt map spans every
+            // tenant's endpoints.
+            let mut last_error = None;
             for ((key, entry), result) in heads.iter().zip(results) {
                 match result {
                     Ok(()) => {
@@ -91,6 +110,7 @@ impl Delivery {
                     }
                     Err(error) => {
                         failed += 1;
+                        last_error = Some(error.clone());
                         let a = attempts.entry(key.clone()).or_insert((0, String::new()));
                         a.0 += 1;
                         a.1 = error.clone();
@@ -105,7 +125,7 @@ impl Delivery {
                                     dead_at: now,
                                 };
                                 self.outbox.endpoints.add_dead(&mut batch, &endpoint.tenant, &dead)?;
-                                self.outbox.endpoints.update_health(&endpoint.id, |h| h.dead_lettered += 1);
+                                self.outbox.endpoints.update_health(&endpoint, |h| h.dead_lettered += 1);
                                 tracing::warn!(endpoint = %endpoint.id, attempts = a.0, %error, "CRM event dead-lettered");
                             }
                             attempts.remove(key);
@@ -120,7 +140,7 @@ impl Delivery {
             self.metrics.sync_deliveries.get_or_create(&m("delivered")).inc_by(ok);
             self.metrics.sync_deliveries.get_or_create(&m("failed")).inc_by(failed);
             let backoff = self.backoff(health.consecutive_failures + 1);
-            self.outbox.endpoints.update_health(&endpoint.id, |h| {
+            self.outbox.endpoints.update_health(&endpoint, |h| {
                 h.delivered += ok;
                 h.failed_attempts += failed;
                 if ok > 0 {
@@ -129,7 +149,7 @@ impl Delivery {
                 if failed > 0 && ok == 0 {
                     h.consecutive_failures += 1;
                     h.retry_at = Some(now + backoff.as_millis() as i64);
-                    h.last_error = attempts.values().next().map(|a| a.1.clone());
+                    h.last_error = last_error;
                 } else {
                     h.consecutive_failures = 0;
                     h.retry_at = None;
@@ -142,6 +162,10 @@ impl Delivery {
 
     async fn send(&self, endpoint: &Endpoint, entry: &QueueEntry) -> Result<(), String> {
         let Ok(Some(event)) = self.outbox.event(&entry.event) else { return Ok(()) }; // nothing left to send
+        if !self.config.allow_internal_destinations {
+            let url = reqwest::Url::parse(&endpoint.url).map_err(|e| format!("invalid URL: {e}"))?;
+            super::destination::check_url(&url).map_err(|e| e.to_string())?;
+        }
         let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
         let response = self
             .http
@@ -154,7 +178,7 @@ impl Delivery {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("network: {e}"))?;
+            .map_err(|e| format!("network: {}", error_chain(&e)))?;
         match response.status() {
             s if s.is_success() => Ok(()),
             s => Err(format!("HTTP {s}")),

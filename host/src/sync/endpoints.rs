@@ -59,7 +59,9 @@ pub struct DeadLetter {
 #[derive(Clone)]
 pub struct Endpoints {
     store: Store,
-    health: Arc<Mutex<HashMap<String, Health>>>,
+    /// By (tenant, endpoint id): nothing about an endpoint's delivery is
+    /// ever shared with, or readable by, another tenant.
+    health: Arc<Mutex<HashMap<(String, String), Health>>>,
 }
 
 impl Endpoints {
@@ -91,13 +93,14 @@ impl Endpoints {
         self.store.commit(batch)
     }
 
-    pub fn health(&self, endpoint: &str) -> Health {
-        self.health.lock().ok().and_then(|h| h.get(endpoint).cloned()).unwrap_or_default()
+    pub fn health(&self, endpoint: &Endpoint) -> Health {
+        let key = (endpoint.tenant.clone(), endpoint.id.clone());
+        self.health.lock().ok().and_then(|h| h.get(&key).cloned()).unwrap_or_default()
     }
 
-    pub fn update_health(&self, endpoint: &str, f: impl FnOnce(&mut Health)) {
+    pub fn update_health(&self, endpoint: &Endpoint, f: impl FnOnce(&mut Health)) {
         if let Ok(mut h) = self.health.lock() {
-            f(h.entry(endpoint.to_string()).or_default());
+            f(h.entry((endpoint.tenant.clone(), endpoint.id.clone())).or_default());
         }
     }
 

@@ -13,6 +13,7 @@
 //! that keeps failing to a dead-letter list that can be replayed.
 
 pub mod delivery;
+pub mod destination;
 mod endpoints;
 
 pub use endpoints::{DeadLetter, Endpoint, Endpoints, Health};

@@ -80,6 +80,8 @@ pub enum TenantError {
     Store(#[from] StoreError),
     #[error("phone number id {0} already belongs to another tenant")]
     PhoneNumberTaken(String),
+    #[error("tenant {0} already exists")]
+    Exists(String),
 }
 
 #[derive(Clone)]
@@ -142,10 +144,29 @@ impl Tenants {
         Ok(self.list()?.iter().any(|t| !t.disabled && t.verify_token.as_deref() == Some(token)))
     }
 
+    /// Creates a tenant; [`TenantError::Exists`] if the id is taken, even
+    /// by a create racing this one.
+    pub fn create(&self, tenant: &Tenant) -> Result<(), TenantError> {
+        match self.write(tenant, None) {
+            Err(TenantError::Store(StoreError::Conflict)) if self.get(&tenant.id)?.is_some() => {
+                Err(TenantError::Exists(tenant.id.clone()))
+            }
+            other => other,
+        }
+    }
+
     /// Creates or replaces a tenant, keeping the phone-number index exact.
     pub fn put(&self, tenant: &Tenant) -> Result<(), TenantError> {
         let previous = self.get(&tenant.id)?;
+        self.write(tenant, previous.as_ref())
+    }
+
+    /// Writes `tenant` only if the stored record is still `previous`
+    /// (`None`: absent), so two writers never silently replace each other.
+    fn write(&self, tenant: &Tenant, previous: Option<&Tenant>) -> Result<(), TenantError> {
         let mut batch = Batch::new();
+        let stored = previous.map(|p| crate::store::encode(TENANTS, p)).transpose()?;
+        batch.require_value(TENANTS, tenant.id.as_bytes(), stored);
         for phone in &tenant.phone_number_ids {
             match self.store.get(BY_PHONE_ID, phone.as_bytes())? {
                 Some(owner) if owner != tenant.id.as_bytes() => {
@@ -156,7 +177,7 @@ impl Tenants {
             }
             batch.put(BY_PHONE_ID, phone.as_bytes(), tenant.id.as_bytes());
         }
-        for old in previous.iter().flat_map(|p| &p.phone_number_ids) {
+        for old in previous.into_iter().flat_map(|p| &p.phone_number_ids) {
             if !tenant.phone_number_ids.contains(old) {
                 batch.delete(BY_PHONE_ID, old.as_bytes());
             }

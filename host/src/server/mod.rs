@@ -1,5 +1,10 @@
 //! Wiring: open the store, build the stages, start the workers and the
 //! HTTP server; and the reverse, in order, on shutdown.
+//!
+//! [`supervise`] keeps a server running across storage failures: the
+//! binary runs that; tests start servers directly.
+
+pub mod supervise;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +43,8 @@ pub enum ServerError {
 /// A running Switchboard.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The operator-only `/metrics` listener, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub demo: Option<DemoCredentials>,
     /// Events acknowledged by an earlier run and not yet applied: they are
@@ -55,6 +62,25 @@ pub struct Server {
 
 /// Starts everything `config` describes and returns once it is serving.
 pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerError> {
+    let listener = bind(&config.server.listen)?;
+    start_on(config, clock, listener).await
+}
+
+/// Binds `addr` for [`start_on`].
+pub fn bind(addr: &str) -> Result<std::net::TcpListener, ServerError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| ServerError::Io(format!("cannot listen on {addr}: {e}")))?;
+    listener.set_nonblocking(true).map_err(|e| ServerError::Io(e.to_string()))?;
+    Ok(listener)
+}
+
+/// [`start`] on a socket already bound (the supervisor keeps one across
+/// restarts, so clients never see the port closed).
+pub async fn start_on(
+    config: Config,
+    clock: SharedClock,
+    listener: std::net::TcpListener,
+) -> Result<Server, ServerError> {
     let data_dir = config.server.data_dir.clone();
     let store =
         Store::open(&data_dir).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
@@ -126,10 +152,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
     tasks.spawn(worker.run(shutdown.clone()));
     let delivery = Arc::new(crate::sync::delivery::Delivery {
         outbox: sync,
-        http: reqwest::Client::builder()
-            .timeout(config.sync.request_timeout)
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .build()
+        http: crate::sync::destination::client(config.sync.request_timeout, config.sync.allow_internal_destinations)
             .map_err(|e| ServerError::Io(format!("HTTP client: {e}")))?,
         clock: clock.clone(),
         config: config.sync.clone(),
@@ -147,19 +170,36 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server, ServerE
     tasks.spawn(timer_scanner(pipeline.clone(), shutdown.clone()));
     tasks.close();
 
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .map_err(|e| ServerError::Io(format!("cannot listen on {}: {e}", config.server.listen)))?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServerError::Io(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
     let state = AppState { pipeline };
     let router = app(state.clone());
-    let stop = shutdown.clone();
+    let operator = match &config.server.metrics_listen {
+        Some(listen) => {
+            let listener =
+                tokio::net::TcpListener::from_std(bind(listen)?).map_err(|e| ServerError::Io(e.to_string()))?;
+            let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
+            Some((listener, addr))
+        }
+        None => None,
+    };
+    let metrics_addr = operator.as_ref().map(|(_, a)| *a);
+    let (stop, operator_app) = (shutdown.clone(), crate::api::operator_app(state.clone()));
     let http = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        let main = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        match operator {
+            Some((listener, _)) => {
+                let ops = axum::serve(listener, operator_app).with_graceful_shutdown(stop.cancelled_owned());
+                let (main, ops) = tokio::join!(main, ops);
+                main.and(ops)
+            }
+            None => main.await,
+        }
     });
-    tracing::info!(%addr, "switchboard is serving");
+    tracing::info!(%addr, metrics = ?metrics_addr, "switchboard is serving");
     Ok(Server {
         addr,
+        metrics_addr,
         state,
         demo,
         resumed_events,
@@ -202,12 +242,15 @@ impl Server {
     }
 }
 
-/// Hourly: forget de-duplication keys older than the window.
+/// At start, then hourly: forget de-duplication keys older than the window
+/// (they already stop counting once older, when read; this frees the space).
 async fn maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: CancellationToken) {
+    let mut first = true;
     loop {
+        let pause = if std::mem::take(&mut first) { Duration::ZERO } else { Duration::from_secs(3600) };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
         let p = pipeline.clone();
         let before = p.stages.clock.now_ms() - window.as_millis() as i64;
