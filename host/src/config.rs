@@ -103,6 +103,11 @@ pub struct WebhookConfig {
     /// for up to 7 days.
     #[serde(with = "humantime_serde")]
     pub dedup_window: Duration,
+    /// App secrets of Meta apps the operator runs, for bodies that name no
+    /// phone-number id a tenant owns (a number not yet assigned, fields
+    /// without one). Such bodies are acknowledged only when signed with one
+    /// of these; others get 401. Tenants' own app secrets are theirs.
+    pub app_secrets: Vec<String>,
 }
 
 impl Default for WebhookConfig {
@@ -111,6 +116,7 @@ impl Default for WebhookConfig {
             verify_token: "switchboard-verify".into(),
             max_body_bytes: 4 * 1024 * 1024,
             dedup_window: Duration::from_secs(14 * 24 * 3600),
+            app_secrets: Vec::new(),
         }
     }
 }

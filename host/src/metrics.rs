@@ -29,6 +29,8 @@ pub struct Metrics {
     pub duplicates: Counter,
     /// Payloads for phone-number ids no tenant owns.
     pub unknown_phone_numbers: Counter,
+    /// Webhooks refused because no tenant or operator secret verifies them.
+    pub unverified_webhooks: Counter,
     /// Decisions by world and outcome (decided / fallback).
     pub decisions: Family<Labels, Counter>,
     pub plugin_call_seconds: Family<Labels, Histogram>,
@@ -73,6 +75,7 @@ impl Metrics {
             statuses_in: Family::default(),
             duplicates: Counter::default(),
             unknown_phone_numbers: Counter::default(),
+            unverified_webhooks: Counter::default(),
             decisions: Family::default(),
             plugin_call_seconds: Family::new_with_constructor(latency_histogram),
             plugin_failures: Family::default(),
@@ -105,6 +108,11 @@ impl Metrics {
             "unknown_phone_number_payloads",
             "Payloads for unknown phone-number ids",
             m.unknown_phone_numbers.clone(),
+        );
+        registry.register(
+            "unverified_webhooks",
+            "Webhooks naming no known number and signed with no operator secret",
+            m.unverified_webhooks.clone(),
         );
         registry.register("decisions", "Plugin decisions by world and outcome", m.decisions.clone());
         registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_call_seconds.clone());

@@ -296,13 +296,14 @@ impl TestHost {
     }
 }
 
-/// Polls `check` every 20 ms for up to 15 s.
+/// Polls `check` every 20 ms for up to 60 s: generous, because a loaded CI
+/// machine is slow, and a passing wait ends as soon as its condition holds.
 pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(v) = check().await {
             return v;
@@ -353,6 +354,8 @@ pub struct FakeMeta {
     pub base: String,
     pub requests: Arc<Mutex<Vec<RecordedSend>>>,
     failures: Arc<Mutex<Vec<(u16, Value)>>>,
+    /// How long each answer takes (Meta's take tens of milliseconds).
+    latency: Arc<Mutex<Duration>>,
 }
 
 #[derive(Debug, Clone)]
@@ -368,9 +371,9 @@ impl FakeMeta {
         use axum::http::{HeaderMap, StatusCode};
         use axum::routing::post;
 
-        type Shared = (Arc<Mutex<Vec<RecordedSend>>>, Arc<Mutex<Vec<(u16, Value)>>>);
+        type Shared = (Arc<Mutex<Vec<RecordedSend>>>, Arc<Mutex<Vec<(u16, Value)>>>, Arc<Mutex<Duration>>);
         async fn messages(
-            State((requests, failures)): State<Shared>,
+            State((requests, failures, latency)): State<Shared>,
             AxPath((version, phone)): AxPath<(String, String)>,
             headers: HeaderMap,
             body: axum::body::Bytes,
@@ -385,6 +388,10 @@ impl FakeMeta {
                 });
                 r.len()
             };
+            let latency = *latency.lock().unwrap();
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             let planned = {
                 let mut f = failures.lock().unwrap();
                 if f.is_empty() { None } else { Some(f.remove(0)) }
@@ -405,13 +412,21 @@ impl FakeMeta {
 
         let requests = Arc::new(Mutex::new(Vec::new()));
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new()
-            .route("/{version}/{phone}/messages", post(messages))
-            .with_state((requests.clone(), failures.clone()));
+        let latency = Arc::new(Mutex::new(Duration::ZERO));
+        let app = axum::Router::new().route("/{version}/{phone}/messages", post(messages)).with_state((
+            requests.clone(),
+            failures.clone(),
+            latency.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake meta");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeMeta { base: format!("http://{addr}"), requests, failures }
+        FakeMeta { base: format!("http://{addr}"), requests, failures, latency }
+    }
+
+    /// Every later answer takes `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
     }
 
     /// The next `n` requests fail with `status` and Meta's error `code`.

@@ -36,9 +36,19 @@ use crate::tenants::Tenant;
 #[derive(Clone)]
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
+    /// Refused webhooks that name no known phone-number id, host-wide.
+    pub unverified_limit: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 impl AppState {
+    pub fn new(pipeline: Arc<Pipeline>) -> AppState {
+        use std::num::NonZeroU32;
+        let per_second = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN);
+        let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+        AppState { pipeline, unverified_limit: Arc::new(governor::RateLimiter::direct(quota)) }
+    }
+
     pub fn stages(&self) -> &Stages {
         &self.pipeline.stages
     }

@@ -60,8 +60,14 @@ pub fn match_key(e164: &str) -> String {
     c
 }
 
+/// The error names the input, cut short: it reaches logs and API answers,
+/// and a "number" can be any text a sender put there.
 fn invalid(input: &str, reason: impl Into<String>) -> IdentityError {
-    IdentityError::InvalidPhone { input: input.to_string(), reason: reason.into() }
+    let mut shown: String = input.chars().take(32).collect();
+    if shown.len() < input.len() {
+        shown.push('…');
+    }
+    IdentityError::InvalidPhone { input: shown, reason: reason.into() }
 }
 
 fn to_phone(number: &PhoneNumber) -> Phone {
@@ -235,6 +241,33 @@ mod tests {
             normalize("+55 11 3456-7890", "BR").unwrap().match_key(),
             normalize("+55 11 93456-7890", "BR").unwrap().match_key()
         );
+    }
+
+    /// libphonenumber's `parse(text, region)`: a number written with `+`,
+    /// `00` or the region's international prefix keeps its own country
+    /// code whatever the region; one written nationally takes the region's.
+    #[test]
+    fn international_writing_wins_over_the_region() {
+        for (region, written, e164) in [
+            ("US", "+4915112345678", "+4915112345678"),
+            ("US", "+5511987654321", "+5511987654321"),
+            ("US", "011 49 1511 2345678", "+4915112345678"),
+            ("US", "(650) 253-0000", "+16502530000"),
+            ("DE", "+1 650 253 0000", "+16502530000"),
+            ("DE", "00 1 650 253 0000", "+16502530000"),
+            ("DE", "0151 12345678", "+4915112345678"),
+            ("BR", "+1 650 253 0000", "+16502530000"),
+            ("BR", "0055 11 98765 4321", "+5511987654321"),
+            ("GB", "+33 6 12 34 56 78", "+33612345678"),
+            ("GB", "07400 123456", "+447400123456"),
+            ("AU", "0011 1 650 253 0000", "+16502530000"),
+            ("JP", "010 1 650 253 0000", "+16502530000"),
+            ("IN", "+91 98765 43210", "+919876543210"),
+            ("MX", "+52 1 55 1234 5678", "+525512345678"),
+        ] {
+            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
+            assert_eq!(phone.e164, e164, "{written} in {region}");
+        }
     }
 
     #[test]

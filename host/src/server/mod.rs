@@ -172,7 +172,7 @@ pub async fn start_on(
 
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServerError::Io(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
-    let state = AppState { pipeline };
+    let state = AppState::new(pipeline);
     let router = app(state.clone());
     let operator = match &config.server.metrics_listen {
         Some(listen) => {
