@@ -10,6 +10,7 @@
 pub(crate) mod admin;
 mod companies;
 mod control;
+mod doc;
 mod error;
 mod identity;
 mod ops;
@@ -18,6 +19,7 @@ mod records;
 mod sync;
 mod webhooks;
 
+pub use doc::ApiDoc;
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -27,7 +29,6 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::routing::get;
 use serde::de::DeserializeOwned;
-use utoipa::OpenApi;
 
 use crate::pipeline::{Pipeline, Stages};
 use crate::tenants::Tenant;
@@ -72,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::routes(state.stages().config.server.metrics_listen.is_none()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }
 
@@ -81,48 +83,6 @@ pub fn operator_app(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Switchboard API", description = "Multi-tenant WhatsApp CRM automation host. Tenant endpoints take `Authorization: Bearer <tenant API key>`."),
-    paths(
-        webhooks::verify, webhooks::receive,
-        records::list_contacts, records::create_contact, records::get_contact, records::contact_conversations,
-        records::get_conversation, records::update_contact, records::contact_signals,
-        identity::import, identity::import_status, identity::duplicates, identity::merge, identity::dismiss,
-        identity::merge_record, identity::undo,
-        sync::create, sync::list, sync::remove, sync::dead_letters, sync::replay,
-        companies::list_companies, companies::create_company, companies::get_company, companies::update_company, companies::delete_company,
-        companies::list_deals, companies::create_deal, companies::get_deal, companies::update_deal, companies::delete_deal,
-        plugins::overview, plugins::world_view, plugins::upload, plugins::version_view, plugins::activate,
-        plugins::rollback, plugins::logs, plugins::get_config, plugins::put_config,
-        control::takeover, control::release, control::reply, control::reassign, control::resolve,
-        control::pause_conversation, control::resume_conversation, control::pause_contact, control::resume_contact,
-        control::automation, control::pause_tenant, control::resume_tenant, control::conversation_audit,
-        control::tenant_audit, control::pending_follow_up, control::inbox,
-        admin::list_tenants, admin::create_tenant, admin::get_tenant, admin::update_tenant,
-        admin::create_key, admin::list_keys, admin::revoke_key,
-        ops::healthz, ops::metrics,
-    ),
-    components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        for name in ["tenant_key", "admin_token"] {
-            components.add_security_scheme(
-                name,
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-        }
-    }
 }
 
 /// The tenant a request's API key belongs to (and the key's record).

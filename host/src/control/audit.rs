@@ -34,7 +34,7 @@ pub struct AuditEntry {
     pub contact_id: Option<String>,
     /// Why, in words.
     pub reason: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub details: serde_json::Value,
 }
 

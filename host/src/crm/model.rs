@@ -244,7 +244,7 @@ pub struct Message {
     pub text: Option<String>,
     /// The type-specific payload (inbound: as Meta sent it; outbound: what
     /// was sent).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub content: serde_json::Value,
     pub at: Millis,
     /// The message this one answers or reacts to.

@@ -57,7 +57,7 @@ pub struct SyncEvent {
     /// Stable across redeliveries: receivers drop what they have seen.
     pub idempotency_key: String,
     /// The record after the change (a contact, a conversation, a message…).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
 }
 
