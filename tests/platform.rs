@@ -89,10 +89,11 @@ async fn webhooks_find_their_tenant_by_phone_number_id_and_its_secret() {
     let (status, body) = host.post_for(&p, B_PHONE, B_SECRET).await;
     assert_eq!((status, body["accepted"].as_u64()), (200, Some(1)));
 
-    // An unknown number is acknowledged, counted and ignored.
+    // An unknown number no secret verifies is refused (see tests/hardening.rs
+    // for the operator's own app secrets).
     let (status, body) =
         host.post_for(&text_message("5511900000000", "X", "wamid.U1", "oi", host.now_secs()), "999", "whatever").await;
-    assert_eq!((status, body["unknown_phone_numbers"].as_u64(), body["accepted"].as_u64()), (200, Some(1), Some(0)));
+    assert_eq!(status, 401, "{body}");
     host.settle().await;
 
     let (_, mine) = host.get_as(&key, "/v1/contacts").await;
@@ -100,7 +101,7 @@ async fn webhooks_find_their_tenant_by_phone_number_id_and_its_secret() {
     let (_, demo) = host.get("/v1/contacts").await;
     assert_eq!(demo["contacts"], json!([]), "the demo tenant got nothing");
     let metrics = host.metrics().await;
-    assert!(metrics.contains("switchboard_unknown_phone_number_payloads_total 1"), "{metrics}");
+    assert!(metrics.contains("switchboard_unverified_webhooks_total 1"), "{metrics}");
 
     // A disabled tenant's webhooks are acknowledged and ignored; its keys stop.
     host.admin(Method::PATCH, "/admin/v1/tenants/acme", Some(json!({ "disabled": true }))).await;
@@ -108,6 +109,8 @@ async fn webhooks_find_their_tenant_by_phone_number_id_and_its_secret() {
         .post_for(&text_message("5511987654321", "Ana", "wamid.B2", "oi", host.now_secs()), B_PHONE, B_SECRET)
         .await;
     assert_eq!((status, body["accepted"].as_u64()), (200, Some(0)));
+    let forged = text_message("5511987654321", "Ana", "wamid.B3", "oi", host.now_secs());
+    assert_eq!(host.post_for(&forged, B_PHONE, "forged").await.0, 401, "still verified with its secret");
     assert_eq!(host.get_as(&key, "/v1/contacts").await.0, 401);
 }
 

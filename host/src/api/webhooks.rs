@@ -168,7 +168,8 @@ async fn accept(
     let mut events = Vec::new();
     let mut unknown = 0;
     for change in parsed.changes {
-        let Some(Some(tenant)) = owners.get(&change.phone_number_id) else {
+        let Some(Some(tenant)) = owners.get(&change.phone_number_id).filter(|t| t.as_ref().is_some_and(|t| !t.disabled))
+        else {
             unknown += 1;
             s.metrics.unknown_phone_numbers.inc();
             tracing::warn!(phone_number_id = %change.phone_number_id, "webhook for a phone-number id no tenant owns; acknowledged and ignored");

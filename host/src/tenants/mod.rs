@@ -98,12 +98,13 @@ impl Tenants {
         self.store.get_json(TENANTS, id.as_bytes())
     }
 
-    /// The enabled tenant that receives on `phone_number_id`.
+    /// The tenant that owns `phone_number_id`, disabled or not (a disabled
+    /// tenant's webhooks are still verified with its secret, then ignored).
     pub fn by_phone_number_id(&self, phone_number_id: &str) -> Result<Option<Tenant>, StoreError> {
         let Some(id) = self.store.get(BY_PHONE_ID, phone_number_id.as_bytes())? else {
             return Ok(None);
         };
-        Ok(self.get(&String::from_utf8_lossy(&id))?.filter(|t| !t.disabled))
+        self.get(&String::from_utf8_lossy(&id))
     }
 
     /// The enabled tenant an API key belongs to, with the key's record.
