@@ -81,7 +81,7 @@ async fn an_event_that_panics_is_quarantined_and_its_contact_and_tenant_go_on() 
     assert_eq!(ana_messages, ["wamid.a1", "wamid.a3"], "the contact's next event went on");
     assert_eq!(decisions(&host, "+5521998765432").await.len(), 1, "the tenant's other contacts too");
     let metrics = host.metrics().await;
-    assert!(metrics.contains("switchboard_quarantined_total{kind=\"inbound\"} 1"), "{metrics}");
+    assert!(metrics.contains("switchboard_quarantined_total{kind=\"inbound\",cause=\"panic\"} 1"), "{metrics}");
     assert!(metrics.contains("switchboard_stalled_lanes 0"), "{metrics}");
 }
 

@@ -168,7 +168,8 @@ async fn accept(
     let mut events = Vec::new();
     let mut unknown = 0;
     for change in parsed.changes {
-        let Some(Some(tenant)) = owners.get(&change.phone_number_id).filter(|t| t.as_ref().is_some_and(|t| !t.disabled))
+        let Some(Some(tenant)) =
+            owners.get(&change.phone_number_id).filter(|t| t.as_ref().is_some_and(|t| !t.disabled))
         else {
             unknown += 1;
             s.metrics.unknown_phone_numbers.inc();

@@ -305,12 +305,14 @@ pub fn restamp(json: &mut Value, now_secs: Option<i64>, new_ids: bool) {
     for change in entries.iter_mut().filter_map(|e| e.get_mut("changes")?.as_array_mut()).flatten() {
         let Some(value) = change.get_mut("value") else { continue };
         for list in ["messages", "statuses"] {
-            for item in value.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+            let items = value.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten();
+            // Only objects: a malformed sample is sent as it is, not a panic.
+            for item in items.filter_map(Value::as_object_mut) {
                 if let Some(now) = now_secs {
-                    item["timestamp"] = Value::String(now.to_string());
+                    item.insert("timestamp".into(), Value::String(now.to_string()));
                 }
                 if new_ids && list == "messages" {
-                    item["id"] = Value::String(format!("wamid.{}", uuid::Uuid::now_v7().simple()));
+                    item.insert("id".into(), Value::String(format!("wamid.{}", uuid::Uuid::now_v7().simple())));
                 }
             }
         }

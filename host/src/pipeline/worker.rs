@@ -178,7 +178,7 @@ impl Pipeline {
         loop {
             attempt += 1;
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(seq, event)));
-            let cause = match outcome {
+            let (cause, panicked) = match outcome {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) if e.is_conflict() && attempt < 50 => continue,
                 Ok(Err(e)) if e.is_transient() => {
@@ -193,11 +193,11 @@ impl Pipeline {
                 // An error the same event will always meet: no retry.
                 Ok(Err(e)) => {
                     failures = MAX_FAILURES;
-                    e.to_string()
+                    (e.to_string(), false)
                 }
                 Err(panic) => {
                     failures += 1;
-                    format!("the host panicked applying it: {}", panic_message(panic.as_ref()))
+                    (format!("the host panicked applying it: {}", panic_message(panic.as_ref())), true)
                 }
             };
             if failures < MAX_FAILURES {
@@ -205,7 +205,7 @@ impl Pipeline {
                 scheduler.failed_attempt(job, &cause);
                 continue;
             }
-            self.set_aside(job, event, &cause, scheduler, shutdown);
+            self.set_aside(job, event, &cause, panicked, scheduler, shutdown);
             return;
         }
     }
@@ -237,10 +237,19 @@ impl Pipeline {
     /// Moves the event to the quarantine, retrying while storage cannot
     /// write: leaving it in the journal would block the lane at the next
     /// start.
-    fn set_aside(&self, job: &Job, event: &Event, cause: &str, scheduler: &Scheduler, shutdown: &CancellationToken) {
+    fn set_aside(
+        &self,
+        job: &Job,
+        event: &Event,
+        cause: &str,
+        panicked: bool,
+        scheduler: &Scheduler,
+        shutdown: &CancellationToken,
+    ) {
         // Ids, never bodies, in the log: a message's text is the contact's.
         tracing::error!(kind = event.kind(), id = event.id(), %cause, "event cannot be applied; quarantined");
-        self.stages.metrics.quarantined_total.get_or_create(&labels(&[("kind", event.kind())])).inc();
+        let why = if panicked { "panic" } else { "error" };
+        self.stages.metrics.quarantined_total.get_or_create(&labels(&[("kind", event.kind()), ("cause", why)])).inc();
         while let Err(e) = self.journal.quarantine(job.seq, event, cause) {
             if shutdown.is_cancelled() {
                 return;

@@ -1,0 +1,129 @@
+//! Does what its script says, so one component can play every kind of
+//! plugin a test needs: return any decision (valid or not), fail, sleep,
+//! recurse, burn time or return huge output.
+//!
+//! The script is JSON, from the message text when it starts with
+//! `script:` (per message), else from the tenant's `script` setting.
+use serde::Deserialize;
+use switchboard_plugin::router::*;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Script {
+    /// Return this decision.
+    decision: Option<D>,
+    /// Return this error.
+    error: Option<String>,
+    /// A reason of this many bytes (on a no-reply decision).
+    reason_bytes: Option<usize>,
+    /// Call WASI's sleep for this long first.
+    sleep_ms: Option<u64>,
+    /// Poll a WASI clock until it has moved this many ms.
+    spin_clock_ms: Option<u64>,
+    /// Recurse without end.
+    recurse: bool,
+    /// Trap.
+    trap: bool,
+    /// Print this many bytes to stdout.
+    print_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct D {
+    needs_reply: bool,
+    handler: H,
+    acknowledge: Option<R>,
+    priority: String,
+    respond_within: Option<u64>,
+    tags: Vec<String>,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum H {
+    Bot(R),
+    Agent(String),
+    Team(String),
+    Nobody,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum R {
+    Text(String),
+    Template { name: String, language: String, parameters: Vec<String> },
+}
+
+fn reply(r: R) -> Reply {
+    match r {
+        R::Text(t) => Reply::Text(t),
+        R::Template { name, language, parameters } => Reply::Template(Template { name, language, parameters }),
+    }
+}
+
+fn depth(n: u64) -> u64 {
+    // Not a tail call: each level keeps a frame.
+    std::hint::black_box(depth(n + 1)) + std::hint::black_box(n)
+}
+
+struct Scripted;
+
+impl Router for Scripted {
+    fn route(input: Input) -> Result<Decision, String> {
+        let text = input.message.text.clone().unwrap_or_default();
+        let source = match text.strip_prefix("script:") {
+            Some(s) => s.to_string(),
+            None => config("script").unwrap_or_default(),
+        };
+        let script: Script = if source.trim().is_empty() {
+            Script::default()
+        } else {
+            serde_json::from_str(&source).map_err(|e| format!("bad script: {e}"))?
+        };
+        if let Some(ms) = script.sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if let Some(ms) = script.spin_clock_ms {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_millis(ms) {}
+        }
+        if script.recurse {
+            return Ok(Decision::no_reply(depth(0).to_string()));
+        }
+        if script.trap {
+            core::arch::wasm32::unreachable();
+        }
+        if let Some(n) = script.print_bytes {
+            println!("{}", "x".repeat(n));
+        }
+        if let Some(e) = script.error {
+            return Err(e);
+        }
+        if let Some(n) = script.reason_bytes {
+            return Ok(Decision::no_reply("r".repeat(n)));
+        }
+        let Some(d) = script.decision else { return Ok(Decision::no_reply("no script")) };
+        Ok(Decision {
+            needs_reply: d.needs_reply,
+            handler: match d.handler {
+                H::Bot(r) => Handler::Bot(reply(r)),
+                H::Agent(a) => Handler::Human(Assignee::Agent(a)),
+                H::Team(t) => Handler::Human(Assignee::Team(t)),
+                H::Nobody => Handler::Nobody,
+            },
+            acknowledge: d.acknowledge.map(reply),
+            priority: match d.priority.as_str() {
+                "low" => Priority::Low,
+                "high" => Priority::High,
+                "urgent" => Priority::Urgent,
+                _ => Priority::Normal,
+            },
+            respond_within: d.respond_within,
+            tags: d.tags,
+            reason: d.reason,
+        })
+    }
+}
+
+switchboard_plugin::export_router!(Scripted);
