@@ -26,6 +26,74 @@ struct Script {
     trap: bool,
     /// Print this many bytes to stdout.
     print_bytes: Option<usize>,
+    /// Call one WASI import directly (see `raw_wasi`).
+    wasi: Option<String>,
+}
+
+/// Calls one WASI import the way a hostile guest would; returns what came
+/// back, for the reason.
+fn raw_wasi(call: &str) -> Result<String, String> {
+    use wasi::clocks::{monotonic_clock, wall_clock};
+    use wasi::io::poll;
+    Ok(match call {
+        "subscribe-instant-max" => {
+            monotonic_clock::subscribe_instant(u64::MAX).block();
+            format!("woke at {}", monotonic_clock::now())
+        }
+        "subscribe-duration-max" => {
+            monotonic_clock::subscribe_duration(u64::MAX).block();
+            format!("woke at {}", monotonic_clock::now())
+        }
+        "poll-many" => {
+            let pollables: Vec<_> = (1..200u64).map(|i| monotonic_clock::subscribe_duration(i * 1_000_000_000)).collect();
+            let refs: Vec<&poll::Pollable> = pollables.iter().collect();
+            let mut ready = 0;
+            for _ in 0..200 {
+                ready += poll::poll(&refs).len();
+            }
+            format!("{ready} ready")
+        }
+        "wall-clock-loop" => {
+            let start = wall_clock::now();
+            loop {
+                let t = wall_clock::now();
+                if t.seconds > start.seconds + 10 {
+                    break format!("ten seconds passed: {}", t.seconds);
+                }
+            }
+        }
+        "random-huge" => format!("{} bytes", wasi::random::random::get_random_bytes(u64::MAX).len()),
+        "random-many" => {
+            let mut n = 0;
+            for _ in 0..10_000 {
+                n += wasi::random::random::get_random_bytes(65_536).len();
+            }
+            format!("{n} bytes")
+        }
+        "stdin-read" => {
+            let stdin = wasi::cli::stdin::get_stdin();
+            format!("{:?}", stdin.blocking_read(1 << 30).map(|b| b.len()))
+        }
+        "stdout-flood" => {
+            let out = wasi::cli::stdout::get_stdout();
+            let chunk = vec![b'x'; 4096];
+            let mut results = Vec::new();
+            for _ in 0..64 {
+                results.push(out.blocking_write_and_flush(&chunk).is_ok());
+            }
+            format!("{} writes ok", results.iter().filter(|r| **r).count())
+        }
+        "stdout-subscribe-block" => {
+            let out = wasi::cli::stdout::get_stdout();
+            for _ in 0..1000 {
+                out.subscribe().block();
+            }
+            "subscribed".into()
+        }
+        "preopens" => format!("{} directories", wasi::filesystem::preopens::get_directories().len()),
+        "environment" => format!("{} variables", wasi::cli::environment::get_environment().len()),
+        other => return Err(format!("unknown wasi call {other}")),
+    })
 }
 
 #[derive(Deserialize)]
@@ -93,6 +161,9 @@ impl Router for Scripted {
         }
         if script.trap {
             core::arch::wasm32::unreachable();
+        }
+        if let Some(call) = &script.wasi {
+            return raw_wasi(call).map(Decision::no_reply);
         }
         if let Some(n) = script.print_bytes {
             println!("{}", "x".repeat(n));
