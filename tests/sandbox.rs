@@ -23,8 +23,11 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
+        Self::with(PluginConfig::default())
+    }
+
+    fn with(config: PluginConfig) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let config = PluginConfig::default();
         let runtime = Arc::new(Runtime::new(&config, dir.path()).unwrap());
         let plugin = runtime.compile(&guest("scripted_router"), None).unwrap();
         Sandbox { runtime, plugin, limits: config.limits, _dir: dir }
@@ -56,9 +59,9 @@ fn reason(report: &CallReport<switchboard::model::RoutingDecision>) -> String {
 #[test]
 fn a_sleep_returns_at_once_and_advances_only_the_guests_clock() {
     let sandbox = Sandbox::new();
-    let report = sandbox.run(json!({ "sleep_ms": 5000, "reason_bytes": 3 }));
+    let report = sandbox.run(json!({ "sleep_ms": 60_000, "reason_bytes": 3 }));
     assert_eq!(reason(&report), "rrr");
-    assert!(report.duration < Duration::from_millis(2500), "slept for real: {:?}", report.duration);
+    assert!(report.duration < Duration::from_secs(30), "slept for real: {:?}", report.duration);
     // The clocks moved by exactly the time slept (and only then).
     let woke = reason(&sandbox.run(json!({ "wasi": "subscribe-duration-max" })));
     assert_eq!(woke, format!("woke at {}", u64::MAX));
@@ -70,15 +73,27 @@ fn a_sleep_returns_at_once_and_advances_only_the_guests_clock() {
 #[test]
 fn every_reachable_wasi_import_stays_within_the_budget() {
     let sandbox = Sandbox::new();
-    let bound = sandbox.limits.deadline * 20;
-    let cases: Vec<(&str, Box<dyn Fn(&Result<String, Failure>) -> bool>)> = vec![
+    // Generous (a loaded machine is slow); what must not happen is a call
+    // that waits on the host for seconds, or for ever.
+    let bound = Duration::from_secs(10);
+    type Expected = Box<dyn Fn(&Result<String, Failure>) -> bool>;
+    let cases: Vec<(&str, Expected)> = vec![
         ("subscribe-instant-max", Box::new(|r| r.as_ref().is_ok_and(|s| s.starts_with("woke at")))),
         ("subscribe-duration-max", Box::new(|r| r.is_ok())),
         ("poll-many", Box::new(|r| r.as_deref() == Ok("39800 ready"))),
-        // No sleep, so the clock never moves: the budget ends the loop.
-        ("wall-clock-loop", Box::new(|r| matches!(r, Err(Failure::FuelExhausted(_) | Failure::Timeout(_))))),
+        // No sleep, so the clock never moves: the budget ends the loop (on a
+        // machine too busy to give it the CPU, as the host's fault).
+        (
+            "wall-clock-loop",
+            Box::new(|r| matches!(r, Err(Failure::FuelExhausted(_) | Failure::Timeout(_) | Failure::Host(_)))),
+        ),
         ("random-huge", Box::new(|r| matches!(r, Err(Failure::Trap(why)) if why.contains("exceeds limit")))),
-        ("random-many", Box::new(|r| r.is_ok() || matches!(r, Err(Failure::FuelExhausted(_) | Failure::Timeout(_))))),
+        (
+            "random-many",
+            Box::new(|r| {
+                r.is_ok() || matches!(r, Err(Failure::FuelExhausted(_) | Failure::Timeout(_) | Failure::Host(_)))
+            }),
+        ),
         ("stdin-read", Box::new(|r| r.as_ref().is_ok_and(|s| s.starts_with("Err")))),
         ("stdout-flood", Box::new(|r| r.is_ok() || matches!(r, Err(Failure::Trap(_))))),
         ("stdout-subscribe-block", Box::new(|r| r.as_deref() == Ok("subscribed"))),
@@ -94,8 +109,10 @@ fn every_reachable_wasi_import_stays_within_the_budget() {
     }
 }
 
-/// One tenant's router sleeps five seconds on every message; another
-/// tenant's messages are decided as fast as ever beside it.
+/// One tenant's router sleeps a minute on every message; another tenant's
+/// messages are decided beside it as if it did not (a real sleep would
+/// hold a worker a minute per message). The latencies are printed; the
+/// bounds are half a sleep, so a loaded machine still passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_whose_plugin_sleeps_does_not_slow_another_tenant() {
     let host = TestHost::start().await;
@@ -107,7 +124,7 @@ async fn a_tenant_whose_plugin_sleeps_does_not_slow_another_tenant() {
             Method::PUT,
             "/v1/plugins/router/config",
             &sleepy,
-            Some(json!({ "config": { "script": json!({ "sleep_ms": 5000 }).to_string() } })),
+            Some(json!({ "config": { "script": json!({ "sleep_ms": 60_000 }).to_string() } })),
         )
         .await;
     assert_eq!(status, 200);
@@ -125,9 +142,12 @@ async fn a_tenant_whose_plugin_sleeps_does_not_slow_another_tenant() {
     let mut demo_latency = Vec::new();
     for i in 0..20 {
         let d = host.decisions_of(&sleepy, &format!("+55119{:08}", 40_000_000 + i)).await;
-        assert_eq!(d[0]["outcome"], "decided", "{}", d[0]);
+        // Decided — or, on a machine too busy to run it in time twice, a
+        // fallback the host takes the blame for: never a deadline hit.
+        let host_fault = d[0]["cause"].as_str().is_some_and(|c| c.starts_with("host:"));
+        assert!(d[0]["outcome"] == "decided" || host_fault, "{}", d[0]);
         let ran = Duration::from_micros(d[0]["duration_us"].as_u64().unwrap());
-        assert!(ran < Duration::from_millis(2500), "the plugin slept for real: {ran:?}");
+        assert!(ran < Duration::from_secs(30), "the plugin slept for real: {ran:?}");
         let d = host.decisions_of(API_KEY, &format!("+55119{:08}", 50_000_000 + i)).await;
         demo_latency.push(d[0]["latency_us"].as_u64().unwrap() / 1000);
     }
@@ -136,5 +156,107 @@ async fn a_tenant_whose_plugin_sleeps_does_not_slow_another_tenant() {
         "the other tenant's latency beside a sleeping plugin: p50 {} ms, max {} ms",
         demo_latency[10], demo_latency[19]
     );
-    assert!(demo_latency[19] < 2500, "another tenant waited for the sleeps: {demo_latency:?}");
+    assert!(demo_latency[19] < 30_000, "another tenant waited for the sleeps: {demo_latency:?}");
+}
+
+/// Failures say what happened: a stack overflow (in wasm's stack or in the
+/// guest's own, in linear memory) as such, and a plugin's error text with
+/// its control characters escaped.
+#[test]
+fn failures_are_named_for_what_happened_and_plugin_text_is_sanitised() {
+    let sandbox = Sandbox::new();
+    for script in [json!({ "recurse": true }), json!({ "recurse_big": true })] {
+        match sandbox.run(script.clone()).result {
+            Err(Failure::Trap(why)) => assert!(why.starts_with("stack overflow"), "{script}: {why}"),
+            other => panic!("{script}: {other:?}"),
+        }
+    }
+    match sandbox.run(json!({ "error": "bad\u{0}\u{1b}[31mnews\u{7}" })).result {
+        Err(Failure::PluginError(why)) => {
+            assert!(!why.chars().any(|c| c.is_control()), "{why:?}");
+            assert!(why.contains("bad") && why.contains("news"), "{why:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// More callers than the pool has slots wait for one: no call fails for
+/// the host's limit.
+#[test]
+fn callers_queue_for_instance_slots_instead_of_failing() {
+    let config = PluginConfig { instance_slots: 2, ..PluginConfig::default() };
+    let sandbox = Arc::new(Sandbox::with(config));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let sandbox = sandbox.clone();
+            std::thread::spawn(move || {
+                (0..25).filter(|_| sandbox.run(json!({ "reason_bytes": 1 })).result.is_ok()).count()
+            })
+        })
+        .collect();
+    let ok: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(ok, 200, "every call got a slot");
+}
+
+async fn scripted_tenant(host: &TestHost, id: &str, phone_number_id: &str, secret: &str) -> String {
+    let key = host.create_tenant(id, phone_number_id, secret).await;
+    let (status, body) = host.upload(&key, "router", guest("scripted_router"), true).await;
+    assert_eq!(status, 201, "{body}");
+    key
+}
+
+async fn router_view(host: &TestHost, key: &str) -> Value {
+    host.get_as(key, "/v1/plugins/router").await.1
+}
+
+/// A version failing every other call, across many contacts, is suspended;
+/// consecutive failures alone would never see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_failing_every_other_call_is_suspended() {
+    let host = TestHost::start_with(|c| c.plugins.suspend_after = 4).await;
+    let key = scripted_tenant(&host, "flaky", "200000000000011", "flaky-secret").await;
+    let now = host.now_secs();
+    for n in 0..12 {
+        let text = if n % 2 == 0 { r#"script:{"trap":true}"# } else { "oi" };
+        let p = text_message(&format!("55119{:08}", 60_000_000 + n), "C", &format!("wamid.half{n}"), text, now);
+        host.post_for(&p, "200000000000011", "flaky-secret").await;
+        host.settle().await;
+    }
+    let view = router_view(&host, &key).await;
+    let version = &view["versions"][0];
+    assert!(version["suspended"].is_object(), "{view}");
+    assert!(version["suspended"]["failures"].as_u64() >= Some(4), "{view}");
+    assert_eq!(view["running"]["builtin"], "default-router", "the built-in took over");
+}
+
+/// One contact whose messages keep failing the version is quarantined —
+/// its next decisions take the fallback — and the version stays active
+/// for everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_contact_cannot_suspend_a_tenants_plugin() {
+    let host = TestHost::start_with(|c| c.plugins.suspend_after = 4).await;
+    let key = scripted_tenant(&host, "target", "200000000000012", "target-secret").await;
+    let now = host.now_secs();
+    let poison = "5511970000000";
+    for n in 0..6 {
+        let p = text_message(poison, "Attacker", &format!("wamid.poison{n}"), r#"script:{"trap":true}"#, now);
+        host.post_for(&p, "200000000000012", "target-secret").await;
+        host.settle().await;
+    }
+    let p = text_message("5511970000001", "Customer", "wamid.customer", "oi", now);
+    host.post_for(&p, "200000000000012", "target-secret").await;
+    host.settle().await;
+
+    let view = router_view(&host, &key).await;
+    let version = &view["versions"][0];
+    assert_eq!(version["suspended"], Value::Null, "one contact suspended the version: {view}");
+    assert_eq!(version["active"], true);
+    let quarantined = version["quarantined_contacts"].as_array().unwrap();
+    assert_eq!(quarantined.len(), 1, "{view}");
+    assert!(quarantined[0]["cause"].as_str().unwrap().contains("trap"), "{view}");
+    let decisions = host.decisions_of(&key, &format!("+{poison}")).await;
+    let last = decisions.iter().max_by_key(|d| d["made_at"].as_i64()).unwrap();
+    assert!(last["cause"].as_str().unwrap().starts_with("contact quarantined"), "{last}");
+    let customer = host.decisions_of(&key, "+5511970000001").await;
+    assert_eq!(customer[0]["outcome"], "decided", "everyone else keeps the version");
 }

@@ -219,9 +219,31 @@ pub struct PluginConfig {
     pub max_memory_bytes: usize,
     /// Ceiling for any tenant's table cap.
     pub max_table_elements: usize,
-    /// Consecutive failures after which a tenant's version is suspended
-    /// and the last good one takes over.
+    /// Failures (in the breaker's window) after which a tenant's version
+    /// is suspended and the last good one takes over — if they are at
+    /// least `breaker_failure_rate` of the window's calls and not one
+    /// contact's (that contact is quarantined instead).
     pub suspend_after: u32,
+    /// Recent calls of a version the breaker looks at.
+    pub breaker_window: usize,
+    /// Share of the window's calls that must have failed to suspend.
+    pub breaker_failure_rate: f64,
+    /// How long a contact whose own messages keep failing a version skips
+    /// it (its decisions take the fallback).
+    #[serde(with = "humantime_serde")]
+    pub contact_quarantine: Duration,
+}
+
+impl PluginConfig {
+    pub fn breaker(&self) -> crate::plugins::health::BreakerConfig {
+        crate::plugins::health::BreakerConfig {
+            window: self.breaker_window.max(1),
+            min_failures: self.suspend_after.max(1),
+            failure_rate: self.breaker_failure_rate.clamp(0.0, 1.0),
+            contact_share: 0.6,
+            contact_quarantine: self.contact_quarantine,
+        }
+    }
 }
 
 impl Default for PluginConfig {
@@ -234,6 +256,9 @@ impl Default for PluginConfig {
             max_memory_bytes: 512 * 1024 * 1024,
             max_table_elements: 1_000_000,
             suspend_after: 5,
+            breaker_window: 20,
+            breaker_failure_rate: 0.5,
+            contact_quarantine: Duration::from_secs(3600),
         }
     }
 }

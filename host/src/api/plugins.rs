@@ -93,7 +93,7 @@ pub async fn overview(
     let registry = &state.stages().plugins;
     let mut worlds = Vec::new();
     for w in World::ALL {
-        let (active, versions) = registry.version_views(&tenant.id, w)?;
+        let (active, versions) = registry.version_views(&tenant.id, w, state.stages().clock.now_ms())?;
         worlds.push(WorldSummary {
             world: w,
             running: registry.active(&tenant.id, w).map(|p| p.meta),
@@ -125,7 +125,7 @@ pub async fn world_view(
 ) -> Result<Json<WorldView>, ApiError> {
     let w = world(&name)?;
     let registry = &state.stages().plugins;
-    let (active, versions) = registry.version_views(&tenant.id, w)?;
+    let (active, versions) = registry.version_views(&tenant.id, w, state.stages().clock.now_ms())?;
     Ok(Json(WorldView { world: w, running: registry.active(&tenant.id, w).map(|p| p.meta), active, versions }))
 }
 
@@ -194,7 +194,7 @@ pub async fn version_view(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<VersionView>, ApiError> {
     let w = world(&name)?;
-    let (_, versions) = state.stages().plugins.version_views(&tenant.id, w)?;
+    let (_, versions) = state.stages().plugins.version_views(&tenant.id, w, state.stages().clock.now_ms())?;
     versions
         .into_iter()
         .find(|v| v.record.version == version)

@@ -86,9 +86,12 @@ pub(super) fn plan(
         pending: state.current.as_ref().map(|t| t.follow_up.clone()),
         unanswered_attempts: conversation.unanswered_follow_ups,
     };
-    let mut report =
-        s.plugins.runtime().plan_follow_up(&plugin, &limits, s.plugins.config(&tenant.id, World::FollowUp)?, &input);
-    let plugin_ref = p.observe(&tenant.id, &plugin, &mut report, now);
+    let config = s.plugins.config(&tenant.id, World::FollowUp)?;
+    let contact = &context.contact.id;
+    let mut report = p.call_plugin(&tenant.id, &plugin, contact, now, || {
+        s.plugins.runtime().plan_follow_up(&plugin, &limits, config, &input)
+    });
+    let plugin_ref = p.observe(&tenant.id, &plugin, contact, &mut report, now);
     let actor = Actor::Plugin { world: plugin_ref.world.clone(), version: plugin_ref.version.clone() };
     let plan = match report.result {
         Ok(plan) => plan,

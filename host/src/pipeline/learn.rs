@@ -57,9 +57,11 @@ pub(super) fn close_exchange(
     let interaction = measure(&conversation.id, closed_by, &messages, reply, tz, now);
     let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
     let input = FeedbackInput { now, contact: contact.clone(), interaction: interaction.clone() };
-    let mut report =
-        s.plugins.runtime().learn(&plugin, &limits, s.plugins.config(&tenant.id, World::Feedback)?, &input);
-    let plugin_ref = p.observe(&tenant.id, &plugin, &mut report, now);
+    let config = s.plugins.config(&tenant.id, World::Feedback)?;
+    let mut report = p.call_plugin(&tenant.id, &plugin, &contact.id, now, || {
+        s.plugins.runtime().learn(&plugin, &limits, config, &input)
+    });
+    let plugin_ref = p.observe(&tenant.id, &plugin, &contact.id, &mut report, now);
     let Ok(updates) = report.result else { return Ok(()) };
     for u in &updates {
         contact.signals.insert(u.name.clone(), Signal { value: u.value, updated_at: now });

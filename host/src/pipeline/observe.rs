@@ -4,11 +4,38 @@
 use super::Pipeline;
 use crate::crm::PluginRef;
 use crate::metrics::labels;
-use crate::plugins::{CallReport, Plugin, World};
+use crate::plugins::{CallReport, Failure, Plugin, World};
 
 impl Pipeline {
+    /// Makes `call` to `plugin` about `contact_id`, unless that contact is
+    /// quarantined for the plugin (its messages kept making it fail): then
+    /// the call is skipped and the caller falls back, saying why.
+    pub(super) fn call_plugin<T>(
+        &self,
+        tenant: &str,
+        plugin: &Plugin,
+        contact_id: &str,
+        now: i64,
+        call: impl FnOnce() -> CallReport<T>,
+    ) -> CallReport<T> {
+        match self.stages.plugins.contact_quarantined(tenant, &plugin.meta, contact_id, now) {
+            Some(q) => CallReport::skipped(Failure::ContactQuarantined(format!(
+                "this contact's messages made the version fail {} times (last: {}); it skips the version until {}",
+                q.failures, q.cause, q.until
+            ))),
+            None => call(),
+        }
+    }
+
     /// Records `report` and returns the plugin reference for the record.
-    pub(super) fn observe<T>(&self, tenant: &str, plugin: &Plugin, report: &mut CallReport<T>, now: i64) -> PluginRef {
+    pub(super) fn observe<T>(
+        &self,
+        tenant: &str,
+        plugin: &Plugin,
+        contact_id: &str,
+        report: &mut CallReport<T>,
+        now: i64,
+    ) -> PluginRef {
         let s = &self.stages;
         let world = plugin.meta.world;
         let version = &plugin.meta.hash;
@@ -17,7 +44,7 @@ impl Pipeline {
             .get_or_create(&labels(&[("world", world.as_str())]))
             .observe(report.duration.as_secs_f64());
         s.plugins.logs.append(tenant, world, version, std::mem::take(&mut report.logs));
-        s.plugins.record_outcome(tenant, &plugin.meta, report.result.as_ref().err(), now);
+        s.plugins.record_outcome(tenant, &plugin.meta, contact_id, report.result.as_ref().err(), now);
         let outcome = if report.result.is_ok() { "decided" } else { "fallback" };
         s.metrics.decisions.get_or_create(&labels(&[("world", world.as_str()), ("outcome", outcome)])).inc();
         if let Err(failure) = &report.result {

@@ -38,12 +38,13 @@ pub(super) fn route(
     };
     let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
     let config = s.plugins.config(&tenant.id, World::Router)?;
-    let mut report = {
+    let contact = &context.contact.id;
+    let mut report = p.call_plugin(&tenant.id, &plugin, contact, context.now, || {
         let span = tracing::info_span!("route", plugin_version = %&plugin.meta.hash[..12]);
         let _e = span.enter();
         s.plugins.runtime().route(&plugin, &limits, config, context, message)
-    };
-    let plugin_ref = p.observe(&tenant.id, &plugin, &mut report, context.now);
+    });
+    let plugin_ref = p.observe(&tenant.id, &plugin, contact, &mut report, context.now);
     let (decision, outcome, cause) = match report.result {
         Ok(d) => (d, DecisionOutcome::Decided, None),
         Err(failure) => {

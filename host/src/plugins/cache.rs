@@ -27,6 +27,10 @@ impl CompileCache {
         self.dir.join(format!("{hash}-{}.cwasm", self.engine_tag))
     }
 
+    pub fn contains(&self, hash: &str) -> bool {
+        self.path(hash).exists()
+    }
+
     /// The cached compilation of `hash`, if present and loadable.
     pub fn load(&self, engine: &Engine, hash: &str) -> Option<Component> {
         let path = self.path(hash);

@@ -15,7 +15,10 @@ mod cache;
 mod export;
 pub mod feedback;
 pub mod follow_up;
+pub mod health;
+pub mod inspect;
 pub mod logs;
+mod outcome;
 pub mod registry;
 pub mod router;
 mod runtime;
@@ -24,6 +27,7 @@ pub mod v0_1;
 pub mod versions;
 
 pub use logs::PluginLogs;
+pub use outcome::sanitize;
 pub use registry::{Registry, UploadError};
 pub use runtime::{Plugin, Runtime};
 
@@ -112,6 +116,15 @@ pub enum Failure {
     PluginError(String),
     #[error("invalid output: {0}")]
     InvalidOutput(String),
+    /// The host, not the plugin, could not run the call (overloaded, out
+    /// of instance slots): the message still falls back, and the plugin's
+    /// health is not charged.
+    #[error("host: {0}")]
+    Host(String),
+    /// The contact's messages kept making this version fail: its decisions
+    /// skip the version for a while (see `health`). No call was made.
+    #[error("contact quarantined: {0}")]
+    ContactQuarantined(String),
 }
 
 impl Failure {
@@ -124,7 +137,14 @@ impl Failure {
             Failure::ResourceLimit(_) => "memory",
             Failure::PluginError(_) => "plugin_error",
             Failure::InvalidOutput(_) => "invalid_output",
+            Failure::Host(_) => "host",
+            Failure::ContactQuarantined(_) => "contact_quarantined",
         }
+    }
+
+    /// Whether the plugin is to blame (counts toward suspending it).
+    pub fn blames_plugin(&self) -> bool {
+        !matches!(self, Failure::Host(_) | Failure::ContactQuarantined(_))
     }
 }
 
@@ -138,6 +158,11 @@ pub struct CallReport<T> {
 }
 
 impl<T> CallReport<T> {
+    /// A call not made, with why.
+    pub fn skipped(failure: Failure) -> CallReport<T> {
+        CallReport { result: Err(failure), fuel_used: 0, duration: Duration::ZERO, logs: Vec::new() }
+    }
+
     pub fn map<U>(self, f: impl FnOnce(T) -> Result<U, Failure>) -> CallReport<U> {
         CallReport {
             result: self.result.and_then(f),

@@ -6,9 +6,10 @@
 //! version. Compiled plugins are shared by hash, so a rollback to an
 //! earlier version costs no compilation.
 //!
-//! The registry also watches health: after `suspend_after` consecutive
-//! failures a tenant's version is suspended and the last good version (or
-//! the built-in) takes over, and the tenant can see why in the API.
+//! The registry also watches health (see `health`): a version that fails
+//! too often is suspended and the last good version (or the built-in)
+//! takes over; a contact whose own messages keep failing it is quarantined
+//! instead. The tenant can see both, with why, in the API.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::health::{BreakerConfig, Health, QuarantinedContact, Verdict, VersionHealth};
 use super::versions::{ActiveRecord, Suspension, VersionRecord, Versions};
 use super::{Failure, LogLine, Plugin, PluginError, PluginLogs, PluginMeta, Runtime, World};
 use crate::clock::Millis;
@@ -56,14 +58,6 @@ pub enum UploadError {
     Store(#[from] StoreError),
 }
 
-/// Calls and failures of one version since the host started.
-#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
-pub struct Health {
-    pub calls: u64,
-    pub failures: u64,
-    pub consecutive_failures: u32,
-}
-
 /// A version as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VersionView {
@@ -71,6 +65,9 @@ pub struct VersionView {
     pub record: VersionRecord,
     pub active: bool,
     pub health: Health,
+    /// Contacts whose decisions skip this version for now (their messages
+    /// kept making it fail).
+    pub quarantined_contacts: Vec<QuarantinedContact>,
 }
 
 pub struct Registry {
@@ -80,19 +77,22 @@ pub struct Registry {
     builtins: HashMap<World, Plugin>,
     compiled: Mutex<HashMap<String, Plugin>>,
     active: RwLock<HashMap<(String, World), Plugin>>,
-    health: Mutex<HashMap<(String, World, String), Health>>,
-    suspend_after: u32,
+    health: Mutex<HashMap<(String, World, String), VersionHealth>>,
+    breaker: BreakerConfig,
     pub logs: PluginLogs,
 }
 
 impl Registry {
     /// Compiles the built-ins and loads every tenant's active versions
     /// (from the compile cache: no recompilation after a restart).
-    pub fn new(runtime: Arc<Runtime>, store: Store, suspend_after: u32) -> Result<Registry, PluginError> {
+    pub fn new(runtime: Arc<Runtime>, store: Store, breaker: BreakerConfig) -> Result<Registry, PluginError> {
         let started = std::time::Instant::now();
         let router = runtime.compile(DEFAULT_ROUTER_WASM, Some("default-router"))?;
         let follow_up = runtime.compile(ADAPTIVE_FOLLOW_UP_WASM, Some("adaptive-follow-up"))?;
         let feedback = runtime.compile(ENGAGEMENT_FEEDBACK_WASM, Some("engagement-feedback"))?;
+        for builtin in [&router, &follow_up, &feedback] {
+            runtime.remember(builtin);
+        }
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "built-in plugins ready");
         let registry = Registry {
             versions: Versions::new(store.clone()),
@@ -106,7 +106,7 @@ impl Registry {
             compiled: Mutex::default(),
             active: RwLock::default(),
             health: Mutex::default(),
-            suspend_after: suspend_after.max(1),
+            breaker,
             logs: PluginLogs::new(500),
         };
         let active = registry.versions.all_active().map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -172,6 +172,7 @@ impl Registry {
             .map_err(|e| PluginError::Engine(e.to_string()))?
             .ok_or_else(|| PluginError::Engine(format!("the bytes of {hash} are missing")))?;
         let plugin = self.runtime.compile(&wasm, None)?;
+        self.runtime.remember(&plugin);
         if let Ok(mut c) = self.compiled.lock() {
             c.insert(hash.to_string(), plugin.clone());
         }
@@ -211,6 +212,8 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         }
+        // Only now, accepted, is its compiled code kept.
+        self.runtime.remember(&plugin);
         if let Ok(mut c) = self.compiled.lock() {
             c.insert(hash, plugin);
         }
@@ -288,37 +291,62 @@ impl Registry {
         Ok(None)
     }
 
-    /// Counts a call's outcome; suspends the version after too many
-    /// consecutive failures and puts the last good one in its place.
-    pub fn record_outcome(&self, tenant: &str, meta: &PluginMeta, failure: Option<&Failure>, now: Millis) {
+    /// Counts a call's outcome for `contact_id`; suspends the version, or
+    /// quarantines the contact, when the breaker says so.
+    pub fn record_outcome(
+        &self,
+        tenant: &str,
+        meta: &PluginMeta,
+        contact_id: &str,
+        failure: Option<&Failure>,
+        now: Millis,
+    ) {
         let key = (tenant.to_string(), meta.world, meta.hash.clone());
-        let trip = {
+        let verdict = {
             let Ok(mut all) = self.health.lock() else { return };
-            let h = all.entry(key).or_default();
-            h.calls += 1;
-            match failure {
-                None => {
-                    h.consecutive_failures = 0;
-                    false
-                }
-                Some(_) => {
-                    h.failures += 1;
-                    h.consecutive_failures += 1;
-                    // Exactly the call that reaches the threshold suspends.
-                    h.consecutive_failures == self.suspend_after
+            all.entry(key).or_default().record(&self.breaker, contact_id, failure, now)
+        };
+        match verdict {
+            Verdict::Fine => {}
+            Verdict::Quarantine(q) => {
+                let message = format!(
+                    "contact {} quarantined for version {} until {} after {} failures (last: {}); its decisions take the fallback",
+                    q.contact_id, meta.hash, q.until, q.failures, q.cause
+                );
+                tracing::warn!(%tenant, world = %meta.world, "{message}");
+                let line = LogLine { at: now, level: "warn", source: "host", message };
+                self.logs.append(tenant, meta.world, &meta.hash, vec![line]);
+            }
+            Verdict::Suspend { .. } if meta.builtin.is_some() => {}
+            Verdict::Suspend { failures, calls, cause } => {
+                if let Err(e) = self.suspend(tenant, meta, &cause, failures, calls, now) {
+                    tracing::error!(%tenant, version = %meta.hash, error = %e, "suspending a failing version failed");
                 }
             }
-        };
-        if !trip || meta.builtin.is_some() {
-            return;
-        }
-        let reason = failure.map(ToString::to_string).unwrap_or_default();
-        if let Err(e) = self.suspend(tenant, meta, &reason, now) {
-            tracing::error!(%tenant, version = %meta.hash, error = %e, "suspending a failing version failed");
         }
     }
 
-    fn suspend(&self, tenant: &str, meta: &PluginMeta, reason: &str, now: Millis) -> Result<(), UploadError> {
+    /// Whether `contact_id`'s decisions skip `meta` now (see `health`).
+    pub fn contact_quarantined(
+        &self,
+        tenant: &str,
+        meta: &PluginMeta,
+        contact_id: &str,
+        now: Millis,
+    ) -> Option<QuarantinedContact> {
+        let key = (tenant.to_string(), meta.world, meta.hash.clone());
+        self.health.lock().ok()?.get_mut(&key)?.quarantined(contact_id, now)
+    }
+
+    fn suspend(
+        &self,
+        tenant: &str,
+        meta: &PluginMeta,
+        reason: &str,
+        failures: u32,
+        calls: u32,
+        now: Millis,
+    ) -> Result<(), UploadError> {
         let world = meta.world;
         let Some(mut record) = self.versions.get(tenant, world, &meta.hash)? else { return Ok(()) };
         let active = self.versions.active(tenant, world)?;
@@ -331,12 +359,8 @@ impl Registry {
             None => None,
         };
         let replaced_by = replacement.clone().unwrap_or_else(|| "builtin".into());
-        record.suspended = Some(Suspension {
-            at: now,
-            reason: reason.to_string(),
-            consecutive_failures: self.suspend_after,
-            replaced_by: replaced_by.clone(),
-        });
+        record.suspended =
+            Some(Suspension { at: now, reason: reason.to_string(), failures, calls, replaced_by: replaced_by.clone() });
         self.versions.set_active(
             tenant,
             world,
@@ -347,8 +371,8 @@ impl Registry {
         )?;
         self.swap(tenant, world, replacement_plugin);
         let message = format!(
-            "version {} suspended after {} consecutive failures (last: {reason}); now running {replaced_by}",
-            meta.hash, self.suspend_after
+            "version {} suspended: {failures} of its last {calls} calls failed (last: {reason}); now running {replaced_by}",
+            meta.hash
         );
         tracing::warn!(%tenant, %world, "{message}");
         self.logs.append(tenant, world, &meta.hash, vec![LogLine { at: now, level: "error", source: "host", message }]);
@@ -356,17 +380,28 @@ impl Registry {
     }
 
     /// The tenant's versions of `world` with their health.
-    pub fn version_views(&self, tenant: &str, world: World) -> Result<(ActiveRecord, Vec<VersionView>), StoreError> {
+    pub fn version_views(
+        &self,
+        tenant: &str,
+        world: World,
+        now: Millis,
+    ) -> Result<(ActiveRecord, Vec<VersionView>), StoreError> {
         let active = self.versions.active(tenant, world)?;
-        let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        let health = self.health.lock().ok();
         let views = self
             .versions
             .list(tenant, world)?
             .into_iter()
-            .map(|record| VersionView {
-                active: active.version.as_deref() == Some(record.version.as_str()),
-                health: health.get(&(tenant.to_string(), world, record.version.clone())).copied().unwrap_or_default(),
-                record,
+            .map(|record| {
+                let key = (tenant.to_string(), world, record.version.clone());
+                let (health, quarantined_contacts) =
+                    health.as_ref().and_then(|h| h.get(&key)).map(|h| h.view(now)).unwrap_or_default();
+                VersionView {
+                    active: active.version.as_deref() == Some(record.version.as_str()),
+                    health,
+                    quarantined_contacts,
+                    record,
+                }
             })
             .collect();
         Ok((active, views))

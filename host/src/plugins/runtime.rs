@@ -2,16 +2,20 @@
 //! sandboxed call path every world uses.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use super::cache::CompileCache;
+use super::inspect::{Shape, inspect};
+use super::outcome::{self, Spent};
 use super::sandbox::HostState;
 use super::{CallReport, Failure, PluginError, PluginMeta, World, v0_1};
 use crate::clock::Millis;
@@ -20,16 +24,12 @@ use crate::config::{PluginConfig, PluginLimits};
 /// WIT package versions this host serves, newest first.
 pub const SERVED_VERSIONS: &[&str] = &[v0_1::VERSION];
 
-/// Import namespaces a plugin may use. WASI is linked with no capability
-/// granted (see `sandbox`); sockets and HTTP are refused at upload.
-const ALLOWED_IMPORTS: &[&str] =
-    &["switchboard:plugin/", "wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
-
 /// A compiled, pre-instantiated plugin. Cheap to clone (`Arc` inside).
 #[derive(Clone)]
 pub struct Plugin {
     pub meta: PluginMeta,
     pub(super) pre: Arc<Pre>,
+    component: Component,
 }
 
 pub(super) enum Pre {
@@ -44,6 +44,7 @@ pub struct Runtime {
     cache: CompileCache,
     tick: Duration,
     stop_ticker: Arc<AtomicBool>,
+    slots: Slots,
     /// The operator's default limits, for the one probe instantiation that
     /// type-checks a freshly compiled component's export.
     probe_limits: PluginLimits,
@@ -80,31 +81,23 @@ impl Runtime {
             linker_v0_1: linker,
             tick: config.epoch_tick,
             stop_ticker,
+            slots: Slots::new(config.instance_slots),
             probe_limits: config.limits.clone(),
         })
     }
 
     /// Validates and compiles a component: it must be a component, target a
     /// WIT version we serve, implement exactly one world, and import nothing
-    /// beyond the allowed interfaces. The error says what to fix.
+    /// beyond the allowed interfaces — all read from its bytes before any
+    /// compiling (see `inspect`). The error says what to fix. Nothing is
+    /// cached: [`Runtime::remember`] does that for accepted versions only.
     pub fn compile(&self, wasm: &[u8], builtin: Option<&str>) -> Result<Plugin, PluginError> {
-        if !wasmparser_is_component(wasm) {
-            return Err(PluginError::NotAComponent(
-                "the file does not start with the component-model header; build with \
-                 `cargo build --target wasm32-wasip2` (or componentize your module)"
-                    .into(),
-            ));
-        }
+        let Shape { world, wit_version } = inspect(wasm, SERVED_VERSIONS)?;
         let hash = hex::encode(Sha256::digest(wasm));
         let component = match self.cache.load(&self.engine, &hash) {
             Some(c) => c,
-            None => {
-                let c = Component::new(&self.engine, wasm).map_err(|e| PluginError::Compile(format!("{e:#}")))?;
-                self.cache.store(&hash, &c);
-                c
-            }
+            None => Component::new(&self.engine, wasm).map_err(|e| PluginError::Compile(format!("{e:#}")))?,
         };
-        let (world, wit_version) = self.inspect(&component)?;
         let pre = match (world, wit_version.as_str()) {
             (World::Router, v0_1::VERSION) => Pre::RouterV0_1(self.pre(&component, v0_1::RouterPre::new)?),
             (World::FollowUp, v0_1::VERSION) => Pre::FollowUpV0_1(self.pre(&component, v0_1::FollowUpPre::new)?),
@@ -119,7 +112,16 @@ impl Runtime {
         Ok(Plugin {
             meta: PluginMeta { hash, world, wit_version, size: wasm.len(), builtin: builtin.map(String::from) },
             pre: Arc::new(pre),
+            component,
         })
+    }
+
+    /// Keeps an accepted plugin's compiled code on disk, so a restart or a
+    /// reload after eviction does not compile it again.
+    pub fn remember(&self, plugin: &Plugin) {
+        if !self.cache.contains(&plugin.meta.hash) {
+            self.cache.store(&plugin.meta.hash, &plugin.component);
+        }
     }
 
     fn pre<P>(
@@ -136,52 +138,38 @@ impl Runtime {
             .map_err(|e| PluginError::ForbiddenImport(format!("the component cannot be linked: {e:#}")))?;
         // `make` instantiates once (sandboxed, within the default limits)
         // to type-check the world's export.
-        let probe = self.invoke(&self.probe_limits, Arc::default(), 0, 0, |store| make(instance_pre, store));
+        let probe = self.invoke_once(&self.probe_limits, Arc::default(), 0, 0, |store| make(instance_pre, store));
         probe.result.map_err(|failure| match failure {
             Failure::PluginError(why) => PluginError::WrongWorld(why),
             other => PluginError::WrongWorld(format!("instantiating the component failed: {other}")),
         })
     }
 
-    /// Finds the world and WIT version from the exports, and checks imports.
-    fn inspect(&self, component: &Component) -> Result<(World, String), PluginError> {
-        let ty = component.component_type();
-        for (name, _) in ty.imports(&self.engine) {
-            if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
-                return Err(PluginError::ForbiddenImport(format!(
-                    "the component imports `{name}`; plugins may only import {} \
-                     (no sockets, HTTP or other host access)",
-                    ALLOWED_IMPORTS.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        }
-        let mut found = Vec::new();
-        for (name, item) in ty.exports(&self.engine) {
-            let Some(rest) = name.strip_prefix("switchboard:plugin/") else { continue };
-            if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-                continue;
-            }
-            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
-            if let Some(world) = World::ALL.into_iter().find(|w| w.export_interface() == interface) {
-                found.push((world, version.to_string()));
-            }
-        }
-        match found.as_slice() {
-            [one] => Ok(one.clone()),
-            [] => Err(PluginError::WrongWorld(
-                "the component exports no switchboard:plugin interface: implement one world \
-                 (router exports `routing`, follow-up `following`, feedback `learning`)"
-                    .into(),
-            )),
-            _ => Err(PluginError::WrongWorld(
-                "the component implements more than one world; ship one per component".into(),
-            )),
-        }
-    }
-
     /// Runs `call` in a fresh store with `limits`. Traps, limit hits and
     /// the plugin's own errors come back as a [`Failure`], never a panic.
+    ///
+    /// A call the host could not give its time to (the machine was too busy
+    /// to run it before its deadline) is tried once more: the plugin has
+    /// not had its turn yet.
     pub(super) fn invoke<R>(
+        &self,
+        limits: &PluginLimits,
+        config: Arc<BTreeMap<String, String>>,
+        now: Millis,
+        seed: u64,
+        call: impl Fn(&mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> CallReport<R> {
+        let first = self.invoke_once(limits, config.clone(), now, seed, &call);
+        let Err(Failure::Host(why)) = &first.result else { return first };
+        tracing::debug!(%why, "trying a plugin call again");
+        let mut second = self.invoke_once(limits, config, now, seed, &call);
+        second.duration += first.duration;
+        second.logs.splice(0..0, first.logs);
+        second
+    }
+
+    /// [`Runtime::invoke`], once.
+    fn invoke_once<R>(
         &self,
         limits: &PluginLimits,
         config: Arc<BTreeMap<String, String>>,
@@ -189,30 +177,29 @@ impl Runtime {
         seed: u64,
         call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
     ) -> CallReport<R> {
+        // Wait for a pool slot rather than fail the call for the host's limit.
+        let _slot = self.slots.acquire();
         let state = HostState::new(now, seed, config, limits.memory_bytes, limits.table_elements);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.deadline.as_nanos().div_ceil(self.tick.as_nanos().max(1)) as u64;
         store.set_epoch_deadline(ticks.max(1) + 1);
-        let start = Instant::now();
+        let (start, cpu_start) = (Instant::now(), outcome::thread_cpu_time());
         let result = match store.set_fuel(limits.fuel) {
             Ok(()) => call(&mut store),
             Err(e) => Err(e),
         };
-        let duration = start.elapsed();
+        let spent = Spent { wall: start.elapsed(), cpu: outcome::thread_cpu_time().saturating_sub(cpu_start) };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.data_mut();
         state.drain_stdio();
         let result = match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(message)) => Err(Failure::PluginError(truncate(message, 1024))),
-            Err(e) => Err(match (state.limiter.exceeded.take(), e.downcast_ref::<Trap>()) {
-                (Some(limit), _) => Failure::ResourceLimit(limit),
-                (None, Some(Trap::OutOfFuel)) => Failure::FuelExhausted(limits.fuel),
-                (None, Some(Trap::Interrupt)) => Failure::Timeout(limits.deadline),
-                (None, Some(trap)) => Failure::Trap(trap.to_string()),
-                (None, None) => Failure::Trap(truncate(format!("{e:#}"), 1024)),
-            }),
+            Ok(Ok(value)) => match outcome::overran(spent, limits, self.tick) {
+                Some(failure) => Err(failure),
+                None => Ok(value),
+            },
+            Ok(Err(message)) => Err(Failure::PluginError(outcome::sanitize(&message, 1024))),
+            Err(e) => Err(outcome::classify(&e, state.limiter.exceeded.take(), limits, spent)),
         };
         if state.dropped_logs > 0 {
             let n = state.dropped_logs;
@@ -224,25 +211,40 @@ impl Runtime {
             });
         }
         let logs = std::mem::take(&mut state.logs);
-        CallReport { result, fuel_used, duration, logs }
+        CallReport { result, fuel_used, duration: spent.wall, logs }
     }
 }
 
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
+/// The pool's slots, as a counting semaphore: callers queue for one
+/// instead of failing when every slot is taken.
+struct Slots {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn new(n: u32) -> Slots {
+        Slots { free: Mutex::new(n.max(1)), freed: Condvar::new() }
+    }
+
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
         }
-        s.truncate(cut);
-        s.push('…');
+        *free -= 1;
+        SlotGuard(self)
     }
-    s
 }
 
-/// The component-model binary header: `\0asm`, version 0x0d, layer 1.
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// How instances get their memory, best first.
@@ -271,9 +273,9 @@ fn engine(config: &PluginConfig, allocation: Allocation) -> Result<Engine, Plugi
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    // Our traps are expected outcomes, not bugs to debug: skip the costly
-    // backtrace capture (RUST_BACKTRACE would otherwise add ~11 µs each).
-    c.wasm_backtrace_max_frames(None);
+    // A trap's wasm backtrace is kept (only traps pay for it): a deep one
+    // tells a stack overflow from a stray memory access (see `outcome`).
+    c.wasm_backtrace_max_frames(NonZeroUsize::new(outcome::BACKTRACE_FRAMES));
     if allocation != Allocation::OnDemand {
         let slots = config.instance_slots.max(1);
         let mut pool = PoolingAllocationConfig::default();

@@ -25,7 +25,12 @@ pub struct Suspension {
     pub at: Millis,
     /// What the failing calls said, e.g. `fuel exhausted: …`.
     pub reason: String,
-    pub consecutive_failures: u32,
+    /// Failures of the version in the breaker's window when it tripped…
+    #[serde(default)]
+    pub failures: u32,
+    /// …out of this many calls.
+    #[serde(default)]
+    pub calls: u32,
     /// The version (or `builtin`) that took over.
     pub replaced_by: String,
 }

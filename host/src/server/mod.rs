@@ -95,8 +95,8 @@ pub async fn start_on(
     };
     let registry = {
         let (runtime, store) = (Arc::new(runtime), store.clone());
-        let suspend_after = config.plugins.suspend_after;
-        tokio::task::spawn_blocking(move || Registry::new(runtime, store, suspend_after))
+        let breaker = config.plugins.breaker();
+        tokio::task::spawn_blocking(move || Registry::new(runtime, store, breaker))
             .await
             .map_err(|e| ServerError::Io(e.to_string()))??
     };

@@ -22,6 +22,9 @@ struct Script {
     spin_clock_ms: Option<u64>,
     /// Recurse without end.
     recurse: bool,
+    /// Recurse without end, with 4 KiB of locals per frame (on the shadow
+    /// stack in linear memory, as a Rust guest keeps arrays).
+    recurse_big: bool,
     /// Trap.
     trap: bool,
     /// Print this many bytes to stdout.
@@ -130,6 +133,14 @@ fn reply(r: R) -> Reply {
     }
 }
 
+#[inline(never)]
+fn deep_frames(n: u64) -> u64 {
+    let mut frame = [0u8; 4096];
+    frame[(n % 4096) as usize] = n as u8;
+    let frame = std::hint::black_box(frame);
+    std::hint::black_box(deep_frames(n + 1)) + u64::from(frame[(n % 4096) as usize])
+}
+
 fn depth(n: u64) -> u64 {
     // Not a tail call: each level keeps a frame.
     std::hint::black_box(depth(n + 1)) + std::hint::black_box(n)
@@ -155,6 +166,9 @@ impl Router for Scripted {
         if let Some(ms) = script.spin_clock_ms {
             let start = std::time::Instant::now();
             while start.elapsed() < std::time::Duration::from_millis(ms) {}
+        }
+        if script.recurse_big {
+            return Ok(Decision::no_reply(deep_frames(0).to_string()));
         }
         if script.recurse {
             return Ok(Decision::no_reply(depth(0).to_string()));
