@@ -39,6 +39,8 @@ fn spawn_with(data_dir: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -
         .env("SWITCHBOARD_DEMO__APP_SECRET", APP_SECRET)
         .env("SWITCHBOARD_DEMO__API_KEY", API_KEY)
         .env("SWITCHBOARD_PIPELINE__WORKERS", "2")
+        // A debug build: see `test_config`.
+        .env("SWITCHBOARD_PIPELINE__HEAVY_EVENT", "50ms")
         .env("RUST_LOG", std::env::var("CRASH_LOG").unwrap_or("warn".into()))
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
@@ -198,11 +200,15 @@ async fn all_messages(http: &reqwest::Client, base: &str) -> (Vec<Value>, Vec<Va
 }
 
 async fn drained(http: &reqwest::Client, base: &str) {
-    wait_for("the pipeline and the send queue to drain", || async {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
         let h = get(http, base, "/healthz").await;
-        (h["journal_pending"] == 0 && h["outbound_queue"] == 0).then_some(())
-    })
-    .await;
+        if h["journal_pending"] == 0 && h["outbound_queue"] == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pipeline and the send queue never drained: {h}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// SIGKILL while replies are being sent to Meta, again and again: a reply
@@ -350,7 +356,9 @@ async fn a_full_disk_is_unhealthy_and_recovers_by_itself_when_space_returns() {
     };
     let data = fs.0.path().join("data");
     let server = spawn_with(&data, &[], Stdio::inherit());
-    let http = reqwest::Client::new();
+    // A fresh connection per request: the server behind the port changes
+    // twice, and a pooled connection to the one before would be closed.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let mut acknowledged = Vec::new();
     let mut n = 0;
@@ -382,8 +390,13 @@ async fn a_full_disk_is_unhealthy_and_recovers_by_itself_when_space_returns() {
     })
     .await;
     assert_eq!(health["storage"]["writable"], false, "{health}");
-    let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("switchboard_storage_unwritable 1"), "{metrics}");
+    // The server stops in order and the port answers for it meanwhile (a
+    // connection open across the switch may be closed: clients retry).
+    wait_for("the storage gauge on /metrics", || async {
+        let text = http.get(format!("{}/metrics", server.base)).send().await.ok()?.text().await.ok()?;
+        text.contains("switchboard_storage_unwritable 1").then_some(())
+    })
+    .await;
 
     std::fs::remove_file(&filler).unwrap();
     wait_for("the server to recover by itself", || async {

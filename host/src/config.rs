@@ -136,11 +136,22 @@ pub struct PipelineConfig {
     /// long is reported as stalled by `/healthz` and `/metrics`.
     #[serde(with = "humantime_serde")]
     pub stall_after: Duration,
+    /// A tenant whose events average more CPU than this (its plugin burns
+    /// its budget) runs on the low-priority background workers until they
+    /// are cheap again.
+    #[serde(with = "humantime_serde")]
+    pub heavy_event: Duration,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 0, queue_depth: 256, enabled: true, stall_after: Duration::from_secs(30) }
+        PipelineConfig {
+            workers: 0,
+            queue_depth: 256,
+            enabled: true,
+            stall_after: Duration::from_secs(30),
+            heavy_event: Duration::from_millis(5),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod model;
 
 pub use model::*;
 
+use crate::clock::Millis;
 use crate::store::{Batch, Result, Store, StoreError, Tree, encode, keys};
 
 const CONTACTS: Tree = Tree("crm.contacts");
@@ -265,6 +266,30 @@ impl Crm {
             batch.put(MESSAGE_INDEX, key(tenant, wamid), log_key.clone());
         }
         batch.put_json(MESSAGES, log_key, message)
+    }
+
+    /// A conversation's messages written at or after `since`, oldest first,
+    /// read from the newest back: the scan stops after a run of older ones
+    /// (a late delivery can put an older message after newer ones, so one
+    /// is not enough), so it costs the exchange, not the conversation.
+    pub fn messages_since(&self, tenant: &str, conversation_id: &str, since: Millis) -> Result<Vec<Message>> {
+        const OLDER_RUN: usize = 20;
+        let prefix = keys::prefix(&[tenant.as_bytes(), conversation_id.as_bytes()]);
+        let (mut out, mut older) = (Vec::new(), 0);
+        for m in self.store.scan_prefix(MESSAGES, &prefix)?.values::<Message>().rev() {
+            let m = m?;
+            if m.at >= since {
+                older = 0;
+                out.push(m);
+            } else {
+                older += 1;
+                if older >= OLDER_RUN {
+                    break;
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// The last `n` messages of a conversation, oldest first.

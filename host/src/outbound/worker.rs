@@ -129,13 +129,16 @@ impl Worker {
                 return;
             }
         };
+        // A dry run leaves the host: nothing to wait for, and doing it
+        // again after a crash is harmless.
+        let Some(token) = token else {
+            return self.record(key, &job, SendOutcome::DryRun, false).await;
+        };
         // Mark the send started and wait until that mark — and the decision
         // that queued the job — is on disk: never send for a decision a
         // crash could undo, and after a crash know which sends may have
         // gone out (see `recover`).
-        if token.is_some()
-            && let Err(e) = self.outbox.start(key, self.clock.now_ms())
-        {
+        if let Err(e) = self.outbox.start(key, self.clock.now_ms()) {
             tracing::error!(error = %e, "not sending: the send could not be marked started");
             return;
         }
@@ -143,26 +146,21 @@ impl Worker {
             tracing::error!(error = %e, "not sending: the store could not sync");
             return;
         }
-        let outcome = match token {
-            None => SendOutcome::DryRun,
-            Some(token) => match self.send_with_retries(&job, &token, &shutdown).await {
-                Some(outcome) => outcome,
-                None => {
-                    // Shutting down between attempts, the last of which Meta
-                    // refused: not sent; the job goes out on the next start.
-                    if let Err(e) = self.outbox.restart(key) {
-                        tracing::warn!(error = %e, "clearing a send's start mark failed");
-                    }
-                    return;
-                }
-            },
+        let Some(outcome) = self.send_with_retries(&job, &token, &shutdown).await else {
+            // Shutting down between attempts, the last of which Meta
+            // refused: not sent; the job goes out on the next start.
+            if let Err(e) = self.outbox.restart(key) {
+                tracing::warn!(error = %e, "clearing a send's start mark failed");
+            }
+            return;
         };
-        self.record(key, &job, outcome).await;
+        self.record(key, &job, outcome, true).await;
     }
 
-    /// Journals a send's outcome with the job's removal, durably: until
-    /// that is on disk a crash would leave the send marked started.
-    async fn record(&self, key: &[u8], job: &SendJob, outcome: SendOutcome) {
+    /// Journals a send's outcome with the job's removal — durably when it
+    /// went to Meta: until that is on disk a crash would leave the send
+    /// marked started.
+    async fn record(&self, key: &[u8], job: &SendJob, outcome: SendOutcome, durably: bool) {
         self.metrics.sends.get_or_create(&vec![("outcome".to_string(), outcome_label(&outcome).to_string())]).inc();
         let result = SendResult {
             tenant: job.tenant.clone(),
@@ -177,7 +175,7 @@ impl Worker {
             tracing::error!(error = %e, message_id = %job.message_id, "recording a send result failed");
             return;
         }
-        if let Err(e) = self.store.sync().await {
+        if durably && let Err(e) = self.store.sync().await {
             tracing::error!(error = %e, message_id = %job.message_id, "a send result could not be synced");
         }
     }
@@ -207,7 +205,7 @@ impl Worker {
                 }
                 Some(job) => {
                     tracing::warn!(message_id = %job.message_id, "a send was interrupted by a crash; its outcome is unknown and it is not sent again");
-                    self.record(&key, &job, SendOutcome::Unknown { started_at }).await;
+                    self.record(&key, &job, SendOutcome::Unknown { started_at }, true).await;
                 }
                 None => {
                     // Its result was recorded; only the mark was left.

@@ -44,9 +44,9 @@ pub(super) fn close_exchange(
     let since = conversation.exchange_since;
     let messages: Vec<Message> = s
         .crm
-        .recent_messages(&tenant.id, &conversation.id, 1000)?
+        .messages_since(&tenant.id, &conversation.id, since)?
         .into_iter()
-        .filter(|m| m.at >= since && Some(&m.id) != reply.map(|r| &r.id))
+        .filter(|m| Some(&m.id) != reply.map(|r| &r.id))
         .collect();
     conversation.exchange_since = reply.map_or(now, |r| r.at.max(since));
     if messages.is_empty() {

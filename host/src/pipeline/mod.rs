@@ -103,8 +103,8 @@ impl Pipeline {
     pub fn new(stages: Stages) -> Result<Arc<Pipeline>, StoreError> {
         Ok(Arc::new(Pipeline {
             journal: Journal::open(stages.store.clone(), stages.config.webhook.dedup_window.as_millis() as i64)?,
+            scheduler: Arc::new(Scheduler::new(stages.config.pipeline.heavy_event)),
             stages,
-            scheduler: Arc::new(Scheduler::new(worker::HEAVY_EVENT)),
             dirty: Mutex::default(),
             wake: Condvar::new(),
         }))

@@ -222,7 +222,7 @@ impl Scheduler {
         }
     }
 
-    /// Marks `job` finished after `cost`; the contact's next event (if any)
+    /// Marks `job` finished after `cost` (CPU time); the contact's next event (if any)
     /// becomes ready.
     pub fn done(&self, job: &Job, cost: Duration) {
         let Ok(mut s) = self.state.lock() else { return };

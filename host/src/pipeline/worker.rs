@@ -9,18 +9,15 @@ use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::{Class, Job, Scheduler};
 use super::{Event, Pipeline, PipelineError, followup, inbound, learn, status};
+use crate::clock::thread_cpu_time;
 use crate::metrics::labels;
 use crate::store::Batch;
-
-/// A tenant whose events average more than this runs in the background
-/// class (see `scheduler`).
-pub(super) const HEAVY_EVENT: Duration = Duration::from_millis(5);
 
 /// Attempts before an event that keeps failing is quarantined.
 const MAX_FAILURES: u32 = 3;
@@ -155,9 +152,11 @@ impl Pipeline {
             if shutdown.is_cancelled() {
                 return;
             }
-            let started = Instant::now();
+            // Cost is CPU time: wall time grows when the machine is busy
+            // with others, and would send a cheap tenant to the background.
+            let started = thread_cpu_time();
             self.apply(&job, scheduler, &shutdown);
-            scheduler.done(&job, started.elapsed());
+            scheduler.done(&job, thread_cpu_time().saturating_sub(started));
             self.mark_dirty(&job.tenant);
         }
     }

@@ -20,20 +20,10 @@ pub(super) struct Spent {
     pub cpu: Duration,
 }
 
-/// CPU time of the calling thread so far.
-pub(super) fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into the valid pointer.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
-    if !ok {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
-}
-
-/// Whether a call that ran past its deadline had the CPU for it: when the
-/// thread ran for less than half the deadline, the machine was busy with
-/// others (the host's fault, not the plugin's).
+/// Whether a call stopped at its deadline had the CPU for it: the deadline
+/// is a CPU budget (see `Runtime::cpu_deadline`), so a call stopped with
+/// less than half of it was stopped by the wall-clock backstop — the
+/// machine was busy with others (the host's fault, not the plugin's).
 fn had_the_cpu(spent: Spent, limits: &PluginLimits) -> bool {
     spent.cpu * 2 >= limits.deadline
 }

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
 use super::cache::CompileCache;
 use super::inspect::{Shape, inspect};
 use super::outcome::{self, Spent};
 use super::sandbox::HostState;
 use super::{CallReport, Failure, PluginError, PluginMeta, World, v0_1};
-use crate::clock::Millis;
+use crate::clock::{Millis, thread_cpu_time};
 use crate::config::{PluginConfig, PluginLimits};
 
 /// WIT package versions this host serves, newest first.
@@ -182,14 +182,13 @@ impl Runtime {
         let state = HostState::new(now, seed, config, limits.memory_bytes, limits.table_elements);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.deadline.as_nanos().div_ceil(self.tick.as_nanos().max(1)) as u64;
-        store.set_epoch_deadline(ticks.max(1) + 1);
-        let (start, cpu_start) = (Instant::now(), outcome::thread_cpu_time());
+        let (start, cpu_start) = (Instant::now(), thread_cpu_time());
+        self.cpu_deadline(&mut store, limits.deadline, start, cpu_start);
         let result = match store.set_fuel(limits.fuel) {
             Ok(()) => call(&mut store),
             Err(e) => Err(e),
         };
-        let spent = Spent { wall: start.elapsed(), cpu: outcome::thread_cpu_time().saturating_sub(cpu_start) };
+        let spent = Spent { wall: start.elapsed(), cpu: thread_cpu_time().saturating_sub(cpu_start) };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.data_mut();
         state.drain_stdio();
@@ -214,6 +213,33 @@ impl Runtime {
         CallReport { result, fuel_used, duration: spent.wall, logs }
     }
 }
+
+impl Runtime {
+    /// Makes `deadline` a budget of the call's own CPU time. The epoch
+    /// ticker checks in when the wall clock reaches the deadline; if the
+    /// call has not had that much CPU yet (the machine was busy with
+    /// others), it goes on for the CPU still due. Only a spinning plugin
+    /// is stopped at its deadline however loaded the host; a call the host
+    /// cannot run at all within [`WALL_BACKSTOP`] deadlines is stopped too,
+    /// and `outcome` says it was the host's fault.
+    fn cpu_deadline(&self, store: &mut Store<HostState>, deadline: Duration, start: Instant, cpu_start: Duration) {
+        let tick = self.tick.as_nanos().max(1);
+        let ticks = move |d: Duration| (d.as_nanos().div_ceil(tick) as u64).max(1);
+        store.set_epoch_deadline(ticks(deadline) + 1);
+        let backstop = (deadline * WALL_BACKSTOP).max(Duration::from_secs(1));
+        store.epoch_deadline_callback(move |_| {
+            let cpu = thread_cpu_time().saturating_sub(cpu_start);
+            if cpu >= deadline || start.elapsed() >= backstop {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(ticks(deadline - cpu)))
+        });
+    }
+}
+
+/// How many deadlines of wall-clock time a call may take when the host
+/// cannot give it the CPU (see `cpu_deadline`).
+const WALL_BACKSTOP: u32 = 20;
 
 /// The pool's slots, as a counting semaphore: callers queue for one
 /// instead of failing when every slot is taken.
