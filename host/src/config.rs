@@ -243,6 +243,16 @@ pub struct PluginConfig {
     /// it (its decisions take the fallback).
     #[serde(with = "humantime_serde")]
     pub contact_quarantine: Duration,
+    /// Threads that check and compile uploads, at the lowest priority.
+    pub compile_threads: usize,
+    /// Uploads that may wait for a compile thread, host-wide…
+    pub compile_queue: usize,
+    /// …and per tenant (queued or compiling).
+    pub uploads_per_tenant: usize,
+    /// How long an upload request waits for its result before answering
+    /// `202` with where to follow it.
+    #[serde(with = "humantime_serde")]
+    pub upload_wait: Duration,
 }
 
 impl PluginConfig {
@@ -270,6 +280,10 @@ impl Default for PluginConfig {
             breaker_window: 20,
             breaker_failure_rate: 0.5,
             contact_quarantine: Duration::from_secs(3600),
+            compile_threads: 1,
+            compile_queue: 16,
+            uploads_per_tenant: 2,
+            upload_wait: Duration::from_secs(2),
         }
     }
 }

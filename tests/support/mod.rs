@@ -228,7 +228,9 @@ impl TestHost {
         self.post_raw(&body, Some(&signature::sign(secret.as_bytes(), &body))).await
     }
 
-    /// Uploads a component for `world` with `key`.
+    /// Uploads a component for `world` with `key`. An upload still
+    /// compiling (`202`) is followed to its outcome, answered as the upload
+    /// would have been: 201/200 with the upload, or its error.
     pub async fn upload(&self, key: &str, world: &str, wasm: Vec<u8>, activate: bool) -> (u16, Value) {
         let resp = self
             .http
@@ -240,7 +242,32 @@ impl TestHost {
             .await
             .expect("upload");
         let status = resp.status().as_u16();
-        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        if status != 202 {
+            return (status, body);
+        }
+        let id = body["id"].as_str().expect("a 202 names the upload").to_string();
+        // A JavaScript component compiles for many seconds, and for minutes
+        // at low priority on a busy machine.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let done = loop {
+            let (_, view) = self.get_as(key, &format!("/v1/plugins/uploads/{id}")).await;
+            if view["state"] == "accepted" || view["state"] == "rejected" {
+                break view;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the upload never finished: {view}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if done["state"] == "rejected" {
+            let status = done["http_status"].as_u64().unwrap() as u16;
+            let error = json!({ "error": { "status": status, "code": done["code"], "message": done["message"] } });
+            return (status, error);
+        }
+        let mut accepted = done.clone();
+        for k in ["id", "world", "submitted_at", "state"] {
+            accepted.as_object_mut().unwrap().remove(k);
+        }
+        (if done["new"] == true { 201 } else { 200 }, accepted)
     }
 
     /// The decisions of the (only) conversation of the contact with `phone`, seen with `key`.

@@ -25,7 +25,7 @@ use super::{admin, companies, control, error, identity, ops, plugins, records, s
         sync::create, sync::list, sync::remove, sync::dead_letters, sync::replay,
         companies::list_companies, companies::create_company, companies::get_company, companies::update_company, companies::delete_company,
         companies::list_deals, companies::create_deal, companies::get_deal, companies::update_deal, companies::delete_deal,
-        plugins::overview, plugins::world_view, plugins::upload, plugins::version_view, plugins::activate,
+        plugins::overview, plugins::world_view, plugins::upload, plugins::upload_progress, plugins::version_view, plugins::activate,
         plugins::rollback, plugins::logs, plugins::get_config, plugins::put_config,
         control::takeover, control::release, control::reply, control::reassign, control::resolve,
         control::pause_conversation, control::resume_conversation, control::pause_contact, control::resume_contact,

@@ -14,7 +14,7 @@ mod doc;
 mod error;
 mod identity;
 mod ops;
-mod plugins;
+pub(crate) mod plugins;
 mod records;
 mod sync;
 mod webhooks;
@@ -39,15 +39,17 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Refused webhooks that name no known phone-number id, host-wide.
     pub unverified_limit: Arc<governor::DefaultDirectRateLimiter>,
+    /// Plugin uploads being checked and compiled.
+    pub uploads: Arc<crate::plugins::uploads::Uploads>,
 }
 
 impl AppState {
-    pub fn new(pipeline: Arc<Pipeline>) -> AppState {
+    pub fn new(pipeline: Arc<Pipeline>, uploads: Arc<crate::plugins::uploads::Uploads>) -> AppState {
         use std::num::NonZeroU32;
         let per_second = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN);
         let quota = governor::Quota::per_second(per_second).allow_burst(burst);
-        AppState { pipeline, unverified_limit: Arc::new(governor::RateLimiter::direct(quota)) }
+        AppState { pipeline, unverified_limit: Arc::new(governor::RateLimiter::direct(quota)), uploads }
     }
 
     pub fn stages(&self) -> &Stages {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, ApiJson, AppState, TenantAuth};
 use crate::plugins::logs::LogEntry;
 use crate::plugins::registry::VersionView;
-use crate::plugins::versions::{ActiveRecord, VersionRecord};
+use crate::plugins::uploads::{Progress, QueueError, Submission, UploadView, Uploaded};
+use crate::plugins::versions::ActiveRecord;
 use crate::plugins::{PluginError, PluginMeta, UploadError, World};
 use crate::tenants::Tenant;
 
@@ -30,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/plugins/{world}/rollback", post(rollback))
         .route("/v1/plugins/{world}/logs", get(logs))
         .route("/v1/plugins/{world}/config", get(get_config).put(put_config))
+        .route("/v1/plugins/uploads/{id}", get(upload_progress))
 }
 
 fn world(name: &str) -> Result<World, ApiError> {
@@ -136,52 +139,84 @@ pub struct UploadQuery {
     activate: bool,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Uploaded {
-    pub version: VersionRecord,
-    /// False when these exact bytes were uploaded before.
-    pub new: bool,
-    /// Set when `?activate=true`.
-    pub active: Option<ActiveRecord>,
-}
-
 /// Uploads a component (`.wasm` body). It is validated before it is
 /// accepted: a component, a served WIT version, this world, no forbidden
-/// imports, under the size cap, compiles, and decides well on the built-in
-/// sample input within the tenant's limits.
+/// imports, under the size cap (all read before compiling), compiles, and
+/// decides well on the built-in sample input within the tenant's limits.
+/// Checking and compiling run on the host's low-priority upload pool; when
+/// that takes longer than `plugins.upload_wait` (a JavaScript component
+/// takes seconds) the answer is `202` with the upload's place in the queue,
+/// to follow at `GET /v1/plugins/uploads/{id}`.
 #[utoipa::path(put, path = "/v1/plugins/{world}", tag = "plugins", params(("world" = String, Path), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"), security(("tenant_key" = [])),
     responses((status = 201, body = Uploaded), (status = 200, description = "already uploaded", body = Uploaded),
-              (status = 413, body = super::error::ErrorBody), (status = 422, description = "rejected: the message says what to fix", body = super::error::ErrorBody)))]
+              (status = 202, description = "checking and compiling; follow the Location", body = UploadView,
+               headers(("Location" = String, description = "where to follow the upload"))),
+              (status = 413, body = super::error::ErrorBody), (status = 422, description = "rejected: the message says what to fix", body = super::error::ErrorBody),
+              (status = 429, description = "too many uploads waiting", body = super::error::ErrorBody)))]
 pub async fn upload(
     TenantAuth(tenant, key): TenantAuth,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<UploadQuery>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+) -> Result<Response, ApiError> {
     let w = world(&name)?;
     let body = body.map_err(|r| ApiError::new(r.status(), "invalid_body", r.body_text()))?;
-    let limits = limits(&state, &tenant);
-    let by = format!("{} ({})", key.label, key.id);
-    let now = state.stages().clock.now_ms();
-    let (registry, tenant_id) = (state.stages().plugins.clone(), tenant.id.clone());
-    let (version, new) =
-        blocking(move || registry.upload(&tenant_id, w, &body, &limits, &by, now)).await?.map_err(upload_error)?;
-    tracing::info!(tenant = %tenant.id, world = %w, version = %version.version, new, "plugin uploaded");
-    let active = if query.activate {
-        let (registry, tenant_id, hash, by) =
-            (state.stages().plugins.clone(), tenant.id.clone(), version.version.clone(), key.label.clone());
-        Some(
-            blocking(move || registry.activate_version(&tenant_id, w, Some(&hash), &by, now))
-                .await?
-                .map_err(upload_error)?,
-        )
-    } else {
-        None
+    let submission = Submission {
+        limits: limits(&state, &tenant),
+        tenant: tenant.id,
+        world: w,
+        wasm: body,
+        uploaded_by: format!("{} ({})", key.label, key.id),
+        activate: query.activate,
+        now: state.stages().clock.now_ms(),
     };
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(Uploaded { version, new, active })))
+    let (id, mut progress) = state.uploads.submit(submission).map_err(|e| match e {
+        QueueError::TenantBusy(_) | QueueError::Full(_) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "uploads_busy", e.to_string())
+        }
+    })?;
+    let wait = state.stages().config.plugins.upload_wait;
+    let _ = tokio::time::timeout(wait, progress.wait_for(Progress::is_finished)).await;
+    let current = progress.borrow().clone();
+    match current {
+        Progress::Accepted(u) => {
+            let status = if u.new { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(u)).into_response())
+        }
+        Progress::Rejected { http_status, code, message } => Err(rejected(http_status, code, message)),
+        progress => {
+            let location = format!("/v1/plugins/uploads/{id}");
+            let view = UploadView { id, world: w, submitted_at: state.stages().clock.now_ms(), progress };
+            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+        }
+    }
+}
+
+/// An upload's progress, and its outcome once finished (kept an hour).
+#[utoipa::path(get, path = "/v1/plugins/uploads/{id}", tag = "plugins", params(("id" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 200, body = UploadView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn upload_progress(
+    TenantAuth(tenant, _): TenantAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<UploadView>, ApiError> {
+    state.uploads.view(&tenant.id, &id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!("no upload {id} for this tenant (finished uploads are kept an hour)"))
+    })
+}
+
+/// How the compile pool records an outcome: as the API would answer it.
+pub fn judge(outcome: Result<Uploaded, UploadError>) -> Progress {
+    match outcome.map_err(upload_error) {
+        Ok(u) => Progress::Accepted(u),
+        Err(e) => Progress::Rejected { http_status: e.status.as_u16(), code: e.code, message: e.message },
+    }
+}
+
+fn rejected(status: u16, code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY), code, message)
 }
 
 /// One version.

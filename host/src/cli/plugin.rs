@@ -212,9 +212,47 @@ async fn deploy(file: &Path, world: World, activate: bool, remote: &Remote, conf
         .send()
         .await
         .with_context(|| format!("uploading to {url}"))?;
-    let body = show(response).await?;
+    let accepted = response.status() == reqwest::StatusCode::ACCEPTED;
+    let mut body = show(response).await?;
+    if accepted {
+        body = follow_upload(&body, remote, config).await?;
+    }
     println!("{}", serde_json::to_string_pretty(&body)?);
     Ok(())
+}
+
+/// Follows an upload the server is still checking and compiling (a `202`)
+/// to its outcome, saying where it is meanwhile.
+async fn follow_upload(started: &Value, remote: &Remote, config: &Config) -> Result<Value> {
+    let id = started["id"].as_str().context("the server answered 202 without an upload id")?;
+    let url = format!("{}/v1/plugins/uploads/{id}", remote.url.trim_end_matches('/'));
+    let key = api_key(remote, config)?;
+    let http = reqwest::Client::new();
+    let mut last = String::new();
+    loop {
+        let view = show(http.get(&url).bearer_auth(&key).send().await?).await?;
+        let state = view["state"].as_str().unwrap_or_default().to_string();
+        match state.as_str() {
+            "accepted" => return Ok(view),
+            "rejected" => bail!(
+                "{} {}: {}",
+                view["http_status"],
+                view["code"].as_str().unwrap_or_default(),
+                view["message"].as_str().unwrap_or("no details")
+            ),
+            _ => {
+                let now = match view["ahead"].as_u64() {
+                    Some(ahead) => format!("queued ({ahead} ahead)"),
+                    None => state,
+                };
+                if now != last {
+                    eprintln!("upload {id}: {now}…");
+                    last = now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 async fn logs(world: World, limit: usize, remote: &Remote, config: &Config) -> Result<()> {

@@ -30,6 +30,7 @@ pub use event::Event;
 pub use journal::{Appended, Journal};
 pub use scheduler::{Scheduler, StalledLane};
 pub use worker::PipelineHandle;
+pub(crate) use worker::set_thread_nice;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};

@@ -37,14 +37,19 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Background workers run at the lowest priority (nice 19): they use idle
 /// CPU freely but yield it to everyone else under contention.
-fn lower_thread_priority() {
+pub(crate) fn lower_thread_priority() {
+    set_thread_nice(19);
+}
+
+/// Sets the calling thread's nice value (Linux; elsewhere nothing).
+pub(crate) fn set_thread_nice(nice: i32) {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on the calling thread (tid from gettid) with a
-    // constant nice value; no memory is passed.
+    // plain integer; no memory is passed.
     unsafe {
         let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) != 0 {
-            tracing::warn!("could not lower the background workers' priority");
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
+            tracing::warn!(nice, "could not lower a thread's priority");
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod router;
 mod runtime;
 mod sandbox;
+pub mod uploads;
 pub mod v0_1;
 pub mod versions;
 

@@ -299,6 +299,10 @@ fn engine(config: &PluginConfig, allocation: Allocation) -> Result<Engine, Plugi
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // One compile, one thread: compiles run on the upload pool's
+    // low-priority threads (see `uploads`) and must not spread over every
+    // core, where they would compete with decisions.
+    c.parallel_compilation(false);
     // A trap's wasm backtrace is kept (only traps pay for it): a deep one
     // tells a stack overflow from a stray memory access (see `outcome`).
     c.wasm_backtrace_max_frames(NonZeroUsize::new(outcome::BACKTRACE_FRAMES));

@@ -172,7 +172,15 @@ pub async fn start_on(
 
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServerError::Io(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
-    let state = AppState::new(pipeline);
+    let p = &config.plugins;
+    let uploads = crate::plugins::uploads::Uploads::start(
+        pipeline.stages.plugins.clone(),
+        p.compile_threads,
+        p.compile_queue,
+        p.uploads_per_tenant,
+        Arc::new(crate::api::plugins::judge),
+    );
+    let state = AppState::new(pipeline, uploads);
     let router = app(state.clone());
     let operator = match &config.server.metrics_listen {
         Some(listen) => {
@@ -235,6 +243,7 @@ impl Server {
         if tokio::time::timeout(self.grace, self.tasks.wait()).await.is_err() {
             tracing::warn!("background tasks still busy after the grace period; their work stays queued");
         }
+        self.state.uploads.close();
         if let Err(e) = self.state.stages().store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }
