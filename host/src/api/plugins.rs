@@ -210,7 +210,7 @@ pub async fn upload_progress(
 /// How the compile pool records an outcome: as the API would answer it.
 pub fn judge(outcome: Result<Uploaded, UploadError>) -> Progress {
     match outcome.map_err(upload_error) {
-        Ok(u) => Progress::Accepted(u),
+        Ok(u) => Progress::Accepted(Box::new(u)),
         Err(e) => Progress::Rejected { http_status: e.status.as_u16(), code: e.code, message: e.message },
     }
 }

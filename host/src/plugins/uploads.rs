@@ -60,7 +60,7 @@ pub enum Progress {
         ahead: usize,
     },
     Compiling,
-    Accepted(Uploaded),
+    Accepted(Box<Uploaded>),
     /// Refused, with the API's error: `http_status`, `code`, `message`.
     Rejected {
         http_status: u16,
