@@ -260,3 +260,25 @@ async fn one_contact_cannot_suspend_a_tenants_plugin() {
     let customer = host.decisions_of(&key, "+5511970000001").await;
     assert_eq!(customer[0]["outcome"], "decided", "everyone else keeps the version");
 }
+
+/// A plugin returning 100 MB is refused by the output cap before the host
+/// copies any of it.
+#[test]
+fn an_oversized_output_is_refused_before_it_is_copied() {
+    let sandbox = Sandbox::with(PluginConfig {
+        limits: PluginLimits { fuel: u64::MAX / 2, deadline: Duration::from_secs(5), ..PluginLimits::default() },
+        ..PluginConfig::default()
+    });
+    let small = sandbox.run(json!({ "reason_bytes": 2000 }));
+    assert!(
+        matches!(small.result, Err(Failure::InvalidOutput(ref why)) if why.contains("reason is longer")),
+        "{:?}",
+        small.result
+    );
+    let report = sandbox.run(json!({ "reason_bytes": 100_000_000 }));
+    match &report.result {
+        Err(Failure::InvalidOutput(why)) => assert!(why.contains("nothing of it was copied"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    eprintln!("a 100 MB reason: refused in {:?} (the guest's own time to write it included)", report.duration);
+}

@@ -48,6 +48,14 @@ pub(super) fn classify(error: &wasmtime::Error, limit: Option<String>, limits: &
                 .into(),
         ),
         Some(trap) => Failure::Trap(trap.to_string()),
+        // wasmtime's own error type for it is private; its message is the
+        // one public trace.
+        None if error.to_string().contains("fuel allocated for hostcalls has been exhausted") => {
+            Failure::InvalidOutput(format!(
+                "the output is larger than the {} bytes a call may return; nothing of it was copied",
+                limits.output_bytes.max(super::runtime::MIN_COPY_BUDGET)
+            ))
+        }
         None => Failure::Trap(sanitize(&format!("{error:#}"), 1024)),
     }
 }

@@ -182,6 +182,10 @@ impl Runtime {
         let state = HostState::new(now, seed, config, limits.memory_bytes, limits.table_elements);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // Bounds what is copied out of the guest per call (its result, each
+        // host import's arguments) before the copy: a 100 MB `reason` is
+        // refused without the host allocating it.
+        store.set_hostcall_fuel(limits.output_bytes.max(MIN_COPY_BUDGET));
         let (start, cpu_start) = (Instant::now(), thread_cpu_time());
         self.cpu_deadline(&mut store, limits.deadline, start, cpu_start);
         let result = match store.set_fuel(limits.fuel) {
@@ -236,6 +240,10 @@ impl Runtime {
         });
     }
 }
+
+/// The least a call may copy out of the guest, whatever the output cap:
+/// room for its log lines and printed output (16 KiB each).
+pub(super) const MIN_COPY_BUDGET: usize = 1 << 20;
 
 /// How many deadlines of wall-clock time a call may take when the host
 /// cannot give it the CPU (see `cpu_deadline`).
