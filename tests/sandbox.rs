@@ -282,3 +282,72 @@ fn an_oversized_output_is_refused_before_it_is_copied() {
     }
     eprintln!("a 100 MB reason: refused in {:?} (the guest's own time to write it included)", report.duration);
 }
+
+/// However a plugin decides, the host sends one contact at most the
+/// tenant's cap of automated messages a minute; the rest are suppressed
+/// and audited with the rule that fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_storm_a_contact() {
+    let host = TestHost::start().await;
+    let (status, _) = host.upload(API_KEY, "router", guest("scripted_router"), true).await;
+    assert_eq!(status, 201);
+    let bot = json!({ "decision": { "needs_reply": true, "handler": { "bot": { "text": "again!" } },
+        "acknowledge": null, "priority": "normal", "respond_within": null, "tags": [], "reason": "always answer" } });
+    host.call(
+        Method::PUT,
+        "/v1/plugins/router/config",
+        API_KEY,
+        Some(json!({ "config": { "script": bot.to_string() } })),
+    )
+    .await;
+    let (status, _) = host
+        .admin(
+            Method::PATCH,
+            "/admin/v1/tenants/demo",
+            Some(json!({ "automation": { "per_contact_per_minute": 3, "per_contact_per_day": 100 } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for n in 0..6 {
+        host.post_payload(&text_message("5511980000001", "Chatty", &format!("wamid.chat{n}"), "oi", host.now_secs()))
+            .await;
+        host.settle().await;
+    }
+    let view = host.conversation_of("+5511980000001").await;
+    let sent = view["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "outbound").count();
+    assert_eq!(sent, 3, "the cap holds: {view}");
+    let (_, audit) =
+        host.get(&format!("/v1/conversations/{}/audit", view["conversation"]["id"].as_str().unwrap())).await;
+    let suppressed: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "automation_suppressed")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(suppressed.len(), 3, "{audit}");
+    assert!(suppressed.iter().all(|r| r.contains("storm guard") && r.contains("last minute")), "{suppressed:?}");
+}
+
+/// Monday 03:00 in São Paulo: a contact writing three times after hours
+/// is acknowledged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_hours_a_conversation_is_acknowledged_once() {
+    let host = TestHost::start().await;
+    host.clock.set(MONDAY_AFTERNOON_MS - 11 * 3_600_000);
+    for (n, text) in ["preciso de ajuda", "alguém aí?", "olá??"].iter().enumerate() {
+        let p = text_message("5511980000002", "Night", &format!("wamid.night{n}"), text, host.now_secs());
+        host.post_payload(&p).await;
+        host.settle().await;
+    }
+    let view = host.conversation_of("+5511980000002").await;
+    let acks: Vec<&Value> =
+        view["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "outbound").collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    let decisions = view["decisions"].as_array().unwrap();
+    assert!(decisions.iter().all(|d| d["decision"]["tags"].as_array().unwrap().contains(&json!("after-hours"))));
+    // The default router itself asks only once (the host's guard would
+    // stop a second one anyway).
+    let asked = decisions.iter().filter(|d| !d["decision"]["acknowledge"].is_null()).count();
+    assert_eq!(asked, 1, "{decisions:?}");
+}

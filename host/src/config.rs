@@ -22,6 +22,9 @@ pub struct Config {
     pub demo: DemoConfig,
     pub sync: SyncConfig,
     pub log: LogConfig,
+    /// Caps on automated messages per contact (the storm guard); a tenant
+    /// may have its own.
+    pub automation: crate::control::storm::StormLimits,
 }
 
 /// Delivery of CRM events to tenants' endpoints.

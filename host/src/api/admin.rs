@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, AppState};
 use crate::config::PluginLimits;
+use crate::control::storm::StormLimits;
 use crate::tenants::{ApiKey, Tenant, TenantError};
 
 pub fn routes() -> Router<AppState> {
@@ -61,6 +62,8 @@ pub struct TenantView {
     pub disabled: bool,
     /// Per-tenant limits; `null` means the operator's defaults apply.
     pub limits: Option<PluginLimits>,
+    /// Per-tenant caps on automated messages; `null`: the operator's.
+    pub automation: Option<StormLimits>,
     pub has_app_secret: bool,
     pub has_access_token: bool,
     pub has_verify_token: bool,
@@ -83,6 +86,7 @@ impl From<Tenant> for TenantView {
             default_region: t.default_region,
             disabled: t.disabled,
             limits: t.limits,
+            automation: t.automation,
             opt_out_keywords: t.opt_out_keywords,
             opt_in_keywords: t.opt_in_keywords,
             created_at: t.created_at,
@@ -106,6 +110,8 @@ pub struct NewTenant {
     #[serde(default = "default_region")]
     pub default_region: String,
     pub limits: Option<PluginLimits>,
+    /// Caps on automated messages per contact; default: the operator's.
+    pub automation: Option<StormLimits>,
     /// Default: STOP, BAJA, PARAR, SAIR, UNSUBSCRIBE…
     pub opt_out_keywords: Option<Vec<String>>,
     /// Default: START, ALTA, VOLTAR…
@@ -139,6 +145,8 @@ pub struct TenantPatch {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<PluginLimits>)]
     pub limits: Option<Option<PluginLimits>>,
+    /// `null` goes back to the operator's caps.
+    pub automation: Option<Option<StormLimits>>,
     pub disabled: Option<bool>,
     pub opt_out_keywords: Option<Vec<String>>,
     pub opt_in_keywords: Option<Vec<String>>,
@@ -236,6 +244,7 @@ pub async fn create_tenant(
         default_region: new.default_region.to_ascii_uppercase(),
         disabled: false,
         limits: new.limits,
+        automation: new.automation,
         opt_out_keywords: new
             .opt_out_keywords
             .unwrap_or_else(|| crate::control::optout::defaults(crate::control::optout::OPT_OUT)),
@@ -301,6 +310,9 @@ pub async fn update_tenant(
     }
     if let Some(v) = patch.limits {
         t.limits = v;
+    }
+    if let Some(v) = patch.automation {
+        t.automation = v;
     }
     if let Some(v) = patch.disabled {
         t.disabled = v;

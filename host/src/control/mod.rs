@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod optout;
+pub mod storm;
 
 pub use audit::{Actor, Audit, AuditEntry};
 

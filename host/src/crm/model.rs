@@ -38,6 +38,10 @@ pub struct Contact {
     pub merged_into: Option<String>,
     pub signals: BTreeMap<String, Signal>,
     pub stats: ContactStats,
+    /// When the host sent this contact automated messages in the last day
+    /// (the storm guard's count).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub automated_sends: Vec<Millis>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -186,6 +190,9 @@ pub struct Conversation {
     pub unanswered_follow_ups: u32,
     /// When the current exchange began (the previous one closed).
     pub exchange_since: Millis,
+    /// When the conversation was last acknowledged automatically (at most
+    /// once a day: the storm guard).
+    pub acknowledged_at: Option<Millis>,
 }
 
 impl Conversation {

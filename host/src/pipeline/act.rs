@@ -6,6 +6,7 @@
 use crate::clock::Millis;
 use crate::context::ServiceWindow;
 use crate::control::Blocked;
+use crate::control::storm::Storm;
 use crate::crm::Conversation;
 use crate::model::{Assignee, Handler, Reply, RoutingDecision, deadline};
 
@@ -21,11 +22,28 @@ pub struct Acts {
     pub notes: Vec<String>,
 }
 
+/// What an automated send is, for the host's rules and its notes.
+#[derive(Clone, Copy)]
+enum Sending {
+    BotReply,
+    Acknowledgement,
+}
+
+impl std::fmt::Display for Sending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sending::BotReply => "bot reply",
+            Sending::Acknowledgement => "acknowledgement",
+        })
+    }
+}
+
 pub fn apply(
     decision: &RoutingDecision,
     conversation: &mut Conversation,
     blocked: Option<&Blocked>,
     window: &ServiceWindow,
+    storm: &mut Storm<'_>,
     now: Millis,
 ) -> Acts {
     let mut acts = Acts::default();
@@ -46,7 +64,7 @@ pub fn apply(
     }
     match &decision.handler {
         Handler::Bot { reply } => {
-            if queue(&mut acts, reply, blocked, window, "bot reply") {
+            if queue(&mut acts, reply, blocked, window, storm, conversation, Sending::BotReply) {
                 conversation.needs_reply = false;
                 conversation.respond_by = None;
             } else {
@@ -60,7 +78,7 @@ pub fn apply(
                 if decision.needs_reply { deadline(now, decision.respond_within_ms) } else { None };
             acts.notes.push(format!("assigned to {}", describe(assignee)));
             if let Some(ack) = &decision.acknowledge {
-                queue(&mut acts, ack, blocked, window, "acknowledgement");
+                queue(&mut acts, ack, blocked, window, storm, conversation, Sending::Acknowledgement);
             }
         }
         Handler::Nobody => {
@@ -72,13 +90,29 @@ pub fn apply(
 }
 
 /// Queues `reply` unless a host rule forbids it; says which in the notes.
-fn queue(acts: &mut Acts, reply: &Reply, blocked: Option<&Blocked>, window: &ServiceWindow, what: &str) -> bool {
+fn queue(
+    acts: &mut Acts,
+    reply: &Reply,
+    blocked: Option<&Blocked>,
+    window: &ServiceWindow,
+    storm: &mut Storm<'_>,
+    conversation: &mut Conversation,
+    what: Sending,
+) -> bool {
     if let Some(b) = blocked {
         acts.notes.push(format!("{what} suppressed: {b}"));
         return false;
     }
     if matches!(reply, Reply::Text { .. }) && !window.open {
         acts.notes.push(format!("{what} suppressed: the 24-hour window is closed and only templates may be sent"));
+        return false;
+    }
+    let allowed = match what {
+        Sending::Acknowledgement => storm.allow_acknowledgement(conversation),
+        Sending::BotReply => storm.allow(),
+    };
+    if let Err(rule) = allowed {
+        acts.notes.push(format!("{what} suppressed: {rule}"));
         return false;
     }
     acts.notes.push(format!("{what} queued"));

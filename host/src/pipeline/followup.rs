@@ -7,6 +7,7 @@ use super::outgoing::{self, Outgoing};
 use super::{Pipeline, PipelineError};
 use crate::clock::Millis;
 use crate::context::Context;
+use crate::control::storm::Storm;
 use crate::control::{Actor, AuditEntry, automation_blocked};
 use crate::crm::{Author, ConversationStatus};
 use crate::followup::{QuietHours, Timer, contact_timezone};
@@ -188,6 +189,18 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
             )?;
             state.current = Some(later);
             state.commit(p, &mut batch, &tenant.id, &conversation.id)?;
+            return done(batch);
+        }
+    }
+
+    // The storm guard counts it as it goes.
+    if sends {
+        let limits = tenant.automation_limits(s.config.automation);
+        if let Err(rule) = Storm::new(limits, &mut contact, now).allow() {
+            audit(&mut batch, Actor::Host, "follow_up_suppressed", &rule.to_string(), details)?;
+            state.current = None;
+            state.commit(p, &mut batch, &tenant.id, &conversation.id)?;
+            s.crm.put_contact(&mut batch, &tenant.id, &contact, Some(&read_contact))?;
             return done(batch);
         }
     }

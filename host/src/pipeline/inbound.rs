@@ -7,6 +7,7 @@ use super::outgoing::{self, Outgoing};
 use super::route::route;
 use super::{Pipeline, PipelineError, act, learn};
 use crate::control::optout::{Consent, consent_change};
+use crate::control::storm::Storm;
 use crate::control::{Actor, AuditEntry, automation_blocked};
 use crate::crm::{Author, DecisionOutcome, DecisionRecord, Message};
 use crate::ingest::InboundMessage;
@@ -111,7 +112,8 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     // Act, under the host's rules
     let tenant_pause = s.control.tenant_pause(&tenant.id)?;
     let blocked = automation_blocked(tenant_pause.as_ref(), &contact, &conversation, now);
-    let acts = act::apply(&routed.decision, &mut conversation, blocked.as_ref(), &context.window, now);
+    let mut storm = Storm::new(tenant.automation_limits(s.config.automation), &mut contact, now);
+    let acts = act::apply(&routed.decision, &mut conversation, blocked.as_ref(), &context.window, &mut storm, now);
     let decision_id = new_id("dc");
     conversation.last_decision_id = Some(decision_id.clone());
     // The inbound message takes its place in the log before the replies.

@@ -117,6 +117,7 @@ struct State {
 pub struct Uploads {
     state: Mutex<State>,
     work: Condvar,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     queue_limit: usize,
     per_tenant: usize,
 }
@@ -137,6 +138,7 @@ impl Uploads {
         let uploads = Arc::new(Uploads {
             state: Mutex::default(),
             work: Condvar::new(),
+            threads: Mutex::default(),
             queue_limit: queue_limit.max(1),
             per_tenant: per_tenant.max(1),
         });
@@ -145,8 +147,9 @@ impl Uploads {
             let spawned = std::thread::Builder::new()
                 .name(format!("plugin-compile-{i}"))
                 .spawn(move || me.work(&registry, &judge));
-            if let Err(e) = spawned {
-                tracing::error!("cannot start a compile thread: {e}");
+            match spawned {
+                Ok(handle) => uploads.threads.lock().unwrap_or_else(|p| p.into_inner()).push(handle),
+                Err(e) => tracing::error!("cannot start a compile thread: {e}"),
             }
         }
         uploads
@@ -193,12 +196,18 @@ impl Uploads {
         Some(UploadView { id: id.to_string(), world: t.world, submitted_at: t.submitted_at, progress })
     }
 
-    /// Stops the compile threads after the uploads they are compiling.
+    /// Stops the compile threads and waits for them, each after the upload
+    /// it is compiling. Blocking. Once it returns they hold nothing (the
+    /// store among it), so the data directory can be opened again.
     pub fn close(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.closed = true;
         }
         self.work.notify_all();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
     }
 
     fn work(&self, registry: &Registry, judge: &Judge) {

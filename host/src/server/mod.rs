@@ -243,7 +243,11 @@ impl Server {
         if tokio::time::timeout(self.grace, self.tasks.wait()).await.is_err() {
             tracing::warn!("background tasks still busy after the grace period; their work stays queued");
         }
-        self.state.uploads.close();
+        let uploads = self.state.uploads.clone();
+        let closed = tokio::task::spawn_blocking(move || uploads.close());
+        if tokio::time::timeout(self.grace, closed).await.is_err() {
+            tracing::warn!("an upload is still compiling after the grace period; it is abandoned");
+        }
         if let Err(e) = self.state.stages().store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }

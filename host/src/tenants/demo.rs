@@ -47,6 +47,7 @@ pub fn ensure_demo(
         default_region: config.default_region.clone(),
         disabled: false,
         limits: existing.as_ref().and_then(|t| t.limits.clone()),
+        automation: existing.as_ref().and_then(|t| t.automation),
         opt_out_keywords: existing.as_ref().map_or_else(super::default_opt_out, |t| t.opt_out_keywords.clone()),
         opt_in_keywords: existing.as_ref().map_or_else(super::default_opt_in, |t| t.opt_in_keywords.clone()),
         created_at: existing.as_ref().map_or(now, |t| t.created_at),

@@ -41,6 +41,10 @@ pub struct Tenant {
     pub disabled: bool,
     /// Per-tenant overrides of the operator's plugin limits.
     pub limits: Option<PluginLimits>,
+    /// Per-tenant caps on automated messages (the storm guard); `None`:
+    /// the operator's `[automation]`.
+    #[serde(default)]
+    pub automation: Option<crate::control::storm::StormLimits>,
     /// A message that is exactly one of these opts the contact out of
     /// automated messages (defaults: STOP, BAJA, PARAR, SAIR, UNSUBSCRIBE…).
     #[serde(default = "default_opt_out")]
@@ -61,6 +65,14 @@ fn default_opt_in() -> Vec<String> {
 }
 
 impl Tenant {
+    /// The storm guard's caps for this tenant.
+    pub fn automation_limits(
+        &self,
+        operator: crate::control::storm::StormLimits,
+    ) -> crate::control::storm::StormLimits {
+        self.automation.unwrap_or(operator)
+    }
+
     pub fn tz(&self) -> chrono_tz::Tz {
         self.timezone.parse().unwrap_or(chrono_tz::UTC)
     }

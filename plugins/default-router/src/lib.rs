@@ -18,8 +18,9 @@
 //!    `greeting-reply`.
 //! 6. **Everything else** goes to the support team within 4 hours.
 //!
-//! Outside `business-hours` every human hand-off is acknowledged at once
-//! with `after-hours-reply`, and the deadline counts from the next opening.
+//! Outside `business-hours` a human hand-off is acknowledged at once with
+//! `after-hours-reply` — once: not again while that acknowledgement is the
+//! last thing we said — and the deadline counts from the next opening.
 //!
 //! Settings (tenant `config`, all optional):
 //!
@@ -61,7 +62,7 @@ impl Router for DefaultRouter {
         Ok(if open || !matches!(decision.handler, Handler::Human(_)) {
             decision
         } else {
-            after_hours(decision, &hours, &input.context.local_time)
+            after_hours(decision, &hours, &input.context.local_time, acknowledged(&input))
         })
     }
 }
@@ -116,17 +117,40 @@ fn decide(input: &Input, open: bool) -> Decision {
     Decision::human(support, "no rule matched: support answers").within_minutes(240)
 }
 
-/// Outside business hours: acknowledge at once, and count the deadline from
-/// the next opening so the inbox does not flag it overdue overnight.
-fn after_hours(decision: Decision, hours: &hours::BusinessHours, now: &LocalTime) -> Decision {
-    let reply = config("after-hours-reply").unwrap_or_else(|| AFTER_HOURS_REPLY.into());
+/// Outside business hours: acknowledge at once (once: not again while the
+/// acknowledgement is the last word from our side), and count the deadline
+/// from the next opening so the inbox does not flag it overdue overnight.
+fn after_hours(decision: Decision, hours: &hours::BusinessHours, now: &LocalTime, acknowledged: bool) -> Decision {
     let until_open = hours.minutes_until_open(now).map(|m| m * 60_000);
     let respond_within = match (decision.respond_within, until_open) {
         (Some(within), Some(wait)) => Some(within + wait),
         (within, _) => within,
     };
     let reason = format!("{} (after hours)", decision.reason);
-    Decision { respond_within, reason, ..decision }.acknowledged_with(Reply::Text(reply)).with_tag("after-hours")
+    let decision = Decision { respond_within, reason, ..decision }.with_tag("after-hours");
+    if acknowledged {
+        return decision;
+    }
+    decision.acknowledged_with(Reply::Text(after_hours_reply()))
+}
+
+fn after_hours_reply() -> String {
+    config("after-hours-reply").unwrap_or_else(|| AFTER_HOURS_REPLY.into())
+}
+
+/// Whether the bot already acknowledged since a person last wrote to the
+/// contact: the contact writing again after hours gets no second notice.
+fn acknowledged(input: &Input) -> bool {
+    let reply = after_hours_reply();
+    input
+        .context
+        .conversation
+        .history
+        .iter()
+        .rev()
+        .filter(|m| m.direction == Direction::Outbound)
+        .take_while(|m| m.author != Author::Human)
+        .any(|m| m.author == Author::Bot && m.text.as_deref() == Some(reply.as_str()))
 }
 
 switchboard_plugin::export_router!(DefaultRouter);
