@@ -101,6 +101,7 @@ fn main() {
                 access_token: None,
                 disabled: false,
                 limits: None,
+                automation: None,
                 created_at: 0,
                 updated_at: 0,
             };
