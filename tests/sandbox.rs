@@ -351,3 +351,87 @@ async fn after_hours_a_conversation_is_acknowledged_once() {
     let asked = decisions.iter().filter(|d| !d["decision"]["acknowledge"].is_null()).count();
     assert_eq!(asked, 1, "{decisions:?}");
 }
+
+async fn upload_tagged(host: &TestHost, tag: &str) -> String {
+    let wasm = switchboard::plugins::inspect::with_custom_section(&guest("echo_router"), tag);
+    let (status, body) = host.upload(API_KEY, "router", wasm, true).await;
+    assert_eq!(status, 201, "{body}");
+    body["version"]["version"].as_str().unwrap().to_string()
+}
+
+/// Each rollback goes one step further back — past suspended and retired
+/// versions, down to the built-in — instead of toggling between two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_walks_back_through_the_history() {
+    let host = TestHost::start().await;
+    let a = upload_tagged(&host, "a").await;
+    let b = upload_tagged(&host, "b").await;
+    let _c = upload_tagged(&host, "c").await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (status, record) = host.call(Method::POST, "/v1/plugins/router/rollback", API_KEY, None).await;
+        assert_eq!(status, 200, "{record}");
+        seen.push(record["version"].as_str().map(String::from));
+    }
+    assert_eq!(seen, [Some(b), Some(a), None]);
+    let (_, view) = host.get("/v1/plugins/router").await;
+    assert_eq!(view["running"]["builtin"], "default-router");
+    let (status, body) = host.call(Method::POST, "/v1/plugins/router/rollback", API_KEY, None).await;
+    assert_eq!(status, 409, "nothing further back: {body}");
+}
+
+/// Beyond the retention limit old versions are retired: their record and
+/// hash stay, their bytes go, and they cannot be activated; what runs and
+/// what a rollback reaches keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_versions_are_retired_beyond_the_retention_limit() {
+    let host = TestHost::start_with(|c| c.plugins.max_versions = 2).await;
+    let mut hashes = Vec::new();
+    for tag in ["v1", "v2", "v3", "v4", "v5"] {
+        hashes.push(upload_tagged(&host, tag).await);
+        // Go back to the built-in each time: only the newest uploads and
+        // what rollback reaches keep their bytes.
+        host.call(Method::POST, "/v1/plugins/router/activate", API_KEY, Some(json!({ "version": null }))).await;
+    }
+    let (_, view) = host.get("/v1/plugins/router").await;
+    let retired: Vec<&str> = view["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| !v["retired_at"].is_null())
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert!(!retired.is_empty(), "{view}");
+    assert!(!retired.contains(&hashes[4].as_str()) && !retired.contains(&hashes[3].as_str()), "the newest stay");
+    let (status, body) =
+        host.call(Method::POST, "/v1/plugins/router/activate", API_KEY, Some(json!({ "version": retired[0] }))).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("upload it again"), "{body}");
+    assert_eq!(view["versions"].as_array().unwrap().len(), 5, "records are kept");
+}
+
+/// Compiled versions that do not run are kept in memory under a budget;
+/// one evicted is reloaded from the on-disk cache when needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_code_in_memory_stays_under_its_budget() {
+    let budget = 4 * 1024 * 1024;
+    let host = TestHost::start_with(|c| c.plugins.compiled_cache_bytes = budget).await;
+    let mut hashes = Vec::new();
+    for n in 0..12 {
+        hashes.push(upload_tagged(&host, &format!("m{n}")).await);
+    }
+    let metrics = host.metrics().await;
+    let held: usize = metrics
+        .lines()
+        .find(|l| l.starts_with("switchboard_compiled_plugin_bytes "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("the gauge");
+    assert!(held <= budget, "{held} bytes held, budget {budget}");
+    // The first, long evicted, activates again (from the disk cache).
+    let (status, body) =
+        host.call(Method::POST, "/v1/plugins/router/activate", API_KEY, Some(json!({ "version": hashes[0] }))).await;
+    assert_eq!(status, 200, "{body}");
+    host.post_payload(&text_message("5511980000003", "M", "wamid.m0", "oi", host.now_secs())).await;
+    host.settle().await;
+    assert_eq!(host.decisions_of(API_KEY, "+5511980000003").await[0]["plugin"]["version"], hashes[0].as_str());
+}

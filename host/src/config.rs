@@ -256,6 +256,13 @@ pub struct PluginConfig {
     /// `202` with where to follow it.
     #[serde(with = "humantime_serde")]
     pub upload_wait: Duration,
+    /// Versions per tenant and world whose bytes are kept (besides the
+    /// active one and those a rollback reaches); older ones are retired:
+    /// record and hash kept, bytes deleted.
+    pub max_versions: usize,
+    /// Compiled code kept in memory for versions not running (least
+    /// recently used out; reloaded from the on-disk cache when needed).
+    pub compiled_cache_bytes: usize,
 }
 
 impl PluginConfig {
@@ -287,6 +294,8 @@ impl Default for PluginConfig {
             compile_queue: 16,
             uploads_per_tenant: 2,
             upload_wait: Duration::from_secs(2),
+            max_versions: 20,
+            compiled_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }

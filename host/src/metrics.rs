@@ -57,6 +57,8 @@ pub struct Metrics {
     pub oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// 0 while storage accepts writes, 1 while it does not.
     pub storage_unwritable: Gauge,
+    /// Compiled plugin code held in memory beside what runs.
+    pub compiled_plugin_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,6 +95,7 @@ impl Metrics {
             stalled_lanes: Gauge::default(),
             oldest_pending_seconds: Gauge::default(),
             storage_unwritable: Gauge::default(),
+            compiled_plugin_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("webhook_requests", "Webhook requests by result", m.webhooks.clone());
@@ -135,6 +138,11 @@ impl Metrics {
             m.oldest_pending_seconds.clone(),
         );
         registry.register("storage_unwritable", "1 while storage refuses writes", m.storage_unwritable.clone());
+        registry.register(
+            "compiled_plugin_bytes",
+            "Compiled plugin code cached in memory",
+            m.compiled_plugin_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 

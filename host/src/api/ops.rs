@@ -101,6 +101,7 @@ async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     let oldest = p.scheduler.oldest_since().map_or(0, |t| (s.clock.now_ms() - t).max(0));
     m.oldest_pending_seconds.set(oldest as f64 / 1000.0);
     m.outbound_queue.set(s.outbox.len()? as i64);
+    m.compiled_plugin_bytes.set(s.plugins.compiled_bytes() as i64);
     m.quarantined.set(p.journal.quarantined()? as i64);
     let sync = &s.sync;
     for e in sync.endpoints.all()? {

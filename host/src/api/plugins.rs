@@ -63,6 +63,7 @@ fn upload_error(e: UploadError) -> ApiError {
         UploadError::WorldMismatch { .. } => unprocessable("wrong_world", e.to_string()),
         UploadError::SampleRun(_) => unprocessable("sample_run_failed", e.to_string()),
         UploadError::UnknownVersion(_) => ApiError::not_found(e.to_string()),
+        UploadError::Retired(_) | UploadError::NothingToRollBack => ApiError::conflict(e.to_string()),
         UploadError::Store(s) => s.into(),
     }
 }

@@ -107,6 +107,32 @@ fn top_level_names(wasm: &[u8]) -> Result<(Vec<String>, Vec<String>), PluginErro
     Ok((imports, exports))
 }
 
+/// `wasm` with a custom section appended: the same code under another
+/// sha256 — distinct versions of one plugin, for tests and benchmarks.
+pub fn with_custom_section(wasm: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"switchboard-tag";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //! [`Runtime::invoke`] and used by each world's module.
 
 mod cache;
+mod compiled;
 mod export;
 pub mod feedback;
 pub mod follow_up;

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::compiled::Compiled;
 use super::health::{BreakerConfig, Health, QuarantinedContact, Verdict, VersionHealth};
 use super::versions::{ActiveRecord, Suspension, VersionRecord, Versions};
 use super::{Failure, LogLine, Plugin, PluginError, PluginLogs, PluginMeta, Runtime, World};
 use crate::clock::Millis;
-use crate::config::PluginLimits;
+use crate::config::{PluginConfig, PluginLimits};
 use crate::model::{FeedbackInput, FollowUpInput, RouterInput};
 use crate::store::{Batch, Store, StoreError, Tree, keys};
 
@@ -54,6 +55,10 @@ pub enum UploadError {
     SampleRun(Failure),
     #[error("no version {0} of this world for this tenant")]
     UnknownVersion(String),
+    #[error("version {0} was retired (beyond the tenant's retention limit, its bytes were deleted); upload it again")]
+    Retired(String),
+    #[error("nothing to roll back to: the built-in is already running")]
+    NothingToRollBack,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,17 +80,19 @@ pub struct Registry {
     store: Store,
     versions: Versions,
     builtins: HashMap<World, Plugin>,
-    compiled: Mutex<HashMap<String, Plugin>>,
+    compiled: Mutex<Compiled>,
     active: RwLock<HashMap<(String, World), Plugin>>,
     health: Mutex<HashMap<(String, World, String), VersionHealth>>,
     breaker: BreakerConfig,
+    /// Versions per tenant and world that keep their bytes.
+    max_versions: usize,
     pub logs: PluginLogs,
 }
 
 impl Registry {
     /// Compiles the built-ins and loads every tenant's active versions
     /// (from the compile cache: no recompilation after a restart).
-    pub fn new(runtime: Arc<Runtime>, store: Store, breaker: BreakerConfig) -> Result<Registry, PluginError> {
+    pub fn new(runtime: Arc<Runtime>, store: Store, config: &PluginConfig) -> Result<Registry, PluginError> {
         let started = std::time::Instant::now();
         let router = runtime.compile(DEFAULT_ROUTER_WASM, Some("default-router"))?;
         let follow_up = runtime.compile(ADAPTIVE_FOLLOW_UP_WASM, Some("adaptive-follow-up"))?;
@@ -103,13 +110,19 @@ impl Registry {
                 (World::FollowUp, follow_up),
                 (World::Feedback, feedback),
             ]),
-            compiled: Mutex::default(),
+            compiled: Mutex::new(Compiled::new(config.compiled_cache_bytes)),
             active: RwLock::default(),
             health: Mutex::default(),
-            breaker,
+            breaker: config.breaker(),
+            max_versions: config.max_versions.max(1),
             logs: PluginLogs::new(500),
         };
-        let active = registry.versions.all_active().map_err(|e| PluginError::Engine(e.to_string()))?;
+        let engine = |e: StoreError| PluginError::Engine(e.to_string());
+        let refs = registry.versions.backfill_blob_refs().map_err(engine)?;
+        if refs > 0 {
+            tracing::info!(versions = refs, "recorded which versions use which stored components");
+        }
+        let active = registry.versions.all_active().map_err(engine)?;
         for (tenant, world, record) in active {
             let Some(hash) = record.version else { continue };
             match registry.load(&hash) {
@@ -163,7 +176,7 @@ impl Registry {
 
     /// A stored version, compiled (shared by hash).
     fn load(&self, hash: &str) -> Result<Plugin, PluginError> {
-        if let Some(p) = self.compiled.lock().ok().and_then(|c| c.get(hash).cloned()) {
+        if let Some(p) = self.compiled.lock().ok().and_then(|mut c| c.get(hash)) {
             return Ok(p);
         }
         let wasm = self
@@ -174,7 +187,7 @@ impl Registry {
         let plugin = self.runtime.compile(&wasm, None)?;
         self.runtime.remember(&plugin);
         if let Ok(mut c) = self.compiled.lock() {
-            c.insert(hash.to_string(), plugin.clone());
+            c.insert(plugin.clone());
         }
         Ok(plugin)
     }
@@ -203,6 +216,7 @@ impl Registry {
             uploaded_at: now,
             uploaded_by: uploaded_by.to_string(),
             suspended: None,
+            retired_at: None,
         };
         match self.versions.add(tenant, &record, wasm) {
             Ok(()) => {}
@@ -215,9 +229,35 @@ impl Registry {
         // Only now, accepted, is its compiled code kept.
         self.runtime.remember(&plugin);
         if let Ok(mut c) = self.compiled.lock() {
-            c.insert(hash, plugin);
+            c.insert(plugin);
         }
+        self.retire_old(tenant, world, now)?;
         Ok((record, true))
+    }
+
+    /// Keeps the bytes of the tenant's newest `max_versions` versions of
+    /// `world`, of the active one and of those in its recent activation
+    /// history (what a rollback reaches); older ones are retired: record
+    /// and hash kept, bytes deleted.
+    fn retire_old(&self, tenant: &str, world: World, now: Millis) -> Result<(), StoreError> {
+        let active = self.versions.active(tenant, world)?;
+        let recent: Vec<&str> =
+            active.history.iter().rev().take(self.max_versions).flatten().map(String::as_str).collect();
+        let keep = |v: &VersionRecord| {
+            active.version.as_deref() == Some(v.version.as_str()) || recent.contains(&v.version.as_str())
+        };
+        for (i, v) in self.versions.list(tenant, world)?.iter().enumerate() {
+            if i >= self.max_versions && v.retired_at.is_none() && !keep(v) {
+                tracing::info!(%tenant, %world, version = %v.version, "version retired: over the retention limit");
+                self.versions.retire(tenant, v, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of compiled code held in memory (for `/metrics`).
+    pub fn compiled_bytes(&self) -> usize {
+        self.compiled.lock().map(|c| c.used()).unwrap_or_default()
     }
 
     /// Everything upload checks, without storing (see [`check`]).
@@ -241,6 +281,9 @@ impl Registry {
                     .versions
                     .get(tenant, world, hash)?
                     .ok_or_else(|| UploadError::UnknownVersion(hash.to_string()))?;
+                if record.retired_at.is_some() {
+                    return Err(UploadError::Retired(hash.to_string()));
+                }
                 let plugin = self.load(hash)?;
                 let cleared = record.suspended.take().map(|_| record);
                 (Some(plugin), cleared)
@@ -257,7 +300,9 @@ impl Registry {
         Ok(active)
     }
 
-    /// Back to the version active before the current one (or `to`).
+    /// Back to the version active before the current one (or to `to`).
+    /// Each rollback walks one step further back through the activation
+    /// history, past suspended and retired versions, down to the built-in.
     pub fn rollback(
         &self,
         tenant: &str,
@@ -269,23 +314,31 @@ impl Registry {
         if let Some(hash) = to {
             return self.activate_version(tenant, world, Some(hash), by, now);
         }
-        let target = self.last_good(tenant, world)?;
-        self.activate_version(tenant, world, target.as_deref(), by, now)
+        let usable = |v: Option<&str>| self.usable(tenant, world, v);
+        let Some(record) = self.versions.roll_back(tenant, world, by, now, usable)? else {
+            return Err(UploadError::NothingToRollBack);
+        };
+        let plugin = record.version.as_deref().map(|hash| self.load(hash)).transpose()?;
+        self.swap(tenant, world, plugin);
+        Ok(record)
     }
 
-    /// The most recent earlier activation that is not suspended (`None`:
-    /// the built-in).
+    /// Whether `version` (`None`: the built-in) can be made active.
+    fn usable(&self, tenant: &str, world: World, version: Option<&str>) -> Result<bool, StoreError> {
+        let Some(hash) = version else { return Ok(true) };
+        Ok(self.versions.get(tenant, world, hash)?.is_some_and(|v| v.suspended.is_none() && v.retired_at.is_none()))
+    }
+
+    /// The most recent earlier activation that can run (`None`: the
+    /// built-in).
     fn last_good(&self, tenant: &str, world: World) -> Result<Option<String>, StoreError> {
         let active = self.versions.active(tenant, world)?;
         for candidate in active.history.iter().rev() {
             match candidate {
                 None => return Ok(None),
                 Some(hash) if Some(hash) == active.version.as_ref() => continue,
-                Some(hash) => {
-                    if self.versions.get(tenant, world, hash)?.is_some_and(|v| v.suspended.is_none()) {
-                        return Ok(Some(hash.clone()));
-                    }
-                }
+                Some(hash) if self.usable(tenant, world, Some(hash))? => return Ok(Some(hash.clone())),
+                Some(_) => {}
             }
         }
         Ok(None)

@@ -32,6 +32,14 @@ pub struct Plugin {
     component: Component,
 }
 
+impl Plugin {
+    /// Bytes of machine code it holds in memory.
+    pub fn code_bytes(&self) -> usize {
+        let range = self.component.image_range();
+        (range.end as usize).saturating_sub(range.start as usize)
+    }
+}
+
 pub(super) enum Pre {
     RouterV0_1(v0_1::RouterPre),
     FollowUpV0_1(v0_1::FollowUpPre),

@@ -14,6 +14,9 @@ use crate::clock::Millis;
 use crate::store::{Batch, Result, Store, Tree, keys};
 
 const BLOBS: Tree = Tree("plugins.blobs");
+/// `hash ␟ tenant ␟ world` for every version whose bytes are kept: a blob
+/// is deleted when the last version using it is retired.
+const BLOB_REFS: Tree = Tree("plugins.blob_refs");
 const VERSIONS: Tree = Tree("plugins.versions");
 const ACTIVE: Tree = Tree("plugins.active");
 
@@ -48,6 +51,10 @@ pub struct VersionRecord {
     pub uploaded_by: String,
     /// Set when the host took the version out of service after repeated failures.
     pub suspended: Option<Suspension>,
+    /// Set when the version fell out of the tenant's retention limit: its
+    /// record and hash stay, its bytes are gone (upload it again to use it).
+    #[serde(default)]
+    pub retired_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -67,6 +74,10 @@ pub struct Versions {
 
 fn version_key(tenant: &str, world: World, hash: &str) -> Vec<u8> {
     keys::join(&[tenant.as_bytes(), world.as_str().as_bytes(), hash.as_bytes()])
+}
+
+fn ref_key(hash: &str, tenant: &str, world: World) -> Vec<u8> {
+    keys::join(&[hash.as_bytes(), tenant.as_bytes(), world.as_str().as_bytes()])
 }
 
 fn active_key(tenant: &str, world: World) -> Vec<u8> {
@@ -103,7 +114,95 @@ impl Versions {
         let key = version_key(tenant, record.world, &record.version);
         batch.require_absent(VERSIONS, key.clone());
         batch.put_json(VERSIONS, key, record)?;
+        batch.put(BLOB_REFS, ref_key(&record.version, tenant, record.world), []);
         self.store.commit(batch)
+    }
+
+    /// Retires a version: its record stays, marked; its bytes go once no
+    /// other version (of any tenant) uses them.
+    pub fn retire(&self, tenant: &str, record: &VersionRecord, now: Millis) -> Result<()> {
+        let hash = &record.version;
+        let mine = ref_key(hash, tenant, record.world);
+        let others = self
+            .store
+            .scan_prefix(BLOB_REFS, &keys::prefix(&[hash.as_bytes()]))?
+            .keys()
+            .filter(|k| k.as_ref().map_or(true, |k| *k != mine))
+            .count();
+        let mut batch = Batch::new();
+        let mut retired = record.clone();
+        retired.retired_at = Some(now);
+        batch.put_json(VERSIONS, version_key(tenant, record.world, hash), &retired)?;
+        batch.delete(BLOB_REFS, mine);
+        if others == 0 {
+            batch.delete(BLOBS, hash.as_bytes());
+        }
+        self.store.commit(batch)
+    }
+
+    /// Versions uploaded before retention existed have no blob reference:
+    /// records them once, at start.
+    pub fn backfill_blob_refs(&self) -> Result<usize> {
+        if self.store.first(BLOB_REFS)?.is_some() {
+            return Ok(0);
+        }
+        let mut batch = Batch::new();
+        let mut n = 0;
+        for entry in self.store.scan_prefix(VERSIONS, b"")? {
+            let (k, v) = entry?;
+            let record: VersionRecord = crate::store::decode(VERSIONS, &v)?;
+            let Some(tenant) = k.split(|&b| b == keys::SEP).next() else { continue };
+            if record.retired_at.is_none() {
+                batch.put(BLOB_REFS, ref_key(&record.version, &String::from_utf8_lossy(tenant), record.world), []);
+                n += 1;
+            }
+        }
+        self.store.commit(batch)?;
+        Ok(n)
+    }
+
+    /// Walks the activation history back: the most recent earlier entry
+    /// `usable` accepts becomes active, and the entries after it (the
+    /// current version among them) are dropped, so the next rollback goes
+    /// further back rather than forward again. `None` if there is nothing
+    /// to go back to.
+    pub fn roll_back(
+        &self,
+        tenant: &str,
+        world: World,
+        by: &str,
+        now: Millis,
+        usable: impl Fn(Option<&str>) -> Result<bool>,
+    ) -> Result<Option<ActiveRecord>> {
+        let key = active_key(tenant, world);
+        let Some(previous) = self.store.get_json::<ActiveRecord>(ACTIVE, &key)? else { return Ok(None) };
+        let mut found = None;
+        for (i, candidate) in previous.history.iter().enumerate().rev() {
+            if candidate != &previous.version && usable(candidate.as_deref())? {
+                found = Some(i);
+                break;
+            }
+        }
+        let mut record = previous.clone();
+        match found {
+            Some(i) => {
+                record.version = record.history[i].clone();
+                record.history.truncate(i);
+            }
+            // Nothing earlier: back to the built-in, unless already there.
+            None if previous.version.is_some() => {
+                record.version = None;
+                record.history.clear();
+            }
+            None => return Ok(None),
+        }
+        record.changed_at = now;
+        record.changed_by = by.to_string();
+        let mut batch = Batch::new();
+        batch.require_value(ACTIVE, key.clone(), Some(crate::store::encode(ACTIVE, &previous)?));
+        batch.put_json(ACTIVE, key, &record)?;
+        self.store.commit(batch)?;
+        Ok(Some(record))
     }
 
     pub fn put(&self, tenant: &str, record: &VersionRecord) -> Result<()> {

@@ -95,8 +95,8 @@ pub async fn start_on(
     };
     let registry = {
         let (runtime, store) = (Arc::new(runtime), store.clone());
-        let breaker = config.plugins.breaker();
-        tokio::task::spawn_blocking(move || Registry::new(runtime, store, breaker))
+        let plugins = config.plugins.clone();
+        tokio::task::spawn_blocking(move || Registry::new(runtime, store, &plugins))
             .await
             .map_err(|e| ServerError::Io(e.to_string()))??
     };

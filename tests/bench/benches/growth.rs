@@ -8,18 +8,22 @@
 //! 2. Tenants (1, 100, 1,000), each with its own uploaded router: memory
 //!    per tenant, and start-up time with the compile cache warm and cold.
 //! 3. A conversation with 10 vs 1,000 prior messages: per-message time.
+//! 4. Uploads: 1,000 versions across 100 tenants (10 each): resident memory
+//!    after them, with version retention and the compiled-code budget.
 //!
-//! `GROWTH_CONTACTS=1000,100000` and `GROWTH_TENANTS=1,100` shrink the run.
+//! `GROWTH_CONTACTS=1000,100000`, `GROWTH_TENANTS=1,100` and
+//! `GROWTH_UPLOADS=10` (tenants; 10 uploads each) shrink the run.
 
 use std::time::{Duration, Instant};
 
 use switchboard::crm::Contact;
 use switchboard::model::new_id;
 use switchboard::plugins::World;
+use switchboard::plugins::inspect::with_custom_section;
 use switchboard::store::Batch;
 use switchboard::tenants::Tenant;
 use switchboard_bench::load::{self, Shape};
-use switchboard_bench::{Host, bench_router_wasm, pct, rss_bytes, with_custom_section};
+use switchboard_bench::{Host, bench_router_wasm, pct, rss_bytes};
 
 fn sizes(var: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(var)
@@ -162,10 +166,48 @@ fn main() {
         report.push(line);
     }
     rt.block_on(host.stop());
+
+    // 4. Many uploads.
+    for tenants in sizes("GROWTH_UPLOADS", &[100]) {
+        report.push(uploads(&rt, tenants, 10));
+    }
     println!();
     for l in report {
         println!("{l}");
     }
+}
+
+/// `per_tenant` distinct uploads (activated) for each of `tenants`
+/// tenants, through the registry as the API does: the resident memory after.
+fn uploads(rt: &tokio::runtime::Runtime, tenants: usize, per_tenant: usize) -> String {
+    let host = rt.block_on(Host::start(|c| c.demo.enabled = false));
+    let stages = host.server.state.stages();
+    let wasm = bench_router_wasm();
+    let before = rss_bytes();
+    let started = Instant::now();
+    for t in 0..tenants {
+        let id = format!("u{t:04}");
+        for n in 0..per_tenant {
+            let own = with_custom_section(&wasm, &format!("{id}-{n}"));
+            let (v, _) = stages
+                .plugins
+                .upload(&id, World::Router, &own, &host.config.plugins.limits, "bench", 0)
+                .expect("upload");
+            stages.plugins.activate_version(&id, World::Router, Some(&v.version), "bench", 0).expect("activate");
+        }
+    }
+    let took = started.elapsed();
+    let grown = rss_bytes().saturating_sub(before);
+    let line = format!(
+        "| {} uploads across {tenants} tenants | {:.0} ms each | +{:.1} MiB resident after ({:.1} MiB total RSS) |",
+        tenants * per_tenant,
+        took.as_millis() as f64 / (tenants * per_tenant) as f64,
+        grown as f64 / 1048576.0,
+        rss_bytes() as f64 / 1048576.0
+    );
+    eprintln!("{line}");
+    drop(rt.block_on(host.stop()));
+    line
 }
 
 fn time_start(rt: &tokio::runtime::Runtime, config: &switchboard::config::Config) -> Duration {

@@ -201,32 +201,6 @@ pub fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// `bytes` with a custom section appended: the same code, another sha256
-/// (so each tenant's upload is its own version and compilation).
-pub fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let name = b"bench";
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0);
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
-    out
-}
-
 /// Percentile of sorted values.
 pub fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
