@@ -173,6 +173,7 @@ async fn versions_are_content_addressed_activated_atomically_and_rolled_back_in_
         host.call(Method::POST, "/v1/plugins/router/activate", API_KEY, Some(json!({ "version": echo_hash }))).await;
     assert_eq!(status, 200, "{active}");
     host.post_payload(&send(2)).await;
+    host.settle().await;
     let (_, up) = host.upload(API_KEY, "router", flaky.clone(), true).await;
     let flaky_hash = up["version"]["version"].as_str().unwrap().to_string();
     host.post_payload(&send(3)).await;
