@@ -425,3 +425,45 @@ impl Config {
         self.plugins.cache_dir.clone().unwrap_or_else(|| self.server.data_dir.join("plugin-cache"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of every section (`section.key`, nested tables joined with
+    /// `.`), from the defaults as they serialise.
+    fn keys(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        let Some(map) = value.as_object() else { return };
+        for (k, v) in map {
+            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            if v.is_object() {
+                keys(v, &key, out);
+            } else {
+                out.push(key);
+            }
+        }
+    }
+
+    /// docs/configuration.md names every key in its section's table, so a
+    /// new setting cannot ship undocumented.
+    #[test]
+    fn the_configuration_guide_names_every_key() {
+        let doc = include_str!("../../docs/configuration.md");
+        let mut all = Vec::new();
+        keys(&serde_json::to_value(Config::default()).expect("serialises"), "", &mut all);
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|key| {
+                let (section, name) = key.split_once('.').expect("a section");
+                // Nested tables are documented with their own dots
+                // (`limits.fuel` in `[plugins]`).
+                let heading = format!("`[{section}]`");
+                let Some(start) = doc.find(&heading) else { return true };
+                let body = &doc[start..];
+                let end = body[1..].find("\n## ").map_or(body.len(), |i| i + 1);
+                !body[..end].contains(&format!("| `{name}` |"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "undocumented configuration keys: {missing:?}");
+    }
+}

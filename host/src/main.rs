@@ -7,6 +7,18 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
-    switchboard::cli::main()
+/// An error is one clear line (its causes joined with `: `); the backtrace
+/// only when asked for with `SWITCHBOARD_BACKTRACE=1` (`RUST_BACKTRACE` is
+/// often set for other reasons).
+fn main() -> std::process::ExitCode {
+    match switchboard::cli::main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if std::env::var_os("SWITCHBOARD_BACKTRACE").is_some_and(|v| v == "1") {
+                eprintln!("\n{}", e.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

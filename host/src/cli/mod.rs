@@ -1,6 +1,7 @@
 //! The `switchboard` command line. Thin: parse, then call the library.
 
 mod plugin;
+mod scaffold;
 mod webhook;
 
 use std::path::PathBuf;

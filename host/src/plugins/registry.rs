@@ -36,9 +36,9 @@ pub const ADAPTIVE_FOLLOW_UP_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ADAPTIV
 pub const ENGAGEMENT_FEEDBACK_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ENGAGEMENT_FEEDBACK_WASM"));
 
 /// Sample inputs every upload must handle (also in `examples/inputs/`).
-const SAMPLE_ROUTER: &str = include_str!("../../../examples/inputs/router-greeting.json");
-const SAMPLE_FOLLOW_UP: &str = include_str!("../../../examples/inputs/follow-up-unanswered.json");
-const SAMPLE_FEEDBACK: &str = include_str!("../../../examples/inputs/feedback-replied.json");
+pub const SAMPLE_ROUTER: &str = include_str!("../../../examples/inputs/router-greeting.json");
+pub const SAMPLE_FOLLOW_UP: &str = include_str!("../../../examples/inputs/follow-up-unanswered.json");
+pub const SAMPLE_FEEDBACK: &str = include_str!("../../../examples/inputs/feedback-replied.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {

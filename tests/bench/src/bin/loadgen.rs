@@ -22,6 +22,12 @@
 //!   while `noisy` sends `--noisy-rate` messages/s, and compares `quiet`'s
 //!   decision latency between the two runs.
 //!
+//! - `hostile`: needs `server.admin_token`. Creates `quiet` (built-in
+//!   router) and `hostile` (the scripted test router), and compares
+//!   `quiet`'s decision latency alone with its latency while `hostile`
+//!   (a) sleeps a minute in every decision, (b) uploads `--upload FILE`
+//!   (e.g. the JavaScript router, 12 MB), (c) returns 100 MB outputs.
+//!
 //! ```text
 //! cargo run --release -- serve                                    # terminal 1
 //! cargo run --release -p switchboard-bench --bin loadgen -- --rate 200 --messages 4000
@@ -71,6 +77,9 @@ struct Args {
     /// Skip reading decisions back (for pure ingest load).
     #[arg(long)]
     no_report: bool,
+    /// For `hostile`: the component the hostile tenant uploads meanwhile.
+    #[arg(long)]
+    upload: Option<PathBuf>,
 }
 
 impl Args {
@@ -87,7 +96,8 @@ async fn main() -> Result<()> {
         "steady" => steady(&args, &http).await,
         "noisy-neighbour" => noisy(&args, &http).await,
         "crm-sync" => crm_sync(&args, &http).await,
-        other => bail!("unknown scenario {other:?}: steady, noisy-neighbour or crm-sync"),
+        "hostile" => hostile(&args, &http).await,
+        other => bail!("unknown scenario {other:?}: steady, noisy-neighbour, crm-sync or hostile"),
     }
 }
 
@@ -173,6 +183,78 @@ async fn noisy(args: &Args, http: &reqwest::Client) -> Result<()> {
         q(&shared, 0.5) / q(&alone, 0.5),
         q(&shared, 0.99) / q(&alone, 0.99)
     );
+    Ok(())
+}
+
+async fn hostile(args: &Args, http: &reqwest::Client) -> Result<()> {
+    let admin = args.admin_token.clone().context("--admin-token (or SWITCHBOARD_SERVER__ADMIN_TOKEN) is needed")?;
+    let quiet = tenant(args, http, &admin, "quiet", "300000000000005", None).await?;
+    let scripted = std::fs::read(Path::new(env!("BENCH_GUESTS_DIR")).join("scripted_router.wasm"))?;
+    let hostile = tenant(args, http, &admin, "hostile", "300000000000006", Some(scripted)).await?;
+    let base = args.url.trim_end_matches('/').to_string();
+    let script = |s: serde_json::Value| {
+        let (http, base, key) = (http.clone(), base.clone(), hostile.key.clone());
+        async move {
+            let body = json!({ "config": { "script": s.to_string() } });
+            ok(http.put(format!("{base}/v1/plugins/router/config")).bearer_auth(&key).json(&body).send().await?).await
+        }
+    };
+    // The quiet tenant's decision latency over one run, while `beside` runs.
+    let run = |what: &'static str| {
+        let quiet = Target { tag: run_tag(), ..quiet.clone() };
+        async move {
+            println!("quiet: {} msg/s × {} messages — {what}", args.rate, args.messages);
+            send(&args.shape(), http, &quiet, args.rate, args.messages).await?;
+            let (l, _) = read_back_when_done(&args.shape(), http, &quiet, args.messages).await?;
+            anyhow::Ok(l)
+        }
+    };
+    let hostile_load = |body: &'static str| {
+        let t = Target { tag: run_tag(), body: body.into(), ..hostile.clone() };
+        async move { send(&args.shape(), http, &t, (args.rate / 4).max(1), args.messages / 4).await.map(drop) }
+    };
+    let mut results = vec![("alone", run("alone").await?)];
+
+    script(json!({ "sleep_ms": 60_000 })).await?;
+    let (l, h) = tokio::join!(run("beside a plugin sleeping a minute per decision"), hostile_load("oi"));
+    h?;
+    results.push(("beside a sleeping plugin", l?));
+
+    if let Some(file) = &args.upload {
+        let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let wasm = switchboard::plugins::inspect::with_custom_section(&wasm, &run_tag());
+        let started = Instant::now();
+        let upload = async {
+            let r = http.put(format!("{base}/v1/plugins/router")).bearer_auth(&hostile.key).body(wasm).send().await?;
+            let mut body: serde_json::Value = r.json().await?;
+            while body["state"] == "queued" || body["state"] == "compiling" {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let id = body["id"].as_str().unwrap_or_default().to_string();
+                body = ok(http.get(format!("{base}/v1/plugins/uploads/{id}")).bearer_auth(&hostile.key).send().await?)
+                    .await?;
+            }
+            println!("the upload finished after {:.1}s: {}", started.elapsed().as_secs_f64(), body["state"]);
+            anyhow::Ok(())
+        };
+        let (l, u) = tokio::join!(run("during an upload"), upload);
+        u?;
+        results.push(("during an upload", l?));
+    }
+
+    script(json!({ "reason_bytes": 100_000_000 })).await?;
+    let (l, h) = tokio::join!(run("beside a plugin returning 100 MB"), hostile_load("oi"));
+    h?;
+    results.push(("beside 100 MB outputs", l?));
+    drain(&args.shape(), http).await?;
+
+    let q = |v: &[u64], p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1000.0;
+    let (a50, a99) = (q(&results[0].1, 0.5), q(&results[0].1, 0.99));
+    println!("\n| quiet tenant's webhook → decision | p50 ms | p99 ms | p99 vs alone |\n|---|---|---|---|");
+    for (what, mut l) in results {
+        l.sort_unstable();
+        println!("| {what} | {:.1} | {:.1} | ×{:.2} |", q(&l, 0.5), q(&l, 0.99), q(&l, 0.99) / a99);
+    }
+    println!("(alone: p50 {a50:.1} ms, p99 {a99:.1} ms)");
     Ok(())
 }
 
