@@ -212,3 +212,20 @@ fn cargo_run_at_the_root_means_the_switchboard_binary() {
         .collect();
     assert_eq!(bins, ["switchboard"], "binaries `cargo run` would choose between");
 }
+
+/// An error is one clear line, without a backtrace, even where
+/// `RUST_BACKTRACE` is set (it is on many machines).
+#[test]
+fn cli_errors_are_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["plugin", "check", "missing.wasm"])
+        .env("RUST_BACKTRACE", "1")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: reading missing.wasm"), "{stderr}");
+}

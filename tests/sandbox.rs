@@ -435,3 +435,41 @@ async fn compiled_code_in_memory_stays_under_its_budget() {
     host.settle().await;
     assert_eq!(host.decisions_of(API_KEY, "+5511980000003").await[0]["plugin"]["version"], hashes[0].as_str());
 }
+
+/// A plugin's randomness is a proper stream seeded from its input: the
+/// same input gives the same bytes (replays hold), another message other
+/// bytes, and the stream does not repeat a short seed.
+#[test]
+fn randomness_is_a_seeded_stream() {
+    let sandbox = Sandbox::new();
+    let draw = |message_id: &str| {
+        let settings = Arc::new(BTreeMap::from([("script".to_string(), json!({ "wasi": "random-64" }).to_string())]));
+        let context = switchboard::context::Context { tenant: "t".into(), ..Default::default() };
+        let message = switchboard::crm::Message { id: message_id.into(), ..Default::default() };
+        let report = sandbox.runtime.route(&sandbox.plugin, &sandbox.limits, settings, &context, &message);
+        report.result.expect("a decision").reason
+    };
+    let (a, again, b) = (draw("wamid.1"), draw("wamid.1"), draw("wamid.2"));
+    assert_eq!(a, again, "same input, same bytes");
+    assert_ne!(a, b, "another message, other bytes");
+    let bytes = hex::decode(&a).unwrap();
+    assert_ne!(bytes[..8], bytes[8..16], "not a repeated 8-byte seed: {a}");
+}
+
+/// The cheap checks run before compiling, and nothing refused is cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_is_refused_before_compiling_and_not_cached() {
+    let host = TestHost::start().await;
+    let wasm = guest("net_router");
+    let started = std::time::Instant::now();
+    let (status, body) = host.upload(API_KEY, "router", wasm.clone(), false).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("forbidden_import")), "{body}");
+    eprintln!("refused in {:?}", started.elapsed());
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+    let cache = host.dir.path().join("plugin-cache");
+    let cached: Vec<_> = std::fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(!cached.iter().any(|f| f.starts_with(&hash)), "a refused component was cached: {cached:?}");
+    assert!(!cached.is_empty(), "the built-ins are cached in {}", cache.display());
+}

@@ -93,6 +93,10 @@ fn raw_wasi(call: &str) -> Result<String, String> {
             }
             "subscribed".into()
         }
+        "random-64" => {
+            let bytes = wasi::random::random::get_random_bytes(64);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
         "preopens" => format!("{} directories", wasi::filesystem::preopens::get_directories().len()),
         "environment" => format!("{} variables", wasi::cli::environment::get_environment().len()),
         other => return Err(format!("unknown wasi call {other}")),
