@@ -248,7 +248,8 @@ pub struct Activate {
 /// Makes a version the one that decides, from the next decision on.
 /// Decisions already running finish on the version they started with.
 #[utoipa::path(post, path = "/v1/plugins/{world}/activate", tag = "plugins", params(("world" = String, Path)), request_body = Activate,
-    security(("tenant_key" = [])), responses((status = 200, body = ActiveRecord), (status = 404, body = super::error::ErrorBody)))]
+    security(("tenant_key" = [])), responses((status = 200, body = ActiveRecord), (status = 404, body = super::error::ErrorBody),
+        (status = 409, description = "the version was retired: upload it again", body = super::error::ErrorBody)))]
 pub async fn activate(
     TenantAuth(tenant, key): TenantAuth,
     State(state): State<AppState>,
@@ -274,7 +275,8 @@ pub struct Rollback {
 /// Goes back to the previously active version (skipping suspended ones),
 /// or to a named one. One call.
 #[utoipa::path(post, path = "/v1/plugins/{world}/rollback", tag = "plugins", params(("world" = String, Path)), request_body = Rollback,
-    security(("tenant_key" = [])), responses((status = 200, body = ActiveRecord), (status = 404, body = super::error::ErrorBody)))]
+    security(("tenant_key" = [])), responses((status = 200, body = ActiveRecord), (status = 404, body = super::error::ErrorBody),
+        (status = 409, description = "nothing to roll back to, or the version was retired", body = super::error::ErrorBody)))]
 pub async fn rollback(
     TenantAuth(tenant, key): TenantAuth,
     State(state): State<AppState>,
