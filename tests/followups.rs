@@ -81,13 +81,12 @@ async fn follow_ups_are_timed_from_the_contacts_pattern_fire_once_and_back_off()
 
     // Not before it is due…
     host.clock.advance(wait - 5 * MINUTE);
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    host.fire_due_timers().await;
     assert_eq!(follow_ups(&host.conversation(&cv).await).len(), 0);
     // …and once when it is.
     host.clock.advance(6 * MINUTE);
     let view = wait_for_follow_ups(&host, &cv, 1).await;
-    host.settle().await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    host.fire_due_timers().await;
     let view2 = host.conversation(&cv).await;
     let sent = follow_ups(&view2);
     assert_eq!(sent.len(), 1, "fires once");
@@ -224,8 +223,7 @@ async fn a_takeover_during_a_pending_follow_up_means_it_never_fires() {
     assert_eq!(c["takeover"]["staff"], "joao");
     assert_eq!(host.pending_follow_up(&cv).await, Value::Null);
     host.clock.advance(2 * 24 * HOUR);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    host.settle().await;
+    host.fire_due_timers().await;
     assert_eq!(follow_ups(&host.conversation(&cv).await).len(), 0, "never fires");
     // While taken over, the router's bot reply is suppressed too.
     say(&host, "wamid.T2", "Oi, bom dia!").await;
@@ -246,8 +244,7 @@ async fn pending_timers_survive_a_restart_and_fire_once() {
     host.clock.advance(5 * HOUR);
     wait_for_follow_ups(&host, &cv, 1).await;
     host.restart().await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    host.settle().await;
+    host.fire_due_timers().await;
     assert_eq!(follow_ups(&host.conversation(&cv).await).len(), 1, "fired exactly once across restarts");
 }
 

@@ -20,9 +20,9 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, RngSeed, TestRng, TestRunner};
 use serde_json::{Value, json};
 use support::*;
-use switchboard::identity::normalize;
 use switchboard::ingest::{IngestError, payload};
-use switchboard::plugins::{Failure, Runtime};
+use switchboard::phone::normalize;
+use switchboard::plugins::{Failure, RouterInput, Runtime};
 
 /// `cases` (times `FUZZ_CASES`), seeded unless `FUZZ_SEED=random`.
 fn fuzz_config(cases: u32) -> RunnerConfig {
@@ -252,7 +252,7 @@ proptest! {
 
     #[test]
     fn whatsapp_ids_never_panic(wa_id in "[0-9]{0,20}|\\PC{0,20}") {
-        if let Ok(p) = switchboard::identity::normalize_wa_id(&wa_id) {
+        if let Ok(p) = switchboard::phone::normalize_wa_id(&wa_id) {
             prop_assert!(p.e164.starts_with('+'));
         }
     }
@@ -301,13 +301,12 @@ fn plugin_outputs_lifted_from_a_component_are_valid_or_refused_with_a_reason() {
     let runtime = Runtime::new(&config, dir.path()).unwrap();
     let plugin = runtime.compile(&guest("scripted_router"), None).unwrap();
     let limits = config.limits.clone();
-    let context = switchboard::context::Context::default();
-    let message = switchboard::crm::Message::default();
+    let input = RouterInput::default();
     let mut runner = TestRunner::new(fuzz_config(400));
     runner
         .run(&decision_json(), |script| {
             let settings = Arc::new(BTreeMap::from([("script".to_string(), script.to_string())]));
-            let report = runtime.route(&plugin, &limits, settings, &context, &message);
+            let report = runtime.call(&plugin, &limits, settings, &input);
             match report.result {
                 Ok(d) => {
                     prop_assert!(d.reason.len() <= 1024);

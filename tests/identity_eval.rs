@@ -9,7 +9,7 @@
 
 mod support;
 
-use switchboard::identity::{Phone, normalize, normalize_wa_id};
+use switchboard::phone::{Phone, normalize, normalize_wa_id};
 
 fn parse(text: &str, region: &str) -> Option<Phone> {
     if region.is_empty() { normalize_wa_id(text).ok() } else { normalize(text, region).ok() }

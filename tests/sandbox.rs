@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
 use switchboard::config::{PluginConfig, PluginLimits};
-use switchboard::plugins::{CallReport, Failure, Plugin, Runtime};
+use switchboard::plugins::{CallReport, Failure, Plugin, RouterInput, Runtime};
 
 struct Sandbox {
     runtime: Arc<Runtime>,
@@ -41,7 +41,8 @@ impl Sandbox {
         std::thread::spawn(move || {
             let settings = Arc::new(BTreeMap::from([("script".to_string(), script.to_string())]));
             let context = switchboard::context::Context { now: MONDAY_AFTERNOON_MS, ..Default::default() };
-            let report = runtime.route(&plugin, &limits, settings, &context, &Default::default());
+            let report =
+                runtime.call(&plugin, &limits, settings, &RouterInput { context, message: Default::default() });
             let _ = tx.send(report);
         });
         rx.recv_timeout(Duration::from_secs(30)).expect("the call blocked its thread for 30 s")
@@ -446,7 +447,8 @@ fn randomness_is_a_seeded_stream() {
         let settings = Arc::new(BTreeMap::from([("script".to_string(), json!({ "wasi": "random-64" }).to_string())]));
         let context = switchboard::context::Context { tenant: "t".into(), ..Default::default() };
         let message = switchboard::crm::Message { id: message_id.into(), ..Default::default() };
-        let report = sandbox.runtime.route(&sandbox.plugin, &sandbox.limits, settings, &context, &message);
+        let input = RouterInput { context, message };
+        let report = sandbox.runtime.call(&sandbox.plugin, &sandbox.limits, settings, &input);
         report.result.expect("a decision").reason
     };
     let (a, again, b) = (draw("wamid.1"), draw("wamid.1"), draw("wamid.2"));

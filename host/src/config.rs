@@ -9,6 +9,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -24,7 +25,7 @@ pub struct Config {
     pub log: LogConfig,
     /// Caps on automated messages per contact (the storm guard); a tenant
     /// may have its own.
-    pub automation: crate::control::storm::StormLimits,
+    pub automation: StormLimits,
 }
 
 /// Delivery of CRM events to tenants' endpoints.
@@ -265,18 +266,6 @@ pub struct PluginConfig {
     pub compiled_cache_bytes: usize,
 }
 
-impl PluginConfig {
-    pub fn breaker(&self) -> crate::plugins::health::BreakerConfig {
-        crate::plugins::health::BreakerConfig {
-            window: self.breaker_window.max(1),
-            min_failures: self.suspend_after.max(1),
-            failure_rate: self.breaker_failure_rate.clamp(0.0, 1.0),
-            contact_share: 0.6,
-            contact_quarantine: self.contact_quarantine,
-        }
-    }
-}
-
 impl Default for PluginConfig {
     fn default() -> Self {
         PluginConfig {
@@ -370,13 +359,24 @@ impl Default for DemoConfig {
 pub struct LogConfig {
     /// `tracing` filter, e.g. `info,switchboard=debug`. `RUST_LOG` wins.
     pub filter: String,
-    /// `pretty` for people, `json` for log pipelines.
-    pub format: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written. Anything else in the configuration is an
+/// error at start, not a silent fallback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log pipelines.
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { filter: "info".into(), format: "pretty".into() }
+        LogConfig { filter: "info".into(), format: LogFormat::Pretty }
     }
 }
 
@@ -423,6 +423,21 @@ impl Config {
 
     pub fn cache_dir(&self) -> PathBuf {
         self.plugins.cache_dir.clone().unwrap_or_else(|| self.server.data_dir.join("plugin-cache"))
+    }
+}
+
+/// Automated messages to one contact, at most (operator defaults in
+/// `[automation]`; a tenant may have its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StormLimits {
+    pub per_contact_per_minute: u32,
+    pub per_contact_per_day: u32,
+}
+
+impl Default for StormLimits {
+    fn default() -> Self {
+        StormLimits { per_contact_per_minute: 10, per_contact_per_day: 100 }
     }
 }
 

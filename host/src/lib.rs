@@ -10,13 +10,21 @@
 //! | tenancy: phone-number id → tenant, keys, limits | [`tenants`] | host |
 //! | identity: `wa_id` → E.164 → one contact; import, duplicates, merge | [`identity`] | host |
 //! | context: thread, history, window, stats, signals | [`context`] | host |
-//! | routing | [`plugins`] (router world) | tenant plugin |
-//! | follow-up: plans, durable timers, rules at firing time | [`followup`] (follow-up world) | plugin plans, host enforces |
-//! | feedback: measures of a closed exchange → contact signals | [`feedback`] (feedback world) | tenant plugin |
-//! | human control: takeover, pause, opt-out, audit | [`control`] | host |
-//! | act: replies, assignments | `pipeline::act`, [`outbound`] | host |
+//! | routing: the call, the fallback; acting under the host's rules | [`plugins`] (router world), `pipeline::route`, `pipeline::act` | tenant plugin decides, host enforces |
+//! | follow-up: plans, durable timers, rules at firing time | [`followup`] (follow-up world), `pipeline::timer` | plugin plans, host enforces |
+//! | feedback: measures of a closed exchange → contact signals | [`feedback`] (feedback world), [`pipeline::learn`] | tenant plugin |
+//! | human control: staff actions, pauses, opt-out, storm guard, audit | [`control`] ([`control::staff`]) | host |
+//! | sending: the message log entry and the send queue, then Meta | [`outbound`] | host |
+//! | the pipeline: one unit of work per event, in order per contact | [`pipeline`] (`inbound`, `timer`, `status`) | host |
+//! | plugin runtime: sandbox, one call path for every world | [`plugins`] ([`plugins::call`]) | host |
 //! | CRM records | [`crm`] | host |
 //! | CRM sync: transactional outbox → signed webhooks | [`sync`] | host |
+//!
+//! Beneath the stages, leaves that import no stage: [`model`] (the values
+//! every stage shares), [`phone`] (numbers to E.164 and match keys),
+//! [`store`] (the storage engines behind one trait: sled, memory),
+//! [`config`], [`clock`], [`metrics`]. `tests/architecture.rs` fails the
+//! build if any two modules import each other in a circle.
 //!
 //! An inbound message travels: `POST /webhooks/whatsapp` → signature check
 //! → parse → journal (durable, de-duplicated) → 200; then a pipeline worker
@@ -43,9 +51,12 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod outbound;
+pub mod phone;
 pub mod pipeline;
 pub mod plugins;
+mod retry;
 pub mod server;
 pub mod store;
 pub mod sync;
 pub mod tenants;
+mod threads;

@@ -69,7 +69,6 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("switchboard");
         let m = Metrics {
             webhooks: Family::default(),
             webhook_ack_seconds: latency_histogram(),
@@ -98,6 +97,13 @@ impl Metrics {
             compiled_plugin_bytes: Gauge::default(),
             registry: Registry::default(),
         };
+        let registry = m.registry();
+        Metrics { registry, ..m }
+    }
+
+    /// Every metric under its exported name (`switchboard_…`).
+    fn registry(&self) -> Registry {
+        let (m, mut registry) = (self, Registry::with_prefix("switchboard"));
         registry.register("webhook_requests", "Webhook requests by result", m.webhooks.clone());
         registry.register(
             "webhook_ack_seconds",
@@ -143,7 +149,7 @@ impl Metrics {
             "Compiled plugin code cached in memory",
             m.compiled_plugin_bytes.clone(),
         );
-        Metrics { registry, ..m }
+        registry
     }
 
     pub fn render(&self) -> String {

@@ -290,6 +290,15 @@ impl TestHost {
     /// and work moves between them (a send's result is journaled in the
     /// commit that takes the job off the queue), so one idle reading can
     /// fall between the two; two in a row, 20 ms apart, practically never do.
+    /// Fires every follow-up due by the test clock now, and waits until
+    /// their effects are applied: after this, a follow-up that did not fire
+    /// was not due.
+    pub async fn fire_due_timers(&self) {
+        let server = self.server.as_ref().expect("the server is running");
+        server.fire_due_timers().await.expect("scanning timers");
+        self.settle().await;
+    }
+
     pub async fn settle(&self) {
         let idle = || async {
             let (_, h) = self.get("/healthz").await;

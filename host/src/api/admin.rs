@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiJson, AppState};
 use crate::config::PluginLimits;
 use crate::control::storm::StormLimits;
-use crate::tenants::{ApiKey, Tenant, TenantError};
+use crate::tenants::{ApiKey, Tenant};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -200,16 +200,6 @@ fn validate(t: &Tenant, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn tenant_error(e: TenantError) -> ApiError {
-    match e {
-        TenantError::PhoneNumberTaken(p) => {
-            ApiError::conflict(format!("phone-number id {p} already belongs to another tenant"))
-        }
-        TenantError::Exists(id) => ApiError::conflict(format!("tenant {id} already exists")),
-        TenantError::Store(e) => e.into(),
-    }
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<TenantView>,
@@ -245,17 +235,13 @@ pub async fn create_tenant(
         disabled: false,
         limits: new.limits,
         automation: new.automation,
-        opt_out_keywords: new
-            .opt_out_keywords
-            .unwrap_or_else(|| crate::control::optout::defaults(crate::control::optout::OPT_OUT)),
-        opt_in_keywords: new
-            .opt_in_keywords
-            .unwrap_or_else(|| crate::control::optout::defaults(crate::control::optout::OPT_IN)),
+        opt_out_keywords: new.opt_out_keywords.unwrap_or_else(crate::tenants::default_opt_out),
+        opt_in_keywords: new.opt_in_keywords.unwrap_or_else(crate::tenants::default_opt_in),
         created_at: now,
         updated_at: now,
     };
     validate(&tenant, &state)?;
-    s.tenants.create(&tenant).map_err(tenant_error)?;
+    s.tenants.create(&tenant)?;
     tracing::info!(tenant = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
@@ -325,7 +311,7 @@ pub async fn update_tenant(
     }
     t.updated_at = state.stages().clock.now_ms();
     validate(&t, &state)?;
-    state.stages().tenants.put(&t).map_err(tenant_error)?;
+    state.stages().tenants.put(&t)?;
     tracing::info!(tenant = %t.id, disabled = t.disabled, "tenant updated");
     Ok(Json(t.into()))
 }

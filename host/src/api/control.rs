@@ -8,18 +8,16 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
 use crate::clock::Millis;
-use crate::control::{Actor, AuditEntry, Pause, Takeover};
-use crate::crm::{Author, Contact, Conversation, ConversationStatus, Message, Override};
+use crate::control::staff::{Reassignment, StaffActions, StaffError};
+use crate::control::{AuditEntry, Pause};
+use crate::crm::{Contact, Conversation, Message};
 use crate::followup::Timer;
-use crate::model::{Assignee, Priority, Reply, Template, new_id};
-use crate::pipeline::outgoing::{self, Outgoing};
-use crate::store::{Batch, StoreError};
-use crate::tenants::Tenant;
+use crate::model::{Assignee, Priority, Reply, Template};
+use crate::store::Batch;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -59,52 +57,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Staff {
     }
 }
 
-/// Changes a conversation (and maybe its contact and follow-up) with the
-/// audit entry, atomically, retrying if the pipeline changed it meanwhile.
-fn change<F>(state: &AppState, tenant: &Tenant, id: &str, mut f: F) -> Result<Conversation, ApiError>
-where
-    F: FnMut(&mut Conversation, &mut Contact, &mut Option<Timer>, &mut Batch, Millis) -> Result<AuditEntry, ApiError>,
-{
-    let s = state.stages();
-    for _ in 0..20 {
-        let read = s
-            .crm
-            .conversation(&tenant.id, id)?
-            .ok_or_else(|| ApiError::not_found(format!("no conversation {id} in this tenant")))?;
-        let read_contact = s
-            .crm
-            .contact(&tenant.id, &read.contact_id)?
-            .ok_or_else(|| ApiError::not_found("the conversation has no contact"))?;
-        let timer = s.timers.pending(&tenant.id, id)?;
-        let (mut conversation, mut contact, mut pending) = (read.clone(), read_contact.clone(), timer.clone());
-        let now = s.clock.now_ms();
-        let mut batch = Batch::new();
-        let entry = f(&mut conversation, &mut contact, &mut pending, &mut batch, now)?;
-        if pending != timer {
-            if let Some(t) = &timer {
-                let cancelled = AuditEntry::new(now, entry.actor.clone(), "follow_up_cancelled", &entry.reason)
-                    .about(Some(id), Some(&contact.id))
-                    .with(json!({ "timer": t.id, "was_due_at": t.follow_up.at }));
-                s.control.audit.record(&mut batch, &tenant.id, &cancelled)?;
-            }
-            s.timers.replace(&mut batch, &tenant.id, id, timer.as_ref(), pending.as_ref())?;
-        }
-        s.control.audit.record(&mut batch, &tenant.id, &entry.about(Some(id), Some(&contact.id)))?;
-        if contact != read_contact {
-            s.crm.put_contact(&mut batch, &tenant.id, &contact, Some(&read_contact))?;
-        }
-        s.crm.put_conversation(&mut batch, &tenant.id, &conversation, Some(&read))?;
-        match s.crm.commit(batch) {
-            Ok(()) => return Ok(conversation),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict("the conversation keeps changing; retry"))
-}
-
-fn staff(id: &str) -> Actor {
-    Actor::Staff { id: id.to_string() }
+/// Runs a staff action on the blocking pool (it reads and writes the store).
+async fn act<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&StaffActions) -> Result<T, StaffError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let staff = state.stages().staff.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&staff)).await.map_err(|_| ApiError::unavailable("stopped"))??)
 }
 
 /// A staff member takes over: automation (bot replies, follow-ups) stops
@@ -117,13 +76,7 @@ pub async fn takeover(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let c = change(&state, &tenant, &id, |c, _, pending, _, now| {
-        c.takeover = Some(Takeover { staff: who.clone(), at: now });
-        c.assignee = Some(Assignee::Agent(who.clone()));
-        *pending = None;
-        Ok(AuditEntry::new(now, staff(&who), "takeover", format!("{who} took over the conversation")))
-    })?;
-    Ok(Json(c))
+    Ok(Json(act(&state, move |s| s.take_over(&tenant.id, &id, &who)).await?))
 }
 
 /// Hands the conversation back to automation.
@@ -135,11 +88,7 @@ pub async fn release(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let c = change(&state, &tenant, &id, |c, _, _, _, now| {
-        c.takeover = None;
-        Ok(AuditEntry::new(now, staff(&who), "release", format!("{who} handed the conversation back to automation")))
-    })?;
-    Ok(Json(c))
+    Ok(Json(act(&state, move |s| s.release(&tenant.id, &id, &who)).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -179,36 +128,9 @@ pub async fn reply(
             ));
         }
     };
-    let s = state.stages();
     let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
-    let message_id = new_id("msg");
-    let mut queued = None;
-    change(&state, &tenant, &id, |c, contact, _, batch, now| {
-        if matches!(reply, Reply::Text { .. }) && !crate::context::ServiceWindow::of(contact, now).open {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "window_closed",
-                "the 24-hour customer-service window is closed: only an approved template may be sent",
-            ));
-        }
-        let o = Outgoing {
-            id: message_id.clone(),
-            reply: &reply,
-            author: Author::Human { staff: who.clone() },
-            reply_to: None,
-            decision_id: None,
-            phone_number_id: &phone_number_id,
-            now,
-        };
-        let m = outgoing::queue(&s.crm, &s.outbox, batch, &tenant.id, c, contact, o)?;
-        c.needs_reply = false;
-        c.respond_by = None;
-        queued = Some(m);
-        Ok(AuditEntry::new(now, staff(&who), "human_reply", format!("{who} replied"))
-            .with(json!({ "message": message_id })))
-    })?;
-    s.outbound_wake.notify_one();
-    let message = queued.ok_or_else(|| ApiError::unavailable("the reply was not recorded"))?;
+    let message = act(&state, move |s| s.reply(&tenant.id, &id, &who, &reply, &phone_number_id)).await?;
+    state.stages().outbound_wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(Queued { message })))
 }
 
@@ -234,27 +156,8 @@ pub async fn reassign(
     if body.reason.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_override", "say why in `reason`"));
     }
-    let s = state.stages();
-    let c = change(&state, &tenant, &id, |c, _, _, batch, now| {
-        let o = Override {
-            id: new_id("ov"),
-            conversation_id: c.id.clone(),
-            replaces_decision: c.last_decision_id.clone(),
-            staff: who.clone(),
-            at: now,
-            assignee: Some(body.assignee.clone()),
-            priority: body.priority,
-            reason: body.reason.clone(),
-        };
-        s.crm.put_override(batch, &tenant.id, &o)?;
-        c.assignee = Some(body.assignee.clone());
-        if let Some(p) = body.priority {
-            c.priority = p;
-        }
-        Ok(AuditEntry::new(now, staff(&who), "routing_overridden", &body.reason)
-            .with(json!({ "override": o.id, "replaces_decision": o.replaces_decision, "assignee": o.assignee, "priority": o.priority })))
-    })?;
-    Ok(Json(c))
+    let r = Reassignment { assignee: body.assignee, priority: body.priority, reason: body.reason };
+    Ok(Json(act(&state, move |s| s.reassign(&tenant.id, &id, &who, &r)).await?))
 }
 
 /// Marks the conversation resolved; pending follow-ups are dropped.
@@ -266,32 +169,22 @@ pub async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let c = change(&state, &tenant, &id, |c, _, pending, _, now| {
-        c.status = ConversationStatus::Resolved;
-        c.resolved_at = Some(now);
-        c.needs_reply = false;
-        c.respond_by = None;
-        c.takeover = None;
-        *pending = None;
-        Ok(AuditEntry::new(now, staff(&who), "conversation_resolved", format!("{who} resolved the conversation")))
-    })?;
+    let tenant_id = tenant.id.clone();
+    let (c, contact) = act(&state, move |s| s.resolve(&tenant_id, &id, &who)).await?;
     // The exchange closes: the contact's worker measures it (feedback).
-    let s = state.stages();
-    if let Some(contact) = s.crm.contact(&tenant.id, &c.contact_id)? {
-        let closed = crate::pipeline::learn::ExchangeClosed {
-            tenant: tenant.id.clone(),
-            conversation_id: c.id.clone(),
-            wa_id: contact.wa_id.unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string()),
-            closed_by: crate::model::CloseReason::Resolved,
-            at: s.clock.now_ms(),
-        };
-        let pipeline = state.pipeline.clone();
-        tokio::task::spawn_blocking(move || {
-            pipeline.submit(vec![crate::pipeline::Event::ExchangeClosed(closed)], Batch::new())
-        })
-        .await
-        .map_err(|_| ApiError::unavailable("stopped"))??;
-    }
+    let closed = crate::pipeline::learn::ExchangeClosed {
+        tenant: tenant.id.clone(),
+        conversation_id: c.id.clone(),
+        wa_id: contact.wa_id.unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string()),
+        closed_by: crate::model::CloseReason::Resolved,
+        at: state.stages().clock.now_ms(),
+    };
+    let pipeline = state.pipeline.clone();
+    tokio::task::spawn_blocking(move || {
+        pipeline.submit(vec![crate::pipeline::Event::ExchangeClosed(closed)], Batch::new())
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("stopped"))??;
     Ok(Json(c))
 }
 
@@ -303,18 +196,12 @@ pub struct PauseRequest {
     pub reason: Option<String>,
 }
 
+/// An empty body pauses until resumed.
 fn parse_pause(body: &axum::body::Bytes) -> Result<PauseRequest, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(PauseRequest::default());
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
-}
-
-fn pause_of(who: &str, req: PauseRequest, now: Millis) -> Result<Pause, ApiError> {
-    if req.until.is_some_and(|u| u <= now) {
-        return Err(ApiError::bad_request("invalid_pause", "`until` is in the past"));
-    }
-    Ok(Pause { by: who.to_string(), at: now, until: req.until, reason: req.reason })
 }
 
 /// Pauses automation for this conversation (optionally until a time).
@@ -328,18 +215,11 @@ pub async fn pause_conversation(
     body: axum::body::Bytes,
 ) -> Result<Json<Conversation>, ApiError> {
     let req = parse_pause(&body)?;
-    let pause = pause_of(&who, req, state.stages().clock.now_ms())?;
-    let c = change(&state, &tenant, &id, |c, _, _, _, now| {
-        c.paused = Some(pause.clone());
-        Ok(AuditEntry::new(
-            now,
-            staff(&who),
-            "automation_paused",
-            pause.reason.clone().unwrap_or_else(|| "paused".into()),
-        )
-        .with(json!({ "scope": "conversation", "until": pause.until })))
-    })?;
-    Ok(Json(c))
+    let c = act(&state, move |s| {
+        let pause = s.pause(&who, req.until, req.reason)?;
+        s.pause_conversation(&tenant.id, &id, &who, Some(pause))
+    });
+    Ok(Json(c.await?))
 }
 
 /// Resumes automation for this conversation.
@@ -351,39 +231,7 @@ pub async fn resume_conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let c = change(&state, &tenant, &id, |c, _, _, _, now| {
-        c.paused = None;
-        Ok(AuditEntry::new(now, staff(&who), "automation_resumed", "resumed").with(json!({ "scope": "conversation" })))
-    })?;
-    Ok(Json(c))
-}
-
-/// Changes a contact with an audit entry, retrying on conflict.
-fn change_contact(
-    state: &AppState,
-    tenant: &Tenant,
-    id: &str,
-    f: impl Fn(&mut Contact, Millis) -> AuditEntry,
-) -> Result<Contact, ApiError> {
-    let s = state.stages();
-    for _ in 0..20 {
-        let read = s
-            .crm
-            .contact(&tenant.id, id)?
-            .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
-        let mut contact = read.clone();
-        let now = s.clock.now_ms();
-        let entry = f(&mut contact, now).about(None, Some(id));
-        let mut batch = Batch::new();
-        s.control.audit.record(&mut batch, &tenant.id, &entry)?;
-        s.crm.put_contact(&mut batch, &tenant.id, &contact, Some(&read))?;
-        match s.crm.commit(batch) {
-            Ok(()) => return Ok(contact),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict("the contact keeps changing; retry"))
+    Ok(Json(act(&state, move |s| s.pause_conversation(&tenant.id, &id, &who, None)).await?))
 }
 
 /// Pauses automation for everything about this contact.
@@ -396,13 +244,12 @@ pub async fn pause_contact(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Contact>, ApiError> {
-    let pause = pause_of(&who, parse_pause(&body)?, state.stages().clock.now_ms())?;
-    let c = change_contact(&state, &tenant, &id, |c, now| {
-        c.paused = Some(pause.clone());
-        AuditEntry::new(now, staff(&who), "automation_paused", pause.reason.clone().unwrap_or_else(|| "paused".into()))
-            .with(json!({ "scope": "contact", "until": pause.until }))
-    })?;
-    Ok(Json(c))
+    let req = parse_pause(&body)?;
+    let c = act(&state, move |s| {
+        let pause = s.pause(&who, req.until, req.reason)?;
+        s.pause_contact(&tenant.id, &id, &who, Some(pause))
+    });
+    Ok(Json(c.await?))
 }
 
 /// Resumes automation for this contact.
@@ -414,11 +261,7 @@ pub async fn resume_contact(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
-    let c = change_contact(&state, &tenant, &id, |c, now| {
-        c.paused = None;
-        AuditEntry::new(now, staff(&who), "automation_resumed", "resumed").with(json!({ "scope": "contact" }))
-    })?;
-    Ok(Json(c))
+    Ok(Json(act(&state, move |s| s.pause_contact(&tenant.id, &id, &who, None)).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -440,30 +283,6 @@ pub async fn automation(
     Ok(Json(Automation { pause, active: !paused }))
 }
 
-fn set_tenant_pause(
-    state: &AppState,
-    tenant: &Tenant,
-    who: &str,
-    pause: Option<Pause>,
-) -> Result<Automation, ApiError> {
-    let s = state.stages();
-    let now = s.clock.now_ms();
-    let mut batch = Batch::new();
-    s.control.set_tenant_pause(&mut batch, &tenant.id, pause.as_ref())?;
-    let (action, reason) = match &pause {
-        Some(p) => ("automation_paused", p.reason.clone().unwrap_or_else(|| "paused".into())),
-        None => ("automation_resumed", "resumed".to_string()),
-    };
-    let until = pause.as_ref().and_then(|p| p.until);
-    s.control.audit.record(
-        &mut batch,
-        &tenant.id,
-        &AuditEntry::new(now, staff(who), action, reason).with(json!({ "scope": "tenant", "until": until })),
-    )?;
-    s.crm.commit(batch)?;
-    Ok(Automation { active: pause.is_none(), pause })
-}
-
 /// Pauses automation for the whole tenant (optionally until a time).
 #[utoipa::path(post, path = "/v1/automation/pause", tag = "staff", params(("X-Staff-Id" = String, Header)), request_body = PauseRequest,
     security(("tenant_key" = [])), responses((status = 200, body = Automation)))]
@@ -473,8 +292,13 @@ pub async fn pause_tenant(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<Automation>, ApiError> {
-    let pause = pause_of(&who, parse_pause(&body)?, state.stages().clock.now_ms())?;
-    Ok(Json(set_tenant_pause(&state, &tenant, &who, Some(pause))?))
+    let req = parse_pause(&body)?;
+    let pause = act(&state, move |s| {
+        let pause = s.pause(&who, req.until, req.reason)?;
+        s.pause_tenant(&tenant.id, &who, Some(&pause)).map(|()| pause)
+    });
+    let pause = pause.await?;
+    Ok(Json(Automation { pause: Some(pause), active: false }))
 }
 
 /// Resumes automation for the whole tenant.
@@ -485,7 +309,8 @@ pub async fn resume_tenant(
     Staff(who): Staff,
     State(state): State<AppState>,
 ) -> Result<Json<Automation>, ApiError> {
-    Ok(Json(set_tenant_pause(&state, &tenant, &who, None)?))
+    act(&state, move |s| s.pause_tenant(&tenant.id, &who, None)).await?;
+    Ok(Json(Automation { pause: None, active: true }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -579,13 +404,7 @@ pub async fn inbox(TenantAuth(tenant, _): TenantAuth, State(state): State<AppSta
             conversation: c,
         });
     }
-    items.sort_by(|a, b| {
-        let (x, y) = (&a.conversation, &b.conversation);
-        y.priority
-            .cmp(&x.priority)
-            .then_with(|| x.respond_by.unwrap_or(i64::MAX).cmp(&y.respond_by.unwrap_or(i64::MAX)))
-            .then_with(|| x.last_inbound_at.unwrap_or(i64::MAX).cmp(&y.last_inbound_at.unwrap_or(i64::MAX)))
-    });
+    items.sort_by(|a, b| crate::control::by_urgency(&a.conversation, &b.conversation));
     let overdue = items.iter().filter(|i| i.overdue).count();
     Ok(Json(Inbox { conversations: items, overdue }))
 }

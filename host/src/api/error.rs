@@ -1,4 +1,5 @@
-//! The one JSON error shape, and the conversions into it.
+//! The one JSON error shape, and every conversion of a stage's error into
+//! it: the one place where errors meet HTTP status codes.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -6,7 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::control::staff::StaffError;
+use crate::identity::duplicates::MergeError;
+use crate::plugins::{PluginError, UploadError};
 use crate::store::StoreError;
+use crate::tenants::TenantError;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -72,6 +77,67 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "storage error");
                 ApiError::unavailable("storage is unavailable; retry later")
             }
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let unprocessable = |code, msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg);
+        match e {
+            UploadError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "component_too_large", e.to_string())
+            }
+            UploadError::Invalid(inner) => match inner {
+                PluginError::NotAComponent(_) => unprocessable("not_a_component", inner.to_string()),
+                PluginError::WrongWorld(_) => unprocessable("wrong_world", inner.to_string()),
+                PluginError::UnsupportedVersion(_) => unprocessable("unsupported_wit_version", inner.to_string()),
+                PluginError::ForbiddenImport(_) => unprocessable("forbidden_import", inner.to_string()),
+                PluginError::Compile(_) | PluginError::TooLarge { .. } => {
+                    unprocessable("compile_failed", inner.to_string())
+                }
+                PluginError::Engine(_) => ApiError::unavailable(inner.to_string()),
+            },
+            UploadError::WorldMismatch { .. } => unprocessable("wrong_world", e.to_string()),
+            UploadError::SampleRun(_) => unprocessable("sample_run_failed", e.to_string()),
+            UploadError::UnknownVersion(_) => ApiError::not_found(e.to_string()),
+            UploadError::Retired(_) | UploadError::NothingToRollBack => ApiError::conflict(e.to_string()),
+            UploadError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<StaffError> for ApiError {
+    fn from(e: StaffError) -> Self {
+        match e {
+            StaffError::NoConversation(_) | StaffError::NoContact(_) => ApiError::not_found(e.to_string()),
+            StaffError::WindowClosed => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", e.to_string()),
+            StaffError::PauseInThePast => ApiError::bad_request("invalid_pause", e.to_string()),
+            StaffError::KeptChanging(_) => ApiError::conflict(e.to_string()),
+            StaffError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<MergeError> for ApiError {
+    fn from(e: MergeError) -> Self {
+        match e {
+            MergeError::NoContact(_) | MergeError::NoMerge(_) => ApiError::not_found(e.to_string()),
+            MergeError::Same => ApiError::bad_request("invalid_merge", e.to_string()),
+            MergeError::AlreadyMerged(_) | MergeError::AlreadyUndone => ApiError::conflict(e.to_string()),
+            MergeError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::PhoneNumberTaken(p) => {
+                ApiError::conflict(format!("phone-number id {p} already belongs to another tenant"))
+            }
+            TenantError::Exists(id) => ApiError::conflict(format!("tenant {id} already exists")),
+            TenantError::Store(e) => e.into(),
         }
     }
 }

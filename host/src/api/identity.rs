@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::control::Staff;
 use super::{ApiError, ApiJson, AppState, TenantAuth};
-use crate::identity::duplicates::{Candidate, Merge, MergeError};
+use crate::identity::duplicates::{Candidate, Merge};
 use crate::identity::import::{ImportJob, parse};
 
 pub fn routes() -> Router<AppState> {
@@ -95,15 +95,6 @@ pub struct MergeRequest {
     pub merged: String,
 }
 
-fn merge_error(e: MergeError) -> ApiError {
-    match e {
-        MergeError::NoContact(_) | MergeError::NoMerge(_) => ApiError::not_found(e.to_string()),
-        MergeError::Same => ApiError::bad_request("invalid_merge", e.to_string()),
-        MergeError::AlreadyMerged(_) | MergeError::AlreadyUndone => ApiError::conflict(e.to_string()),
-        MergeError::Store(s) => s.into(),
-    }
-}
-
 /// Merges two contacts: conversations, messages, deals and signals move to
 /// the survivor. Recorded, and undoable with `POST /v1/merges/{id}/undo`.
 #[utoipa::path(post, path = "/v1/duplicates/merge", tag = "contacts", params(("X-Staff-Id" = String, Header)), request_body = MergeRequest,
@@ -117,8 +108,7 @@ pub async fn merge(
     let (d, now) = (state.stages().duplicates.clone(), state.stages().clock.now_ms());
     let record = tokio::task::spawn_blocking(move || d.merge(&tenant.id, &body.survivor, &body.merged, &who, now))
         .await
-        .map_err(|_| ApiError::unavailable("stopped"))?
-        .map_err(merge_error)?;
+        .map_err(|_| ApiError::unavailable("stopped"))??;
     Ok(Json(record))
 }
 
@@ -169,7 +159,6 @@ pub async fn undo(
     let (d, now) = (state.stages().duplicates.clone(), state.stages().clock.now_ms());
     let record = tokio::task::spawn_blocking(move || d.undo(&tenant.id, &id, &who, now))
         .await
-        .map_err(|_| ApiError::unavailable("stopped"))?
-        .map_err(merge_error)?;
+        .map_err(|_| ApiError::unavailable("stopped"))??;
     Ok(Json(record))
 }

@@ -17,7 +17,7 @@ use crate::plugins::logs::LogEntry;
 use crate::plugins::registry::VersionView;
 use crate::plugins::uploads::{Progress, QueueError, Submission, UploadView, Uploaded};
 use crate::plugins::versions::ActiveRecord;
-use crate::plugins::{PluginError, PluginMeta, UploadError, World};
+use crate::plugins::{PluginMeta, UploadError, World};
 use crate::tenants::Tenant;
 
 /// Hard ceiling on an upload body; each tenant's own cap is checked inside.
@@ -42,30 +42,6 @@ fn world(name: &str) -> Result<World, ApiError> {
 
 fn limits(state: &AppState, tenant: &Tenant) -> crate::config::PluginLimits {
     tenant.limits.clone().unwrap_or_else(|| state.stages().config.plugins.limits.clone())
-}
-
-fn upload_error(e: UploadError) -> ApiError {
-    let unprocessable = |code, msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg);
-    match e {
-        UploadError::TooLarge { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "component_too_large", e.to_string())
-        }
-        UploadError::Invalid(inner) => match inner {
-            PluginError::NotAComponent(_) => unprocessable("not_a_component", inner.to_string()),
-            PluginError::WrongWorld(_) => unprocessable("wrong_world", inner.to_string()),
-            PluginError::UnsupportedVersion(_) => unprocessable("unsupported_wit_version", inner.to_string()),
-            PluginError::ForbiddenImport(_) => unprocessable("forbidden_import", inner.to_string()),
-            PluginError::Compile(_) | PluginError::TooLarge { .. } => {
-                unprocessable("compile_failed", inner.to_string())
-            }
-            PluginError::Engine(_) => ApiError::unavailable(inner.to_string()),
-        },
-        UploadError::WorldMismatch { .. } => unprocessable("wrong_world", e.to_string()),
-        UploadError::SampleRun(_) => unprocessable("sample_run_failed", e.to_string()),
-        UploadError::UnknownVersion(_) => ApiError::not_found(e.to_string()),
-        UploadError::Retired(_) | UploadError::NothingToRollBack => ApiError::conflict(e.to_string()),
-        UploadError::Store(s) => s.into(),
-    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
@@ -210,7 +186,7 @@ pub async fn upload_progress(
 
 /// How the compile pool records an outcome: as the API would answer it.
 pub fn judge(outcome: Result<Uploaded, UploadError>) -> Progress {
-    match outcome.map_err(upload_error) {
+    match outcome.map_err(ApiError::from) {
         Ok(u) => Progress::Accepted(Box::new(u)),
         Err(e) => Progress::Rejected { http_status: e.status.as_u16(), code: e.code, message: e.message },
     }
@@ -259,9 +235,8 @@ pub async fn activate(
     let w = world(&name)?;
     let now = state.stages().clock.now_ms();
     let registry = state.stages().plugins.clone();
-    let record = blocking(move || registry.activate_version(&tenant.id, w, body.version.as_deref(), &key.label, now))
-        .await?
-        .map_err(upload_error)?;
+    let record =
+        blocking(move || registry.activate_version(&tenant.id, w, body.version.as_deref(), &key.label, now)).await??;
     Ok(Json(record))
 }
 
@@ -293,9 +268,7 @@ pub async fn rollback(
     };
     let now = state.stages().clock.now_ms();
     let registry = state.stages().plugins.clone();
-    let record = blocking(move || registry.rollback(&tenant.id, w, to.as_deref(), &key.label, now))
-        .await?
-        .map_err(upload_error)?;
+    let record = blocking(move || registry.rollback(&tenant.id, w, to.as_deref(), &key.label, now)).await??;
     Ok(Json(record))
 }
 

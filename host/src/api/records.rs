@@ -54,7 +54,7 @@ pub async fn list_contacts(
     let crm = &state.stages().crm;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     // A query that is a whole phone number is an exact index lookup.
-    if let Some(phone) = q.and_then(|q| identity::normalize(q, &tenant.default_region).ok()) {
+    if let Some(phone) = q.and_then(|q| crate::phone::normalize(q, &tenant.default_region).ok()) {
         let contacts: Vec<Contact> = crm.contact_by_phone(&tenant.id, &phone.e164)?.into_iter().collect();
         if !contacts.is_empty() {
             return Ok(Json(ContactPage { contacts, next: None }));
@@ -86,7 +86,7 @@ pub async fn create_contact(
     ApiJson(new): ApiJson<NewContact>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
     let s = state.stages();
-    let phone = identity::normalize(&new.phone, &tenant.default_region)
+    let phone = crate::phone::normalize(&new.phone, &tenant.default_region)
         .map_err(|e| ApiError::bad_request("invalid_phone", e.to_string()))?;
     if let Some(existing) = s.crm.contact_by_phone(&tenant.id, &phone.e164)? {
         return Err(ApiError::conflict(format!("contact {} already has phone {}", existing.id, phone.e164)));
@@ -225,57 +225,63 @@ pub async fn update_contact(
     }
     let phone = match &patch.phone {
         Some(p) => Some(
-            identity::normalize(p, &tenant.default_region)
+            crate::phone::normalize(p, &tenant.default_region)
                 .map_err(|e| ApiError::bad_request("invalid_phone", e.to_string()))?,
         ),
         None => None,
     };
-    for _ in 0..20 {
+    let changed = crate::store::optimistic(|| {
         let read = s
             .crm
             .contact(&tenant.id, &id)?
             .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
         let mut c = read.clone();
-        if let Some(v) = &patch.name {
-            c.name = Some(v.trim().to_string()).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = &patch.email {
-            c.email = Some(v.trim().to_lowercase()).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = &patch.company_id {
-            if v.is_empty() {
-                c.company_id = None;
-            } else {
-                s.crm
-                    .company(&tenant.id, v)?
-                    .ok_or_else(|| ApiError::not_found(format!("no company {v} in this tenant")))?;
-                c.company_id = Some(v.clone());
-            }
-        }
-        if let Some(v) = &patch.tags {
-            c.tags = v.clone();
-        }
-        if let Some(v) = &patch.timezone {
-            c.timezone = Some(v.clone());
-        }
-        if let Some(p) = &phone {
-            if let Some(other) = s.crm.contact_by_phone(&tenant.id, &p.e164)?.filter(|o| o.id != c.id) {
-                return Err(ApiError::conflict(format!("contact {} already has phone {}", other.id, p.e164)));
-            }
-            c.phone = p.e164.clone();
-            c.country = p.region.clone();
-        }
+        apply_patch(s, &tenant.id, &mut c, &patch, phone.as_ref())?;
         identity::link_company_by_email(&s.crm, &tenant.id, &mut c)?;
         c.updated_at = s.clock.now_ms();
         let mut batch = Batch::new();
         s.crm.put_contact(&mut batch, &tenant.id, &c, Some(&read))?;
-        match s.crm.commit(batch) {
-            Ok(()) => return Ok(Json(c)),
-            Err(crate::store::StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        Ok::<_, ApiError>(crate::store::committed(s.crm.commit(batch))?.then_some(c))
+    })?;
+    changed.map(Json).ok_or_else(|| ApiError::conflict("the contact keeps changing; retry"))
+}
+
+/// The patch's fields on `c`; a new phone must not be another contact's.
+fn apply_patch(
+    s: &crate::pipeline::Stages,
+    tenant: &str,
+    c: &mut Contact,
+    patch: &ContactPatch,
+    phone: Option<&crate::phone::Phone>,
+) -> Result<(), ApiError> {
+    if let Some(v) = &patch.name {
+        c.name = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    }
+    if let Some(v) = &patch.email {
+        c.email = Some(v.trim().to_lowercase()).filter(|v| !v.is_empty());
+    }
+    if let Some(v) = &patch.company_id {
+        if v.is_empty() {
+            c.company_id = None;
+        } else {
+            s.crm.company(tenant, v)?.ok_or_else(|| ApiError::not_found(format!("no company {v} in this tenant")))?;
+            c.company_id = Some(v.clone());
         }
     }
-    Err(ApiError::conflict("the contact keeps changing; retry"))
+    if let Some(v) = &patch.tags {
+        c.tags = v.clone();
+    }
+    if let Some(v) = &patch.timezone {
+        c.timezone = Some(v.clone());
+    }
+    if let Some(p) = phone {
+        if let Some(other) = s.crm.contact_by_phone(tenant, &p.e164)?.filter(|o| o.id != c.id) {
+            return Err(ApiError::conflict(format!("contact {} already has phone {}", other.id, p.e164)));
+        }
+        c.phone = p.e164.clone();
+        c.country = p.region.clone();
+    }
+    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiJson, AppState, TenantAuth};
 use crate::model::new_id;
 use crate::store::Batch;
-use crate::sync::{CATALOGUE, DeadLetter, Endpoint, Health};
+use crate::sync::{DeadLetter, Endpoint, EventKind, Health};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -53,10 +53,10 @@ pub async fn create(
         crate::sync::destination::check_url(&url)
             .map_err(|e| ApiError::bad_request("internal_destination", e.to_string()))?;
     }
-    if let Some(bad) = new.events.iter().find(|e| !CATALOGUE.contains(&e.as_str())) {
+    if let Some(bad) = new.events.iter().find(|e| EventKind::parse(e).is_none()) {
         return Err(ApiError::bad_request(
             "invalid_endpoint",
-            format!("unknown event type {bad:?}; types: {}", CATALOGUE.join(", ")),
+            format!("unknown event type {bad:?}; types: {}", EventKind::ALL.map(EventKind::as_str).join(", ")),
         ));
     }
     let secret = crate::tenants::generate_secret("whsec_");

@@ -165,9 +165,32 @@ async fn accept(
     let signature_header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     authenticate(state, &owners, &body, signature_header)?;
 
-    let mut events = Vec::new();
-    let mut unknown = 0;
-    for change in parsed.changes {
+    let ignored = parsed.ignored_fields.len();
+    let (events, unknown) = to_events(s, parsed.changes, &owners);
+    let appended = if events.is_empty() {
+        Default::default()
+    } else {
+        let pipeline = state.pipeline.clone();
+        let appended = tokio::task::spawn_blocking(move || pipeline.submit(events, Batch::new()))
+            .await
+            .map_err(|_| ApiError::unavailable("the journal writer stopped"))??;
+        s.store.sync().await?;
+        appended
+    };
+    s.metrics.duplicates.inc_by(appended.duplicates as u64);
+    Ok(Received { accepted: appended.new, duplicates: appended.duplicates, unknown_phone_numbers: unknown, ignored })
+}
+
+/// Each change's messages and statuses as events of the tenant owning its
+/// phone-number id; changes no (enabled) tenant owns are counted, logged
+/// and dropped — acknowledged, so Meta does not retry them forever.
+fn to_events(
+    s: &crate::pipeline::Stages,
+    changes: Vec<payload::ChangeBatch>,
+    owners: &BTreeMap<String, Option<Tenant>>,
+) -> (Vec<Event>, usize) {
+    let (mut events, mut unknown) = (Vec::new(), 0);
+    for change in changes {
         let Some(Some(tenant)) =
             owners.get(&change.phone_number_id).filter(|t| t.as_ref().is_some_and(|t| !t.disabled))
         else {
@@ -187,21 +210,5 @@ async fn accept(
             events.push(Event::Status(st));
         }
     }
-    let appended = if events.is_empty() {
-        Default::default()
-    } else {
-        let pipeline = state.pipeline.clone();
-        let appended = tokio::task::spawn_blocking(move || pipeline.submit(events, Batch::new()))
-            .await
-            .map_err(|_| ApiError::unavailable("the journal writer stopped"))??;
-        s.store.sync().await?;
-        appended
-    };
-    s.metrics.duplicates.inc_by(appended.duplicates as u64);
-    Ok(Received {
-        accepted: appended.new,
-        duplicates: appended.duplicates,
-        unknown_phone_numbers: unknown,
-        ignored: parsed.ignored_fields.len(),
-    })
+    (events, unknown)
 }

@@ -12,17 +12,17 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::model::{FeedbackInput, FollowUpInput, RouterInput};
-use crate::plugins::{CallReport, Runtime, World, registry};
+use crate::plugins::call::run_json;
+use crate::plugins::{Runtime, World, registry};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Run FILE on a JSON input and print the decision, fuel, time and logs.
     Run {
         file: PathBuf,
-        /// router, follow-up or feedback (default: the component's own).
-        #[arg(long)]
-        world: Option<String>,
+        /// The component's world (default: the one it declares).
+        #[arg(long, value_enum)]
+        world: Option<World>,
         /// The input, as documented in docs/plugins.md (samples in examples/inputs/).
         #[arg(long)]
         input: PathBuf,
@@ -33,14 +33,14 @@ pub enum PluginCommand {
     /// Validate FILE exactly as an upload would.
     Check {
         file: PathBuf,
-        #[arg(long)]
-        world: Option<String>,
+        #[arg(long, value_enum)]
+        world: Option<World>,
     },
     /// Upload FILE to a running host (and optionally activate it).
     Deploy {
         file: PathBuf,
-        #[arg(long)]
-        world: String,
+        #[arg(long, value_enum)]
+        world: World,
         #[arg(long)]
         activate: bool,
         #[command(flatten)]
@@ -48,8 +48,8 @@ pub enum PluginCommand {
     },
     /// Print the recent log lines of a tenant's plugins.
     Logs {
-        #[arg(long, default_value = "router")]
-        world: String,
+        #[arg(long, value_enum, default_value = "router")]
+        world: World,
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[command(flatten)]
@@ -58,8 +58,8 @@ pub enum PluginCommand {
     /// Create a plugin crate for WORLD that builds with `cargo build --release`.
     Init {
         name: String,
-        #[arg(long, default_value = "router")]
-        world: String,
+        #[arg(long, value_enum, default_value = "router")]
+        world: World,
         /// The guest SDK (`plugins/sdk` of a Switchboard checkout).
         #[arg(long)]
         sdk: Option<PathBuf>,
@@ -76,27 +76,21 @@ pub struct Remote {
     key: Option<String>,
 }
 
-fn parse_world(w: &str) -> Result<World> {
-    World::parse(w).with_context(|| format!("unknown world {w:?}: use router, follow-up or feedback"))
-}
-
 pub async fn run(command: PluginCommand, config: &Config) -> Result<()> {
     match command {
         PluginCommand::Run { file, world, input, settings } => {
-            let world = world.as_deref().map(parse_world).transpose()?;
             let config = config.clone();
             tokio::task::spawn_blocking(move || run_local(&file, world, &input, &settings, &config)).await?
         }
         PluginCommand::Check { file, world } => {
-            let world = world.as_deref().map(parse_world).transpose()?;
             let config = config.clone();
             tokio::task::spawn_blocking(move || check_local(&file, world, &config)).await?
         }
         PluginCommand::Deploy { file, world, activate, remote } => {
-            deploy(&file, parse_world(&world)?, activate, &remote, config).await
+            deploy(&file, world, activate, &remote, config).await
         }
-        PluginCommand::Logs { world, limit, remote } => logs(parse_world(&world)?, limit, &remote, config).await,
-        PluginCommand::Init { name, world, sdk } => super::scaffold::init(&name, parse_world(&world)?, sdk),
+        PluginCommand::Logs { world, limit, remote } => logs(world, limit, &remote, config).await,
+        PluginCommand::Init { name, world, sdk } => super::scaffold::init(&name, world, sdk),
     }
 }
 
@@ -121,23 +115,9 @@ fn run_local(file: &Path, world: Option<World>, input: &Path, settings: &[String
     }
     let settings = Arc::new(map);
     let limits = &config.plugins.limits;
-    let bad_input = |e: serde_json::Error| {
+    let (label, report) = run_json(&runtime, &plugin, limits, settings, &input_text).map_err(|e| {
         anyhow::anyhow!("{} is not a {} input: {e} (see docs/plugins.md)", input.display(), plugin.meta.world)
-    };
-    let (label, report): (&str, CallReport<Value>) = match plugin.meta.world {
-        World::Router => {
-            let i: RouterInput = serde_json::from_str(&input_text).map_err(bad_input)?;
-            ("decision", to_value(runtime.route(&plugin, limits, settings, &i.context, &i.message)))
-        }
-        World::FollowUp => {
-            let i: FollowUpInput = serde_json::from_str(&input_text).map_err(bad_input)?;
-            ("plan", to_value(runtime.plan_follow_up(&plugin, limits, settings, &i)))
-        }
-        World::Feedback => {
-            let i: FeedbackInput = serde_json::from_str(&input_text).map_err(bad_input)?;
-            ("signals", to_value(runtime.learn(&plugin, limits, settings, &i)))
-        }
-    };
+    })?;
     let failed = report.result.is_err();
     let out = json!({
         "world": plugin.meta.world,
@@ -155,10 +135,6 @@ fn run_local(file: &Path, world: Option<World>, input: &Path, settings: &[String
         bail!("the plugin failed; the host would have applied the safe fallback");
     }
     Ok(())
-}
-
-fn to_value<T: serde::Serialize>(r: CallReport<T>) -> CallReport<Value> {
-    r.map(|v| Ok(serde_json::to_value(v).unwrap_or(Value::Null)))
 }
 
 fn check_local(file: &Path, world: Option<World>, config: &Config) -> Result<()> {

@@ -37,11 +37,12 @@ pub(super) fn init(name: &str, world: World, sdk: Option<PathBuf>) -> Result<()>
         ),
     )?;
     std::fs::write(dir.join(".cargo/config.toml"), GUEST_CARGO_CONFIG)?;
-    let (source, sample) = match world {
-        World::Router => (ROUTER_TEMPLATE, crate::plugins::registry::SAMPLE_ROUTER),
-        World::FollowUp => (FOLLOW_UP_TEMPLATE, crate::plugins::registry::SAMPLE_FOLLOW_UP),
-        World::Feedback => (FEEDBACK_TEMPLATE, crate::plugins::registry::SAMPLE_FEEDBACK),
+    let source = match world {
+        World::Router => ROUTER_TEMPLATE,
+        World::FollowUp => FOLLOW_UP_TEMPLATE,
+        World::Feedback => FEEDBACK_TEMPLATE,
     };
+    let sample = crate::plugins::call::sample(world);
     std::fs::write(dir.join("src/lib.rs"), source)?;
     std::fs::write(dir.join("input.json"), sample)?;
     let wasm = format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));

@@ -99,6 +99,14 @@ pub struct Thread {
     pub closed: Option<(Conversation, Conversation)>,
 }
 
+/// The records a decision is about, as the event will write them.
+pub struct About<'a> {
+    pub contact: &'a Contact,
+    pub company: Option<&'a Company>,
+    pub deal: Option<&'a Deal>,
+    pub conversation: &'a Conversation,
+}
+
 #[derive(Clone)]
 pub struct ContextBuilder {
     crm: Crm,
@@ -189,21 +197,19 @@ impl ContextBuilder {
             Some(id) => self.crm.deal(&tenant.id, id)?,
             None => None,
         };
-        self.build(tenant, now, contact, company.as_ref(), deal.as_ref(), conversation, exclude_message)
+        let about = About { contact, company: company.as_ref(), deal: deal.as_ref(), conversation };
+        self.build(tenant, now, about, exclude_message)
     }
 
-    /// Assembles the context for a decision about `conversation`.
-    #[allow(clippy::too_many_arguments)]
+    /// Assembles the context for a decision about `about.conversation`.
     pub fn build(
         &self,
         tenant: &Tenant,
         now: Millis,
-        contact: &Contact,
-        company: Option<&Company>,
-        deal: Option<&Deal>,
-        conversation: &Conversation,
+        about: About<'_>,
         exclude_message: Option<&str>,
     ) -> Result<Context, StoreError> {
+        let About { contact, company, deal, conversation } = about;
         let mut history = self.crm.recent_messages(&tenant.id, &conversation.id, self.history + 1)?;
         history.retain(|m| Some(m.id.as_str()) != exclude_message);
         let excess = history.len().saturating_sub(self.history);

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::clock::Millis;
 use crate::model::new_id;
 use crate::store::{Batch, Result, Store, Tree, keys};
+use crate::sync::EventKind;
 
 const ENTRIES: Tree = Tree("audit.entries");
 const BY_CONVERSATION: Tree = Tree("audit.by_conversation");
@@ -23,13 +24,44 @@ pub enum Actor {
     Host,
 }
 
+/// What an audit entry records. Stored and served as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    // Staff
+    Takeover,
+    Release,
+    HumanReply,
+    RoutingOverridden,
+    ConversationResolved,
+    AutomationPaused,
+    AutomationResumed,
+    // The contact, through keywords
+    OptedOut,
+    OptedIn,
+    // Automation carried out or stopped by the host
+    BotReply,
+    AutomationSuppressed,
+    SendOutcomeUnknown,
+    FollowUpScheduled,
+    FollowUpCancelled,
+    FollowUpDeferred,
+    FollowUpSuppressed,
+    FollowUpSent,
+    AssigneeNotified,
+    SignalsUpdated,
+    /// An action this host does not know (written by a newer one): the
+    /// entry is still shown, never dropped.
+    #[serde(other)]
+    Other,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub at: Millis,
     pub actor: Actor,
-    /// e.g. `takeover`, `human_reply`, `follow_up_sent`, `follow_up_suppressed`.
-    pub action: String,
+    pub action: AuditAction,
     pub conversation_id: Option<String>,
     pub contact_id: Option<String>,
     /// Why, in words.
@@ -39,12 +71,12 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(at: Millis, actor: Actor, action: &str, reason: impl Into<String>) -> AuditEntry {
+    pub fn new(at: Millis, actor: Actor, action: AuditAction, reason: impl Into<String>) -> AuditEntry {
         AuditEntry {
             id: new_id("au"),
             at,
             actor,
-            action: action.to_string(),
+            action,
             conversation_id: None,
             contact_id: None,
             reason: reason.into(),
@@ -78,15 +110,14 @@ impl Audit {
     /// Adds `entry` to `batch`: it lands with the change it describes (and,
     /// for follow-ups and staff actions, with its CRM event).
     pub fn record(&self, batch: &mut Batch, tenant: &str, entry: &AuditEntry) -> Result<()> {
-        let kind = match (&entry.actor, entry.action.as_str()) {
-            (_, "follow_up_sent") => Some("follow_up.sent"),
-            (_, "follow_up_suppressed") => Some("follow_up.suppressed"),
-            (Actor::Staff { .. }, _) => Some("human.action"),
+        let kind = match (&entry.actor, entry.action) {
+            (_, AuditAction::FollowUpSent) => Some(EventKind::FollowUpSent),
+            (_, AuditAction::FollowUpSuppressed) => Some(EventKind::FollowUpSuppressed),
+            (Actor::Staff { .. }, _) => Some(EventKind::HumanAction),
             _ => None,
         };
         if let Some(kind) = kind {
-            let data = serde_json::to_value(entry).unwrap_or_default();
-            self.sync.emit(batch, tenant, entry.contact_id.as_deref().unwrap_or(""), kind, entry.at, data)?;
+            self.sync.emit(batch, tenant, entry.contact_id.as_deref().unwrap_or(""), kind, entry.at, entry)?;
         }
         let key = keys::join(&[tenant.as_bytes(), &keys::ts(entry.at), entry.id.as_bytes()]);
         if let Some(c) = &entry.conversation_id {

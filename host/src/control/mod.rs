@@ -9,42 +9,17 @@
 
 pub mod audit;
 pub mod optout;
+pub mod staff;
 pub mod storm;
 
-pub use audit::{Actor, Audit, AuditEntry};
-
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use crate::model::{Pause, Takeover};
+pub use audit::{Actor, Audit, AuditAction, AuditEntry};
 
 use crate::clock::Millis;
 use crate::crm::{Contact, Conversation};
 use crate::store::{Batch, Result, Store, Tree};
 
 const TENANT_PAUSE: Tree = Tree("control.tenant_pause");
-
-/// Automation stopped by a person, optionally until a time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Pause {
-    /// Staff member who paused.
-    pub by: String,
-    pub at: Millis,
-    /// Resumes on its own at this time; `None` until resumed.
-    pub until: Option<Millis>,
-    pub reason: Option<String>,
-}
-
-impl Pause {
-    pub fn active(&self, now: Millis) -> bool {
-        self.until.is_none_or(|u| now < u)
-    }
-}
-
-/// A staff member answering in person; automation stays off until release.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Takeover {
-    pub staff: String,
-    pub at: Millis,
-}
 
 /// Why automation may not act on a conversation right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,5 +93,68 @@ impl Control {
                 Ok(())
             }
         }
+    }
+}
+
+/// The inbox's order, most urgent first: higher priority, then the nearest
+/// respond-by deadline (none: last), then whoever has waited longest.
+pub fn by_urgency(a: &Conversation, b: &Conversation) -> std::cmp::Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then_with(|| a.respond_by.unwrap_or(i64::MAX).cmp(&b.respond_by.unwrap_or(i64::MAX)))
+        .then_with(|| a.last_inbound_at.unwrap_or(i64::MAX).cmp(&b.last_inbound_at.unwrap_or(i64::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Priority;
+
+    const NOW: Millis = 1_000_000;
+
+    fn pause(until: Option<Millis>) -> Pause {
+        Pause { by: "ana".into(), at: 0, until, reason: None }
+    }
+
+    #[test]
+    fn humans_win_in_a_fixed_order_and_pauses_expire() {
+        let (mut contact, mut conversation) = (Contact::default(), Conversation::default());
+        assert_eq!(automation_blocked(None, &contact, &conversation, NOW), None);
+        let tenant_pause = pause(None);
+        assert_eq!(automation_blocked(Some(&tenant_pause), &contact, &conversation, NOW), Some(Blocked::TenantPaused));
+        // A pause that ended no longer blocks.
+        let ended = pause(Some(NOW));
+        assert_eq!(automation_blocked(Some(&ended), &contact, &conversation, NOW), None);
+        contact.paused = Some(pause(Some(NOW + 1)));
+        assert_eq!(automation_blocked(None, &contact, &conversation, NOW), Some(Blocked::ContactPaused));
+        conversation.paused = Some(pause(None));
+        assert_eq!(automation_blocked(None, &contact, &conversation, NOW), Some(Blocked::ConversationPaused));
+        conversation.takeover = Some(Takeover { staff: "marta".into(), at: 0 });
+        assert_eq!(automation_blocked(None, &contact, &conversation, NOW), Some(Blocked::TakenOver("marta".into())));
+        // An opt-out outranks everything: it is the contact's own word.
+        contact.opted_out = true;
+        assert_eq!(automation_blocked(None, &contact, &conversation, NOW), Some(Blocked::OptedOut));
+    }
+
+    #[test]
+    fn the_inbox_puts_urgency_then_deadlines_then_waiting_first() {
+        let c = |id: &str, priority, respond_by, waiting_since| Conversation {
+            id: id.into(),
+            priority,
+            respond_by,
+            last_inbound_at: waiting_since,
+            ..Default::default()
+        };
+        let mut inbox = [
+            c("no-deadline", Priority::Normal, None, Some(1)),
+            c("later", Priority::Normal, Some(500), Some(1)),
+            c("urgent", Priority::Urgent, None, None),
+            c("sooner-waited-less", Priority::Normal, Some(100), Some(50)),
+            c("sooner-waited-more", Priority::Normal, Some(100), Some(10)),
+            c("low", Priority::Low, Some(1), Some(1)),
+        ];
+        inbox.sort_by(by_urgency);
+        let order: Vec<&str> = inbox.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(order, ["urgent", "sooner-waited-more", "sooner-waited-less", "later", "no-deadline", "low"]);
     }
 }

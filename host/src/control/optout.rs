@@ -1,10 +1,6 @@
 //! Opt-out and opt-in keywords: a contact who writes just "STOP" (or BAJA,
 //! PARAR, SAIR, UNSUBSCRIBE…) gets nothing automated afterwards.
 
-/// Defaults; each tenant can set its own list.
-pub const OPT_OUT: &[&str] = &["stop", "baja", "parar", "sair", "unsubscribe", "cancelar suscripción", "descadastrar"];
-pub const OPT_IN: &[&str] = &["start", "unstop", "alta", "voltar", "volver", "subscribe"];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consent {
     OptOut,
@@ -33,17 +29,13 @@ pub fn consent_change(text: &str, opt_out: &[String], opt_in: &[String]) -> Opti
     None
 }
 
-pub fn defaults(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_a_bare_keyword_changes_consent() {
-        let (out, inn) = (defaults(OPT_OUT), defaults(OPT_IN));
+        let (out, inn) = (crate::tenants::default_opt_out(), crate::tenants::default_opt_in());
         assert_eq!(consent_change("STOP", &out, &inn), Some(Consent::OptOut));
         assert_eq!(consent_change("  Baja. ", &out, &inn), Some(Consent::OptOut));
         assert_eq!(consent_change("please don't stop", &out, &inn), None);

@@ -8,26 +8,10 @@
 //! once a day. A send the guard stops is suppressed and audited with the
 //! rule that fired, like any other host rule.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
 use crate::clock::{DAY, MINUTE, Millis};
 use crate::crm::{Contact, Conversation};
 
-/// Automated messages to one contact, at most (operator defaults in
-/// `[automation]`; a tenant may have its own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct StormLimits {
-    pub per_contact_per_minute: u32,
-    pub per_contact_per_day: u32,
-}
-
-impl Default for StormLimits {
-    fn default() -> Self {
-        StormLimits { per_contact_per_minute: 10, per_contact_per_day: 100 }
-    }
-}
+pub use crate::config::StormLimits;
 
 /// Which cap stopped a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ pub use model::*;
 
 use crate::clock::Millis;
 use crate::store::{Batch, Result, Store, StoreError, Tree, encode, keys};
+use crate::sync::{EventKind, Outbox};
 
 const CONTACTS: Tree = Tree("crm.contacts");
 const CONTACT_PHONES: Tree = Tree("crm.contacts.by_phone");
@@ -32,7 +33,7 @@ const OVERRIDES: Tree = Tree("crm.overrides");
 pub struct Crm {
     store: Store,
     /// Every change below also writes its event here, in the same batch.
-    sync: crate::sync::Outbox,
+    sync: Outbox,
 }
 
 pub(crate) fn key(tenant: &str, id: &str) -> Vec<u8> {
@@ -40,7 +41,7 @@ pub(crate) fn key(tenant: &str, id: &str) -> Vec<u8> {
 }
 
 impl Crm {
-    pub fn new(store: Store, sync: crate::sync::Outbox) -> Self {
+    pub fn new(store: Store, sync: Outbox) -> Self {
         Crm { store, sync }
     }
 
@@ -49,12 +50,11 @@ impl Crm {
         batch: &mut Batch,
         tenant: &str,
         contact: &str,
-        kind: &str,
+        kind: EventKind,
         at: i64,
         record: &T,
     ) -> Result<()> {
-        let data = serde_json::to_value(record).unwrap_or_default();
-        self.sync.emit(batch, tenant, contact, kind, at, data)
+        self.sync.emit(batch, tenant, contact, kind, at, record)
     }
 
     // ---- contacts ----
@@ -66,7 +66,7 @@ impl Crm {
     /// The contact whose phone is `phone` (E.164) in any of its forms: the
     /// index is keyed by the line's match key.
     pub fn contact_by_phone(&self, tenant: &str, phone: &str) -> Result<Option<Contact>> {
-        match self.store.get(CONTACT_PHONES, &key(tenant, &crate::identity::match_key(phone)))? {
+        match self.store.get(CONTACT_PHONES, &key(tenant, &crate::phone::match_key(phone)))? {
             Some(id) => self.contact(tenant, &String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
@@ -106,7 +106,7 @@ impl Crm {
 
     /// Points a phone's index entry at another contact (a merge and its undo).
     pub fn point_phone(&self, batch: &mut Batch, tenant: &str, phone: &str, contact_id: &str) {
-        batch.put(CONTACT_PHONES, key(tenant, &crate::identity::match_key(phone)), contact_id.as_bytes());
+        batch.put(CONTACT_PHONES, key(tenant, &crate::phone::match_key(phone)), contact_id.as_bytes());
     }
 
     /// Every contact of the tenant, merged ones included.
@@ -125,7 +125,7 @@ impl Crm {
     ) -> Result<()> {
         let k = key(tenant, &contact.id);
         guard(batch, CONTACTS, &k, previous)?;
-        let match_key = |c: &Contact| key(tenant, &crate::identity::match_key(&c.phone));
+        let match_key = |c: &Contact| key(tenant, &crate::phone::match_key(&c.phone));
         if previous.is_none_or(|p| match_key(p) != match_key(contact)) {
             let phone_key = match_key(contact);
             batch.require_absent(CONTACT_PHONES, phone_key.clone());
@@ -135,11 +135,11 @@ impl Crm {
             }
         }
         let kind = match previous {
-            None => Some("contact.created"),
-            Some(p) if p.merged_into.is_none() && contact.merged_into.is_some() => Some("contact.merged"),
+            None => Some(EventKind::ContactCreated),
+            Some(p) if p.merged_into.is_none() && contact.merged_into.is_some() => Some(EventKind::ContactMerged),
             // Interaction counters change with every message; those are
             // reported as messages, not as contact updates.
-            Some(p) if differs_beyond_stats(p, contact) => Some("contact.updated"),
+            Some(p) if differs_beyond_stats(p, contact) => Some(EventKind::ContactUpdated),
             Some(_) => None,
         };
         if let Some(kind) = kind {
@@ -194,14 +194,14 @@ impl Crm {
         }
         let at = conversation.last_message_at.max(conversation.resolved_at.unwrap_or(0));
         let kind = match previous {
-            None => Some("conversation.opened"),
+            None => Some(EventKind::ConversationOpened),
             Some(p)
                 if p.status != ConversationStatus::Resolved && conversation.status == ConversationStatus::Resolved =>
             {
-                Some("conversation.resolved")
+                Some(EventKind::ConversationResolved)
             }
             Some(p) if conversation.assignee.is_some() && p.assignee != conversation.assignee => {
-                Some("conversation.assigned")
+                Some(EventKind::ConversationAssigned)
             }
             Some(_) => None,
         };
@@ -258,7 +258,7 @@ impl Crm {
     pub fn put_message(&self, batch: &mut Batch, tenant: &str, message: &mut Message) -> Result<()> {
         if message.log_seq == 0 {
             message.log_seq = self.store.generate_id()? + 1;
-            self.emit(batch, tenant, &message.contact_id, "message.logged", message.at, message)?;
+            self.emit(batch, tenant, &message.contact_id, EventKind::MessageLogged, message.at, message)?;
         }
         let log_key = keys::join(&[tenant.as_bytes(), message.conversation_id.as_bytes(), &keys::be(message.log_seq)]);
         batch.put(MESSAGE_INDEX, key(tenant, &message.id), log_key.clone());
@@ -335,7 +335,7 @@ impl Crm {
         contact: &str,
         decision: &DecisionRecord,
     ) -> Result<()> {
-        self.emit(batch, tenant, contact, "decision.made", decision.made_at, decision)?;
+        self.emit(batch, tenant, contact, EventKind::DecisionMade, decision.made_at, decision)?;
         let k = keys::join(&[tenant.as_bytes(), decision.conversation_id.as_bytes(), decision.id.as_bytes()]);
         batch.put_json(DECISIONS, k, decision)
     }

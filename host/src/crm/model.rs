@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::Millis;
-use crate::ingest::WhatsAppError;
+use crate::model::WhatsAppError;
 use crate::model::{Assignee, DeliveryStatus, Direction, MessageKind, Priority, RoutingDecision};
 
 /// How many reply latencies a contact keeps for its median.
@@ -31,7 +31,7 @@ pub struct Contact {
     pub tags: Vec<String>,
     pub opted_out: bool,
     /// Automation paused for this contact by staff.
-    pub paused: Option<crate::control::Pause>,
+    pub paused: Option<crate::model::Pause>,
     /// IANA timezone, when known better than the phone number's country.
     pub timezone: Option<String>,
     /// Set when this contact was merged into another (the survivor).
@@ -183,9 +183,9 @@ pub struct Conversation {
     /// The latest routing decision.
     pub last_decision_id: Option<String>,
     /// A staff member answering in person: automation is off until release.
-    pub takeover: Option<crate::control::Takeover>,
+    pub takeover: Option<crate::model::Takeover>,
     /// Automation paused for this conversation by staff.
-    pub paused: Option<crate::control::Pause>,
+    pub paused: Option<crate::model::Pause>,
     /// Follow-ups sent since the contact last wrote.
     pub unanswered_follow_ups: u32,
     /// When the current exchange began (the previous one closed).

@@ -91,7 +91,7 @@ impl Duplicates {
         // Only compare within blocks that can produce evidence.
         let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, c) in contacts.iter().enumerate() {
-            blocks.entry(format!("phone:{}", crate::identity::match_key(&c.phone))).or_default().push(i);
+            blocks.entry(format!("phone:{}", crate::phone::match_key(&c.phone))).or_default().push(i);
             if let Some(e) = &c.email {
                 blocks.entry(format!("email:{}", e.to_lowercase())).or_default().push(i);
             }
@@ -145,7 +145,7 @@ impl Duplicates {
         if survivor_id == merged_id {
             return Err(MergeError::Same);
         }
-        for _ in 0..10 {
+        let done = crate::store::optimistic(|| {
             let s0 = self.crm.contact(tenant, survivor_id)?.ok_or_else(|| MergeError::NoContact(survivor_id.into()))?;
             let m0 = self.crm.contact(tenant, merged_id)?.ok_or_else(|| MergeError::NoContact(merged_id.into()))?;
             for c in [&s0, &m0] {
@@ -178,13 +178,9 @@ impl Duplicates {
                 undone_by: None,
             };
             batch.put_json(MERGES, keys::join(&[tenant.as_bytes(), record.id.as_bytes()]), &record)?;
-            match self.crm.commit(batch) {
-                Ok(()) => return Ok(record),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(MergeError::Store(StoreError::Conflict))
+            Ok::<_, MergeError>(crate::store::committed(self.crm.commit(batch))?.then_some(record))
+        })?;
+        done.ok_or(MergeError::Store(StoreError::Conflict))
     }
 
     /// Undoes a merge: both records return to what they were before it, and
@@ -195,7 +191,7 @@ impl Duplicates {
         if record.undone_at.is_some() {
             return Err(MergeError::AlreadyUndone);
         }
-        for _ in 0..10 {
+        let done = crate::store::optimistic(|| {
             let s_now = self
                 .crm
                 .contact(tenant, &record.survivor)?
@@ -228,13 +224,9 @@ impl Duplicates {
             record.undone_at = Some(now);
             record.undone_by = Some(by.to_string());
             batch.put_json(MERGES, keys::join(&[tenant.as_bytes(), record.id.as_bytes()]), &record)?;
-            match self.crm.commit(batch) {
-                Ok(()) => return Ok(record),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(MergeError::Store(StoreError::Conflict))
+            Ok::<_, MergeError>(crate::store::committed(self.crm.commit(batch))?.then_some(record.clone()))
+        })?;
+        done.ok_or(MergeError::Store(StoreError::Conflict))
     }
 
     fn move_records(&self, batch: &mut Batch, tenant: &str, from: &str, to: &str) -> Result<Vec<String>> {
@@ -307,7 +299,7 @@ fn absorb(survivor: &mut Contact, merged: &Contact) {
 fn score(a: &Contact, b: &Contact) -> Option<Candidate> {
     let mut score: f64 = 0.0;
     let mut evidence = Vec::new();
-    if crate::identity::match_key(&a.phone) == crate::identity::match_key(&b.phone) {
+    if crate::phone::match_key(&a.phone) == crate::phone::match_key(&b.phone) {
         score = 1.0;
         evidence.push(format!("{} and {} are the same line", a.phone, b.phone));
     }

@@ -11,10 +11,11 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{IdentityError, link_company_by_email, normalize};
+use super::{IdentityError, link_company_by_email};
 use crate::clock::SharedClock;
 use crate::crm::{Company, Contact, Crm};
 use crate::model::new_id;
+use crate::phone::normalize;
 use crate::store::{Batch, Store, StoreError, Tree, keys};
 use crate::tenants::Tenant;
 
@@ -200,7 +201,7 @@ impl Importer {
     /// One row; `Ok(true)` when a contact was created.
     fn apply(&self, tenant: &Tenant, row: &ImportRow) -> Result<bool, RowFailure> {
         let phone = normalize(&row.phone, &tenant.default_region)?;
-        for _ in 0..10 {
+        let done = crate::store::optimistic(|| {
             let now = self.clock.now_ms();
             let existing = self.crm.contact_by_phone(&tenant.id, &phone.e164)?;
             let mut contact = existing.clone().unwrap_or_else(|| Contact {
@@ -245,13 +246,9 @@ impl Importer {
             link_company_by_email(&self.crm, &tenant.id, &mut contact)?;
             contact.updated_at = now;
             self.crm.put_contact(&mut batch, &tenant.id, &contact, existing.as_ref())?;
-            match self.crm.commit(batch) {
-                Ok(()) => return Ok(existing.is_none()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RowFailure("the contact kept changing while importing".into()))
+            Ok::<_, RowFailure>(crate::store::committed(self.crm.commit(batch))?.then_some(existing.is_none()))
+        })?;
+        done.ok_or_else(|| RowFailure("the contact kept changing while importing".into()))
     }
 }
 
@@ -266,6 +263,12 @@ impl std::fmt::Display for RowFailure {
 
 impl From<IdentityError> for RowFailure {
     fn from(e: IdentityError) -> Self {
+        RowFailure(e.to_string())
+    }
+}
+
+impl From<crate::phone::InvalidPhone> for RowFailure {
+    fn from(e: crate::phone::InvalidPhone) -> Self {
         RowFailure(e.to_string())
     }
 }

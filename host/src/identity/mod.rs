@@ -8,22 +8,20 @@
 
 pub mod duplicates;
 pub mod import;
-mod phone;
-
-pub use phone::{Phone, canonical, match_key, normalize, normalize_wa_id};
 
 use std::hash::{Hash, Hasher};
 
 use crate::clock::Millis;
 use crate::crm::{Company, Contact, ContactStats, Crm, Deal, DealStatus};
 use crate::model::new_id;
+use crate::phone::{Phone, normalize_wa_id};
 use crate::store::StoreError;
 use crate::tenants::Tenant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("{input:?} is not a phone number: {reason}")]
-    InvalidPhone { input: String, reason: String },
+    #[error(transparent)]
+    InvalidPhone(#[from] crate::phone::InvalidPhone),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -96,7 +94,7 @@ impl Identity {
     }
 
     /// The stored contact for `phone`, whatever form it was stored in: the
-    /// phone index is keyed by [`match_key`], which every writing of the
+    /// phone index is keyed by [`match_key`](crate::phone::match_key), which every writing of the
     /// same line shares.
     pub fn find(&self, tenant: &Tenant, phone: &Phone) -> Result<Option<Contact>, IdentityError> {
         Ok(self.crm.contact_by_phone(&tenant.id, &phone.e164)?)

@@ -10,9 +10,9 @@ pub mod payload;
 pub mod signature;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::clock::Millis;
+pub use crate::model::WhatsAppError;
 use crate::model::{DeliveryStatus, MessageKind};
 
 /// One inbound WhatsApp message, normalised.
@@ -40,14 +40,6 @@ pub struct InboundMessage {
     pub reply_to: Option<String>,
     /// Click-to-WhatsApp ad referral, if any.
     pub referral: Option<serde_json::Value>,
-}
-
-/// An error object from WhatsApp (in a failed status or a send response).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct WhatsAppError {
-    pub code: i64,
-    pub title: String,
-    pub details: Option<String>,
 }
 
 /// A delivery status for a message the tenant sent.

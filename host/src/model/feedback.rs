@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::Millis;
-use crate::crm::Contact;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -32,15 +31,6 @@ pub struct Interaction {
     pub clarifying_questions: u32,
     /// Local hours (0…23) in which the contact wrote.
     pub active_hours: Vec<u8>,
-}
-
-/// The input of a feedback call (also the JSON format of
-/// `switchboard plugin run --world feedback --input FILE`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FeedbackInput {
-    pub now: Millis,
-    pub contact: Contact,
-    pub interaction: Interaction,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -3,10 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Assignee, DeliveryStatus, Priority, Template};
+use super::Template;
 use crate::clock::Millis;
-use crate::context::Context;
-use crate::crm::Message;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -53,27 +51,4 @@ impl FollowUpPlan {
     pub fn fallback(cause: &str) -> FollowUpPlan {
         FollowUpPlan { kind: PlanKind::Nothing, reason: format!("fallback, nothing scheduled: {cause}") }
     }
-}
-
-/// What just happened in the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Trigger {
-    Inbound { message: Message },
-    Outbound { message: Message },
-    StatusChanged { message_id: String, status: DeliveryStatus },
-    Routed { needs_reply: bool, assignee: Option<Assignee>, priority: Priority, reason: String },
-    TimerFired { follow_up: ScheduledFollowUp },
-}
-
-/// The input of a follow-up decision (also the JSON format of
-/// `switchboard plugin run --world follow-up --input FILE`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FollowUpInput {
-    pub context: Context,
-    pub trigger: Trigger,
-    #[serde(default)]
-    pub pending: Option<ScheduledFollowUp>,
-    #[serde(default)]
-    pub unanswered_attempts: u32,
 }

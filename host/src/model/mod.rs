@@ -5,9 +5,11 @@
 
 mod feedback;
 mod follow_up;
+mod human;
 
-pub use feedback::{CloseReason, FeedbackInput, Interaction, SignalUpdate};
-pub use follow_up::{FollowUpAction, FollowUpInput, FollowUpPlan, PlanKind, ScheduledFollowUp, Trigger};
+pub use feedback::{CloseReason, Interaction, SignalUpdate};
+pub use follow_up::{FollowUpAction, FollowUpPlan, PlanKind, ScheduledFollowUp};
+pub use human::{Pause, Takeover};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -97,6 +99,14 @@ impl MessageKind {
 
 /// Delivery state of an outbound message. Ranked so that a status can only
 /// move forward: a `delivered` arriving after `read` changes nothing.
+/// An error object from WhatsApp (in a failed status or a send response).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhatsAppError {
+    pub code: i64,
+    pub title: String,
+    pub details: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -244,13 +254,4 @@ impl RoutingDecision {
 /// Milliseconds as an optional deadline.
 pub fn deadline(from: Millis, within_ms: Option<u64>) -> Option<Millis> {
     within_ms.map(|w| from.saturating_add(i64::try_from(w).unwrap_or(i64::MAX)))
-}
-
-/// The input of a routing decision (also the JSON format of
-/// `switchboard plugin run --world router --input FILE`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RouterInput {
-    pub context: crate::context::Context,
-    /// The inbound message being routed.
-    pub message: crate::crm::Message,
 }

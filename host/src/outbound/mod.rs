@@ -8,6 +8,7 @@
 //! access token gets a dry run: recorded, not sent.
 
 mod client;
+pub mod outgoing;
 mod worker;
 
 pub use client::{GraphClient, SendError};

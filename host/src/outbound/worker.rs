@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::RngExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -45,79 +44,20 @@ pub struct Worker {
 impl Worker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         self.recover().await;
-        let mut tasks: JoinSet<()> = JoinSet::new();
-        // Job key → its contact, for every send in progress.
-        let mut running: HashMap<Vec<u8>, (String, String)> = HashMap::new();
-        let mut task_keys: HashMap<tokio::task::Id, Vec<u8>> = HashMap::new();
-        // Jobs read from the queue and not started yet (their contact is
-        // busy, or `concurrency` sends are running), in queue order.
-        let mut waiting: BTreeMap<Vec<u8>, SendJob> = BTreeMap::new();
-        // The queue is read past the last key seen, so a wake costs what is
-        // new, not the whole queue. Keys are taken before their commit, so
-        // a job can land behind the cursor; a rescan from the start, a
-        // second after the last, picks those up (and jobs whose send must be
-        // tried again, which leave `running` without leaving the queue).
-        let mut cursor: Vec<u8> = Vec::new();
-        let mut rescanned = Instant::now();
+        let mut d = Dispatch::default();
         loop {
-            let rescan = rescanned.elapsed() >= RESCAN;
-            if rescan {
-                cursor.clear();
-                rescanned = Instant::now();
-            }
-            let room = READ_AHEAD.saturating_sub(waiting.len());
-            if room > 0 {
-                let known = |k: &[u8]| running.contains_key(k) || waiting.contains_key(k);
-                match self.outbox.pending_after(&cursor, room, known) {
-                    Ok(jobs) => {
-                        if let Some((last, _)) = jobs.last()
-                            && (rescan || last.as_slice() > cursor.as_slice())
-                        {
-                            cursor = last.clone();
-                        }
-                        waiting.extend(jobs);
-                    }
-                    Err(e) => tracing::error!(error = %e, "reading the send queue failed"),
-                }
-            }
-            let mut busy: HashSet<(String, String)> = running.values().cloned().collect();
-            let mut started = Vec::new();
-            for (key, job) in &waiting {
-                if running.len() >= self.config.concurrency {
-                    break;
-                }
-                // A contact's later jobs wait for its earlier one.
-                let contact = (job.tenant.clone(), job.to.clone());
-                if !busy.insert(contact.clone()) {
-                    continue;
-                }
-                running.insert(key.clone(), contact);
-                started.push(key.clone());
-            }
-            for key in started {
-                let Some(job) = waiting.remove(&key) else { continue };
-                let (me, stop, task_key) = (self.clone(), shutdown.clone(), key.clone());
-                let handle = tasks.spawn(async move { me.deliver(&key, job, stop).await });
-                task_keys.insert(handle.id(), task_key);
-            }
+            d.read(&self);
+            d.start(&self, &shutdown);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
-                Some(done) = tasks.join_next_with_id() => {
-                    let id = match &done {
-                        Ok((id, ())) => *id,
-                        Err(e) => e.id(),
-                    };
-                    if let Some(key) = task_keys.remove(&id) {
-                        running.remove(&key);
-                    }
-                }
+                Some(done) = d.tasks.join_next_with_id() => d.finished(done),
                 _ = tokio::time::sleep(RESCAN) => {}
             }
         }
         // Sends in progress finish or are abandoned (they stay queued and
         // go out on the next start: at-least-once).
-        while tasks.join_next().await.is_some() {}
+        while d.tasks.join_next().await.is_some() {}
     }
 
     async fn deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) {
@@ -237,12 +177,9 @@ impl Worker {
         }
     }
 
-    /// Exponential backoff with full jitter, capped at a minute.
+    /// Capped at a minute: Meta's throttling windows are shorter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.config.initial_backoff.saturating_mul(1 << attempt.min(16).saturating_sub(1));
-        let capped = base.min(Duration::from_secs(60));
-        let jitter: f64 = rand::rng().random_range(0.5..1.0);
-        capped.mul_f64(jitter)
+        crate::retry::backoff(self.config.initial_backoff, attempt, Duration::from_secs(60))
     }
 }
 
@@ -252,5 +189,85 @@ fn outcome_label(o: &SendOutcome) -> &'static str {
         SendOutcome::DryRun => "dry_run",
         SendOutcome::Failed { .. } => "failed",
         SendOutcome::Unknown { .. } => "unknown",
+    }
+}
+
+/// The sender's state: what it has read from the queue and what is being
+/// sent.
+#[derive(Default)]
+struct Dispatch {
+    tasks: JoinSet<()>,
+    /// Job key → its contact, for every send in progress.
+    running: HashMap<Vec<u8>, (String, String)>,
+    task_keys: HashMap<tokio::task::Id, Vec<u8>>,
+    /// Jobs read from the queue and not started yet (their contact is
+    /// busy, or `concurrency` sends are running), in queue order.
+    waiting: BTreeMap<Vec<u8>, SendJob>,
+    /// The queue is read past the last key seen, so a wake costs what is
+    /// new, not the whole queue. Keys are taken before their commit, so a
+    /// job can land behind the cursor; a rescan from the start, a second
+    /// after the last, picks those up (and jobs whose send must be tried
+    /// again, which leave `running` without leaving the queue).
+    cursor: Vec<u8>,
+    rescanned: Option<Instant>,
+}
+
+impl Dispatch {
+    fn read(&mut self, worker: &Worker) {
+        let rescan = self.rescanned.is_none_or(|r| r.elapsed() >= RESCAN);
+        if rescan {
+            self.cursor.clear();
+            self.rescanned = Some(Instant::now());
+        }
+        let room = READ_AHEAD.saturating_sub(self.waiting.len());
+        if room == 0 {
+            return;
+        }
+        let known = |k: &[u8]| self.running.contains_key(k) || self.waiting.contains_key(k);
+        match worker.outbox.pending_after(&self.cursor, room, known) {
+            Ok(jobs) => {
+                if let Some((last, _)) = jobs.last()
+                    && (rescan || last.as_slice() > self.cursor.as_slice())
+                {
+                    self.cursor = last.clone();
+                }
+                self.waiting.extend(jobs);
+            }
+            Err(e) => tracing::error!(error = %e, "reading the send queue failed"),
+        }
+    }
+
+    /// Starts waiting jobs while there is room, one per contact at a time:
+    /// a contact's later jobs wait for its earlier one.
+    fn start(&mut self, worker: &Arc<Worker>, shutdown: &CancellationToken) {
+        let mut busy: HashSet<(String, String)> = self.running.values().cloned().collect();
+        let mut started = Vec::new();
+        for (key, job) in &self.waiting {
+            if self.running.len() >= worker.config.concurrency {
+                break;
+            }
+            let contact = (job.tenant.clone(), job.to.clone());
+            if !busy.insert(contact.clone()) {
+                continue;
+            }
+            self.running.insert(key.clone(), contact);
+            started.push(key.clone());
+        }
+        for key in started {
+            let Some(job) = self.waiting.remove(&key) else { continue };
+            let (me, stop, task_key) = (worker.clone(), shutdown.clone(), key.clone());
+            let handle = self.tasks.spawn(async move { me.deliver(&key, job, stop).await });
+            self.task_keys.insert(handle.id(), task_key);
+        }
+    }
+
+    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match &done {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        if let Some(key) = self.task_keys.remove(&id) {
+            self.running.remove(&key);
+        }
     }
 }

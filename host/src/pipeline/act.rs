@@ -6,7 +6,7 @@
 use crate::clock::Millis;
 use crate::context::ServiceWindow;
 use crate::control::Blocked;
-use crate::control::storm::Storm;
+use crate::control::storm::{Storm, StormRule};
 use crate::crm::Conversation;
 use crate::model::{Assignee, Handler, Reply, RoutingDecision, deadline};
 
@@ -18,13 +18,60 @@ const MAX_CONVERSATION_TAGS: usize = 32;
 pub struct Acts {
     /// Messages to queue, in order.
     pub sends: Vec<Reply>,
-    /// What the host did, for the decision record.
-    pub notes: Vec<String>,
+    /// What the host did, for the decision record and the audit log.
+    pub notes: Vec<Note>,
+}
+
+/// One thing the host did with a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    Queued(Sending),
+    Suppressed(Sending, Suppression),
+    /// The router's handling was set aside: a person has taken over.
+    RoutingSuppressed {
+        staff: String,
+    },
+    Assigned(Assignee),
+    NoReplyNeeded,
+}
+
+impl Note {
+    /// Whether the host stopped something the plugin asked for (these are
+    /// audited as `automation_suppressed`).
+    pub fn is_suppression(&self) -> bool {
+        matches!(self, Note::Suppressed(..) | Note::RoutingSuppressed { .. })
+    }
+}
+
+/// Why the host did not send what a plugin asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Suppression {
+    Blocked(Blocked),
+    WindowClosed,
+    Storm(StormRule),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::Queued(what) => write!(f, "{what} queued"),
+            Note::Suppressed(what, Suppression::Blocked(b)) => write!(f, "{what} suppressed: {b}"),
+            Note::Suppressed(what, Suppression::WindowClosed) => {
+                write!(f, "{what} suppressed: the 24-hour window is closed and only templates may be sent")
+            }
+            Note::Suppressed(what, Suppression::Storm(rule)) => write!(f, "{what} suppressed: {rule}"),
+            Note::RoutingSuppressed { staff } => {
+                write!(f, "routing suppressed: {staff} has taken over the conversation")
+            }
+            Note::Assigned(a) => write!(f, "assigned to {}", describe(a)),
+            Note::NoReplyNeeded => f.write_str("no reply needed"),
+        }
+    }
 }
 
 /// What an automated send is, for the host's rules and its notes.
-#[derive(Clone, Copy)]
-enum Sending {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
     BotReply,
     Acknowledgement,
 }
@@ -59,7 +106,7 @@ pub fn apply(
         conversation.assignee = Some(Assignee::Agent(staff.clone()));
         conversation.needs_reply = true;
         conversation.respond_by = deadline(now, decision.respond_within_ms);
-        acts.notes.push(format!("routing suppressed: {staff} has taken over the conversation"));
+        acts.notes.push(Note::RoutingSuppressed { staff: staff.clone() });
         return acts;
     }
     match &decision.handler {
@@ -76,14 +123,14 @@ pub fn apply(
             conversation.assignee = Some(assignee.clone());
             conversation.respond_by =
                 if decision.needs_reply { deadline(now, decision.respond_within_ms) } else { None };
-            acts.notes.push(format!("assigned to {}", describe(assignee)));
+            acts.notes.push(Note::Assigned(assignee.clone()));
             if let Some(ack) = &decision.acknowledge {
                 queue(&mut acts, ack, blocked, window, storm, conversation, Sending::Acknowledgement);
             }
         }
         Handler::Nobody => {
             conversation.respond_by = None;
-            acts.notes.push("no reply needed".into());
+            acts.notes.push(Note::NoReplyNeeded);
         }
     }
     acts
@@ -100,11 +147,11 @@ fn queue(
     what: Sending,
 ) -> bool {
     if let Some(b) = blocked {
-        acts.notes.push(format!("{what} suppressed: {b}"));
+        acts.notes.push(Note::Suppressed(what, Suppression::Blocked(b.clone())));
         return false;
     }
     if matches!(reply, Reply::Text { .. }) && !window.open {
-        acts.notes.push(format!("{what} suppressed: the 24-hour window is closed and only templates may be sent"));
+        acts.notes.push(Note::Suppressed(what, Suppression::WindowClosed));
         return false;
     }
     let allowed = match what {
@@ -112,10 +159,10 @@ fn queue(
         Sending::BotReply => storm.allow(),
     };
     if let Err(rule) = allowed {
-        acts.notes.push(format!("{what} suppressed: {rule}"));
+        acts.notes.push(Note::Suppressed(what, Suppression::Storm(rule)));
         return false;
     }
-    acts.notes.push(format!("{what} queued"));
+    acts.notes.push(Note::Queued(what));
     acts.sends.push(reply.clone());
     true
 }
@@ -124,5 +171,99 @@ fn describe(a: &Assignee) -> String {
     match a {
         Assignee::Agent(id) => format!("agent {id}"),
         Assignee::Team(id) => format!("team {id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StormLimits;
+    use crate::crm::Contact;
+    use crate::model::{Priority, Template};
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn bot(reply: Reply) -> RoutingDecision {
+        RoutingDecision {
+            needs_reply: true,
+            handler: Handler::Bot { reply },
+            acknowledge: None,
+            priority: Priority::Normal,
+            respond_within_ms: Some(60_000),
+            tags: vec!["t".into()],
+            reason: "test".into(),
+        }
+    }
+
+    fn text() -> Reply {
+        Reply::Text { body: "hi".into() }
+    }
+
+    fn template() -> Reply {
+        Reply::Template(Template { name: "hello".into(), language: "en".into(), parameters: vec![] })
+    }
+
+    fn run(decision: &RoutingDecision, blocked: Option<&Blocked>, window_open: bool) -> (Acts, Conversation) {
+        let mut conversation = Conversation::default();
+        let mut contact = Contact::default();
+        let mut storm = Storm::new(StormLimits::default(), &mut contact, NOW);
+        let window = ServiceWindow { open: window_open, closes_at: None };
+        let acts = apply(decision, &mut conversation, blocked, &window, &mut storm, NOW);
+        (acts, conversation)
+    }
+
+    /// Meta: outside the 24-hour customer service window only template
+    /// messages may be sent; free-form text is refused.
+    #[test]
+    fn outside_the_window_text_is_suppressed_and_templates_go() {
+        let (acts, c) = run(&bot(text()), None, false);
+        assert!(acts.sends.is_empty());
+        assert_eq!(acts.notes, vec![Note::Suppressed(Sending::BotReply, Suppression::WindowClosed)]);
+        assert!(c.needs_reply, "nobody automated answered: a person must");
+        assert_eq!(c.respond_by, Some(NOW + 60_000));
+
+        let (acts, c) = run(&bot(template()), None, false);
+        assert_eq!(acts.sends, vec![template()]);
+        assert!(!c.needs_reply);
+        assert_eq!(c.respond_by, None);
+    }
+
+    #[test]
+    fn a_takeover_keeps_the_person_in_charge_whatever_the_router_said() {
+        let taken = Blocked::TakenOver("marta".into());
+        let (acts, c) = run(&bot(text()), Some(&taken), true);
+        assert!(acts.sends.is_empty());
+        assert_eq!(c.assignee, Some(Assignee::Agent("marta".into())));
+        assert!(acts.notes.iter().all(Note::is_suppression));
+        assert!(acts.notes[0].to_string().contains("marta has taken over"));
+    }
+
+    #[test]
+    fn opted_out_or_paused_means_nothing_automated() {
+        for b in [Blocked::OptedOut, Blocked::ConversationPaused, Blocked::ContactPaused, Blocked::TenantPaused] {
+            let (acts, _) = run(&bot(template()), Some(&b), true);
+            assert!(acts.sends.is_empty(), "{b:?}");
+            assert_eq!(acts.notes, vec![Note::Suppressed(Sending::BotReply, Suppression::Blocked(b.clone()))]);
+        }
+    }
+
+    #[test]
+    fn a_human_hand_off_assigns_and_acknowledges_once() {
+        let mut d = bot(text());
+        d.handler = Handler::Human { assignee: Assignee::Team("sales".into()) };
+        d.acknowledge = Some(text());
+        let mut conversation = Conversation::default();
+        let mut contact = Contact::default();
+        let window = ServiceWindow { open: true, closes_at: None };
+        let mut storm = Storm::new(StormLimits::default(), &mut contact, NOW);
+        let first = apply(&d, &mut conversation, None, &window, &mut storm, NOW);
+        assert_eq!(first.sends, vec![text()]);
+        assert_eq!(conversation.assignee, Some(Assignee::Team("sales".into())));
+        assert_eq!(conversation.tags, vec!["t".to_string()]);
+        // The same conversation, the same day: not acknowledged again.
+        let second = apply(&d, &mut conversation, None, &window, &mut storm, NOW + 1_000);
+        assert!(second.sends.is_empty());
+        assert!(second.notes.iter().any(Note::is_suppression));
+        assert_eq!(conversation.tags.len(), 1, "a tag is kept once");
     }
 }

@@ -1,18 +1,16 @@
-//! Follow-ups in the pipeline: asking the plan after anything happens, and
-//! firing timers under the host's rules.
+//! Follow-ups in the pipeline: asking for the plan after anything happens
+//! (firing a due one is `timer`).
 
 use serde_json::json;
 
-use super::outgoing::{self, Outgoing};
 use super::{Pipeline, PipelineError};
 use crate::clock::Millis;
 use crate::context::Context;
-use crate::control::storm::Storm;
-use crate::control::{Actor, AuditEntry, automation_blocked};
-use crate::crm::{Author, ConversationStatus};
-use crate::followup::{QuietHours, Timer, contact_timezone};
-use crate::model::{FollowUpAction, FollowUpInput, FollowUpPlan, PlanKind, Reply, Trigger, new_id};
-use crate::plugins::World;
+use crate::control::{Actor, AuditAction, AuditEntry, automation_blocked};
+use crate::crm::{ConversationStatus, PluginRef};
+use crate::followup::Timer;
+use crate::model::{FollowUpPlan, PlanKind, new_id};
+use crate::plugins::{FollowUpInput, Trigger};
 use crate::store::Batch;
 use crate::tenants::Tenant;
 
@@ -50,7 +48,7 @@ impl TimerState {
         now: Millis,
     ) -> Result<(), PipelineError> {
         if let Some(t) = self.current.take() {
-            let entry = AuditEntry::new(now, actor, "follow_up_cancelled", reason)
+            let entry = AuditEntry::new(now, actor, AuditAction::FollowUpCancelled, reason)
                 .about(Some(&t.conversation_id), Some(&t.contact_id))
                 .with(json!({ "timer": t.id, "was_due_at": t.follow_up.at }));
             p.stages.control.audit.record(batch, tenant, &entry)?;
@@ -79,25 +77,8 @@ pub(super) fn plan(
     if let Some(blocked) = automation_blocked(tenant_pause.as_ref(), &context.contact, conversation, now) {
         return state.cancel(p, batch, &tenant.id, Actor::Host, &blocked.to_string(), now);
     }
-    let Some(plugin) = s.plugins.active(&tenant.id, World::FollowUp) else { return Ok(()) };
-    let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
-    let input = FollowUpInput {
-        context: context.clone(),
-        trigger,
-        pending: state.current.as_ref().map(|t| t.follow_up.clone()),
-        unanswered_attempts: conversation.unanswered_follow_ups,
-    };
-    let config = s.plugins.config(&tenant.id, World::FollowUp)?;
-    let contact = &context.contact.id;
-    let mut report = p.call_plugin(&tenant.id, &plugin, contact, now, || {
-        s.plugins.runtime().plan_follow_up(&plugin, &limits, config, &input)
-    });
-    let plugin_ref = p.observe(&tenant.id, &plugin, contact, &mut report, now);
+    let Some((plan, plugin_ref)) = ask(p, tenant, context, trigger, state)? else { return Ok(()) };
     let actor = Actor::Plugin { world: plugin_ref.world.clone(), version: plugin_ref.version.clone() };
-    let plan = match report.result {
-        Ok(plan) => plan,
-        Err(failure) => FollowUpPlan::fallback(&failure.to_string()),
-    };
     match plan.kind {
         PlanKind::Nothing => Ok(()),
         PlanKind::CancelPending => state.cancel(p, batch, &tenant.id, actor, &plan.reason, now),
@@ -111,12 +92,13 @@ pub(super) fn plan(
                 wa_id: contact.wa_id.clone().unwrap_or_else(|| contact.phone.trim_start_matches('+').into()),
                 follow_up,
                 scheduled_at: now,
-                reason: plan.reason.clone(),
-                planned_by: plugin_ref.version.clone(),
+                reason: plan.reason,
+                planned_by: plugin_ref.version,
             };
-            let entry = AuditEntry::new(now, actor, "follow_up_scheduled", &plan.reason)
+            let details = json!({ "timer": timer.id, "at": timer.follow_up.at, "action": timer.follow_up.action, "attempt": timer.follow_up.attempt });
+            let entry = AuditEntry::new(now, actor, AuditAction::FollowUpScheduled, &timer.reason)
                 .about(Some(&conversation.id), Some(&contact.id))
-                .with(json!({ "timer": timer.id, "at": timer.follow_up.at, "action": timer.follow_up.action, "attempt": timer.follow_up.attempt }));
+                .with(details);
             s.control.audit.record(batch, &tenant.id, &entry)?;
             state.current = Some(timer);
             Ok(())
@@ -124,168 +106,24 @@ pub(super) fn plan(
     }
 }
 
-/// A due follow-up: check the host's rules again, then act and re-plan.
-pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), PipelineError> {
-    let s = &p.stages;
-    let done = |batch| p.commit(&t.tenant, seq, batch);
-    let Some(tenant) = s.tenants.get(&t.tenant)? else { return done(Batch::new()) };
-    let Some(mut conversation) = s.crm.conversation(&tenant.id, &t.conversation_id)? else { return done(Batch::new()) };
-    // The conversation's contact: the timer's may since have been merged.
-    let Some(mut contact) = s.crm.contact(&tenant.id, &conversation.contact_id)? else { return done(Batch::new()) };
-    let (read_conversation, read_contact) = (conversation.clone(), contact.clone());
-    let message_id = format!("msg_{}", t.id);
-    if s.crm.message_exists(&tenant.id, &message_id)? {
-        return done(Batch::new()); // sent already: a re-fire never sends twice
-    }
-    let mut state = TimerState::load(p, &tenant.id, &conversation.id)?;
-    if state.current.as_ref().is_some_and(|c| c.id != t.id) {
-        return done(Batch::new()); // re-planned after it fired
-    }
-    let now = s.clock.now_ms();
-    let mut batch = Batch::new();
-    let contact_id = conversation.contact_id.clone();
-    let audit = |batch: &mut Batch, actor: Actor, action: &str, reason: &str, details: serde_json::Value| {
-        let entry = AuditEntry::new(now, actor, action, reason)
-            .about(Some(&t.conversation_id), Some(&contact_id))
-            .with(details);
-        s.control.audit.record(batch, &tenant.id, &entry)
-    };
-    let planned_by = Actor::Plugin { world: World::FollowUp.to_string(), version: t.planned_by.clone() };
-    let details = json!({ "timer": t.id, "action": t.follow_up.action, "attempt": t.follow_up.attempt, "was_due_at": t.follow_up.at });
-
-    // The host's rules, whatever the plan said.
-    let window_open = crate::context::ServiceWindow::of(&contact, now).open;
-    let tenant_pause = s.control.tenant_pause(&tenant.id)?;
-    let suppressed = if contact.stats.last_inbound_at.is_some_and(|at| at > t.scheduled_at) {
-        Some("the contact replied after it was planned".to_string())
-    } else if conversation.status != ConversationStatus::Open {
-        Some("the conversation is closed".into())
-    } else if let Some(blocked) = automation_blocked(tenant_pause.as_ref(), &contact, &conversation, now) {
-        Some(blocked.to_string())
-    } else if matches!(t.follow_up.action, FollowUpAction::SendText { .. }) && !window_open {
-        Some("the 24-hour window is closed: only a template may go".into())
-    } else {
-        None
-    };
-    if let Some(reason) = suppressed {
-        audit(&mut batch, Actor::Host, "follow_up_suppressed", &reason, details)?;
-        return done(batch);
-    }
-    let sends = matches!(t.follow_up.action, FollowUpAction::SendText { .. } | FollowUpAction::SendTemplate { .. });
-    if sends {
-        let config = s.plugins.config(&tenant.id, World::FollowUp)?;
-        let quiet =
-            config.get("quiet-hours").and_then(|q| QuietHours::parse(q)).or(QuietHours::parse(QuietHours::DEFAULT));
-        let tz = contact_timezone(&contact, tenant.tz());
-        if let Some(end) = quiet.and_then(|q| q.ends_after(now, tz)) {
-            let mut later = t.clone();
-            later.follow_up.at = end;
-            audit(
-                &mut batch,
-                Actor::Host,
-                "follow_up_deferred",
-                &format!("quiet hours in the contact's time ({tz})"),
-                json!({ "timer": t.id, "until": end }),
-            )?;
-            state.current = Some(later);
-            state.commit(p, &mut batch, &tenant.id, &conversation.id)?;
-            return done(batch);
-        }
-    }
-
-    // The storm guard counts it as it goes.
-    if sends {
-        let limits = tenant.automation_limits(s.config.automation);
-        if let Err(rule) = Storm::new(limits, &mut contact, now).allow() {
-            audit(&mut batch, Actor::Host, "follow_up_suppressed", &rule.to_string(), details)?;
-            state.current = None;
-            state.commit(p, &mut batch, &tenant.id, &conversation.id)?;
-            s.crm.put_contact(&mut batch, &tenant.id, &contact, Some(&read_contact))?;
-            return done(batch);
-        }
-    }
-
-    // Carry it out.
-    match &t.follow_up.action {
-        FollowUpAction::SendText { body } => {
-            send(
-                p,
-                &tenant,
-                &mut batch,
-                &mut conversation,
-                &mut contact,
-                Reply::Text { body: body.clone() },
-                message_id,
-                now,
-            )?;
-            audit(&mut batch, planned_by, "follow_up_sent", &t.reason, details)?;
-        }
-        FollowUpAction::SendTemplate { template } => {
-            send(
-                p,
-                &tenant,
-                &mut batch,
-                &mut conversation,
-                &mut contact,
-                Reply::Template(template.clone()),
-                message_id,
-                now,
-            )?;
-            audit(&mut batch, planned_by, "follow_up_sent", &t.reason, details)?;
-        }
-        FollowUpAction::NotifyAssignee { note } => {
-            let who = conversation.assignee.clone();
-            audit(&mut batch, planned_by, "assignee_notified", note, json!({ "timer": t.id, "assignee": who }))?;
-        }
-        FollowUpAction::CloseConversation => {
-            conversation.status = ConversationStatus::Resolved;
-            conversation.resolved_at = Some(now);
-            conversation.needs_reply = false;
-            audit(&mut batch, planned_by, "conversation_resolved", &t.reason, details)?;
-            let reason = crate::model::CloseReason::Resolved;
-            super::learn::close_exchange(p, &tenant, &mut contact, &mut conversation, reason, None, &mut batch, now)?;
-        }
-    }
-    state.current = None;
-    if conversation.status == ConversationStatus::Open {
-        let context = s.context.build_for(&tenant, now, &contact, &conversation, None)?;
-        plan(p, &tenant, &context, Trigger::TimerFired { follow_up: t.follow_up.clone() }, &mut state, &mut batch)?;
-    }
-    state.commit(p, &mut batch, &tenant.id, &conversation.id)?;
-    s.crm.put_contact(&mut batch, &tenant.id, &contact, Some(&read_contact))?;
-    s.crm.put_conversation(&mut batch, &tenant.id, &conversation, Some(&read_conversation))?;
-    p.commit(&tenant.id, seq, batch)?;
-    if sends {
-        s.outbound_wake.notify_one();
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn send(
+/// The tenant's follow-up plugin's plan (its fallback if the call failed);
+/// `None` when the tenant has no follow-up plugin.
+fn ask(
     p: &Pipeline,
     tenant: &Tenant,
-    batch: &mut Batch,
-    conversation: &mut crate::crm::Conversation,
-    contact: &mut crate::crm::Contact,
-    reply: Reply,
-    id: String,
-    now: Millis,
-) -> Result<(), PipelineError> {
-    let s = &p.stages;
-    let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
-    let o = Outgoing {
-        id,
-        reply: &reply,
-        author: Author::Bot,
-        reply_to: None,
-        decision_id: None,
-        phone_number_id: &phone_number_id,
-        now,
+    context: &Context,
+    trigger: Trigger,
+    state: &TimerState,
+) -> Result<Option<(FollowUpPlan, PluginRef)>, PipelineError> {
+    let input = FollowUpInput {
+        context: context.clone(),
+        trigger,
+        pending: state.current.as_ref().map(|t| t.follow_up.clone()),
+        unanswered_attempts: context.conversation.unanswered_follow_ups,
     };
-    outgoing::queue(&s.crm, &s.outbox, batch, &tenant.id, conversation, contact, o)?;
-    conversation.unanswered_follow_ups += 1;
-    Ok(())
+    let Some((report, plugin)) = p.ask(tenant, &context.contact.id, &input)? else { return Ok(None) };
+    let plan = report.result.unwrap_or_else(|failure| FollowUpPlan::fallback(&failure.to_string()));
+    Ok(Some((plan, plugin)))
 }
 
 /// Asks for a plan after something happened to a conversation outside an
@@ -314,7 +152,8 @@ pub(super) fn after(
     if after_send && open && state.current.is_none() && conversation.unanswered_follow_ups > 0 {
         let (mut c, mut cv) = (contact.clone(), conversation.clone());
         let reason = crate::model::CloseReason::FollowUpUnanswered;
-        super::learn::close_exchange(p, &tenant, &mut c, &mut cv, reason, None, batch, now)?;
+        let closing = super::learn::Closing { tenant: &tenant, contact: &mut c, conversation: &mut cv, batch, now };
+        super::learn::close_exchange(p, closing, reason, None)?;
         s.crm.put_contact(batch, tenant_id, &c, Some(&contact))?;
         s.crm.put_conversation(batch, tenant_id, &cv, Some(&conversation))?;
     }

@@ -1,47 +1,264 @@
-//! An inbound message, from identity to the commit.
+//! An inbound message, from identity to the commit, as a sequence of short
+//! steps over one unit of work: [`Work`] carries the tenant, the records
+//! read, the records as they will be written, and the batch that writes
+//! them; each step reads and changes it, and only [`Work::record`] commits.
 
 use serde_json::json;
 
+use super::act::{self, Acts};
 use super::followup::{self, TimerState};
-use super::outgoing::{self, Outgoing};
-use super::route::route;
-use super::{Pipeline, PipelineError, act, learn};
+use super::route::{Routed, route};
+use super::{Pipeline, PipelineError, learn};
+use crate::clock::Millis;
+use crate::context::{About, Context, Thread};
 use crate::control::optout::{Consent, consent_change};
 use crate::control::storm::Storm;
-use crate::control::{Actor, AuditEntry, automation_blocked};
-use crate::crm::{Author, DecisionOutcome, DecisionRecord, Message};
+use crate::control::{Actor, AuditAction, AuditEntry, automation_blocked};
+use crate::crm::{Author, Contact, Conversation, DecisionOutcome, DecisionRecord, Message};
+use crate::identity::Resolved;
 use crate::ingest::InboundMessage;
 use crate::metrics::labels;
-use crate::model::{CloseReason, Direction, Handler, Trigger, new_id};
+use crate::model::{CloseReason, Direction, Handler, new_id};
+use crate::outbound::outgoing::{self, Outgoing};
+use crate::plugins::{RouterInput, Trigger};
 use crate::store::Batch;
+use crate::tenants::Tenant;
 
 pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), PipelineError> {
-    let s = &p.stages;
-    let Some(tenant) = s.tenants.get(&m.tenant)? else {
-        tracing::warn!(tenant = %m.tenant, "message for a tenant that no longer exists; dropped");
+    let Some(mut w) = Work::start(p, m)? else {
+        // Nothing to apply; the commit only removes it from the journal.
         return p.commit(&m.tenant, seq, Batch::new());
     };
-    // The commit that records a message also removes it from the journal,
-    // so a replay never sees it twice; this guards the rarer case of a
-    // wamid redelivered after its de-duplication window expired.
-    if s.crm.message_exists(&tenant.id, &m.wamid)? {
-        return p.commit(&m.tenant, seq, Batch::new());
+    let span = tracing::info_span!("message", conversation = %w.conversation.id, contact = %w.contact.id);
+    let _entered = span.enter();
+    w.close_exchange()?;
+    w.consent()?;
+    let input = RouterInput { context: w.context()?, message: w.message.clone() };
+    let routed = route(p, &w.tenant, &input)?;
+    let (acts, decision_id) = w.act(&routed, &input.context)?;
+    w.plan_follow_ups(input.context, &routed)?;
+    let sent = !acts.sends.is_empty();
+    let decision = w.record(seq, routed, acts, decision_id)?;
+    let outcome = outcome_label(&decision.outcome);
+    if sent {
+        p.stages.outbound_wake.notify_one();
     }
-    let now = s.clock.now_ms();
-    let mut batch = Batch::new();
+    let s = &p.stages;
+    let elapsed = (s.clock.now_ms() - m.received_at).max(0) as f64 / 1000.0;
+    s.metrics.event_seconds.get_or_create(&labels(&[("kind", "inbound")])).observe(elapsed);
+    tracing::debug!(decision = %decision.id, outcome, "message routed");
+    Ok(())
+}
 
-    // Identity
-    let resolved = s.identity.resolve(&tenant, &m.from, m.profile_name.as_deref(), now)?;
-    let mut contact = resolved.contact;
+/// One inbound message's unit of work.
+struct Work<'a> {
+    p: &'a Pipeline,
+    m: &'a InboundMessage,
+    tenant: Tenant,
+    now: Millis,
+    batch: Batch,
+    /// The contact, as it was read and as it will be written.
+    resolved: Resolved,
+    contact: Contact,
+    /// The conversation, its stored form, and any it closed.
+    thread: Thread,
+    conversation: Conversation,
+    message: Message,
+}
 
-    // Context: thread, then record the message on contact and conversation
-    let thread = s.context.thread(&tenant.id, &contact, m.reply_to.as_deref(), m.at, resolved.deal.as_ref())?;
-    let mut conversation = thread.conversation;
-    if thread.previous.is_none() {
-        contact.stats.conversations += 1;
-        conversation.exchange_since = m.at;
+impl<'a> Work<'a> {
+    /// Resolves who wrote and which conversation it belongs to; `None` when
+    /// there is nothing to apply (the tenant is gone, or the message is
+    /// already recorded).
+    fn start(p: &'a Pipeline, m: &'a InboundMessage) -> Result<Option<Work<'a>>, PipelineError> {
+        let s = &p.stages;
+        let Some(tenant) = s.tenants.get(&m.tenant)? else {
+            tracing::warn!(tenant = %m.tenant, "message for a tenant that no longer exists; dropped");
+            return Ok(None);
+        };
+        // The commit that records a message also removes it from the
+        // journal, so a replay never sees it twice; this guards the rarer
+        // case of a wamid redelivered after its de-duplication window.
+        if s.crm.message_exists(&tenant.id, &m.wamid)? {
+            return Ok(None);
+        }
+        let now = s.clock.now_ms();
+        let resolved = s.identity.resolve(&tenant, &m.from, m.profile_name.as_deref(), now)?;
+        let mut contact = resolved.contact.clone();
+        let thread = s.context.thread(&tenant.id, &contact, m.reply_to.as_deref(), m.at, resolved.deal.as_ref())?;
+        let mut conversation = thread.conversation.clone();
+        if thread.previous.is_none() {
+            contact.stats.conversations += 1;
+            conversation.exchange_since = m.at;
+        }
+        let message = inbound_message(m, &conversation, &contact);
+        let batch = Batch::new();
+        Ok(Some(Work { p, m, tenant, now, batch, resolved, contact, thread, conversation, message }))
     }
-    let mut message = Message {
+
+    /// We spoke last: this reply closes the exchange (feedback), and the
+    /// signals it yields already shape this message's decisions. Then the
+    /// message counts on the contact and the conversation.
+    fn close_exchange(&mut self) -> Result<(), PipelineError> {
+        let c = &self.conversation;
+        let we_spoke_last = c.last_outbound_at.is_some_and(|o| c.last_inbound_at.is_none_or(|i| o > i));
+        if self.thread.previous.is_some() && we_spoke_last {
+            let closing = learn::Closing {
+                tenant: &self.tenant,
+                contact: &mut self.contact,
+                conversation: &mut self.conversation,
+                batch: &mut self.batch,
+                now: self.now,
+            };
+            learn::close_exchange(self.p, closing, CloseReason::ContactReplied, Some(&self.message))?;
+        }
+        self.contact.record_inbound(self.m.at);
+        self.contact.updated_at = self.now;
+        self.conversation.record_inbound(self.m.at);
+        Ok(())
+    }
+
+    /// Opt-out / opt-in keywords change consent before anything automated.
+    fn consent(&mut self) -> Result<(), PipelineError> {
+        let t = &self.tenant;
+        let Some(text) = self.m.text.as_deref() else { return Ok(()) };
+        let Some(change) = consent_change(text, &t.opt_out_keywords, &t.opt_in_keywords) else { return Ok(()) };
+        let (opted_out, action) = match change {
+            Consent::OptOut => (true, AuditAction::OptedOut),
+            Consent::OptIn => (false, AuditAction::OptedIn),
+        };
+        if self.contact.opted_out == opted_out {
+            return Ok(());
+        }
+        self.contact.opted_out = opted_out;
+        let entry = AuditEntry::new(self.now, Actor::Host, action, format!("the contact wrote {text:?}"));
+        self.audit(entry)
+    }
+
+    /// What the router sees.
+    fn context(&self) -> Result<Context, PipelineError> {
+        let r = &self.resolved;
+        let about = About {
+            contact: &self.contact,
+            company: r.company.as_ref(),
+            deal: r.deal.as_ref(),
+            conversation: &self.conversation,
+        };
+        Ok(self.p.stages.context.build(&self.tenant, self.now, about, Some(&self.message.id))?)
+    }
+
+    /// Carries out the decision under the host's rules: the conversation
+    /// changes, the replies are queued (each audited), and what the host
+    /// suppressed is audited too.
+    fn act(&mut self, routed: &Routed, context: &Context) -> Result<(Acts, String), PipelineError> {
+        let s = &self.p.stages;
+        let tenant_pause = s.control.tenant_pause(&self.tenant.id)?;
+        let blocked = automation_blocked(tenant_pause.as_ref(), &self.contact, &self.conversation, self.now);
+        let limits = self.tenant.automation_limits(s.config.automation);
+        let mut storm = Storm::new(limits, &mut self.contact, self.now);
+        let (decision, window) = (&routed.decision, &context.window);
+        let acts = act::apply(decision, &mut self.conversation, blocked.as_ref(), window, &mut storm, self.now);
+        let decision_id = new_id("dc");
+        self.conversation.last_decision_id = Some(decision_id.clone());
+        // The inbound message takes its place in the log before the replies.
+        s.crm.put_message(&mut self.batch, &self.tenant.id, &mut self.message)?;
+        let actor = match &routed.plugin {
+            Some(p) => Actor::Plugin { world: p.world.clone(), version: p.version.clone() },
+            None => Actor::Host,
+        };
+        for reply in &acts.sends {
+            let id = self.queue_reply(reply, &decision_id)?;
+            let details = json!({ "message": id, "decision": decision_id });
+            self.audit(
+                AuditEntry::new(self.now, actor.clone(), AuditAction::BotReply, &decision.reason).with(details),
+            )?;
+        }
+        for note in acts.notes.iter().filter(|n| n.is_suppression()) {
+            let entry = AuditEntry::new(self.now, Actor::Host, AuditAction::AutomationSuppressed, note.to_string());
+            self.audit(entry.with(json!({ "decision": decision_id })))?;
+        }
+        Ok((acts, decision_id))
+    }
+
+    fn queue_reply(&mut self, reply: &crate::model::Reply, decision_id: &str) -> Result<String, PipelineError> {
+        let s = &self.p.stages;
+        let o = Outgoing {
+            id: new_id("msg"),
+            reply,
+            author: Author::Bot,
+            reply_to: Some(self.message.id.clone()),
+            decision_id: Some(decision_id.to_string()),
+            phone_number_id: &self.m.phone_number_id,
+            now: self.now,
+        };
+        let (tenant, conversation, contact) = (&self.tenant.id, &mut self.conversation, &mut self.contact);
+        let out = outgoing::queue(&s.crm, &s.outbox, &mut self.batch, tenant, conversation, contact, o)?;
+        Ok(out.id)
+    }
+
+    /// Follow-up: asked after the message, and after the routing decision.
+    fn plan_follow_ups(&mut self, context: Context, routed: &Routed) -> Result<(), PipelineError> {
+        let (p, tenant) = (self.p, &self.tenant);
+        let mut timers = TimerState::load(p, &tenant.id, &self.conversation.id)?;
+        let context = context.updated(&self.contact, &self.conversation);
+        let inbound = Trigger::Inbound { message: self.message.clone() };
+        followup::plan(p, tenant, &context, inbound, &mut timers, &mut self.batch)?;
+        let d = &routed.decision;
+        let assignee = match &d.handler {
+            Handler::Human { assignee } => Some(assignee.clone()),
+            _ => None,
+        };
+        let routed =
+            Trigger::Routed { needs_reply: d.needs_reply, assignee, priority: d.priority, reason: d.reason.clone() };
+        followup::plan(p, tenant, &context, routed, &mut timers, &mut self.batch)?;
+        timers.commit(p, &mut self.batch, &tenant.id, &self.conversation.id)
+    }
+
+    /// Writes every record the message changed, the decision, and the
+    /// journal acknowledgement, in one commit.
+    fn record(
+        mut self,
+        seq: u64,
+        routed: Routed,
+        acts: Acts,
+        decision_id: String,
+    ) -> Result<DecisionRecord, PipelineError> {
+        let s = &self.p.stages;
+        let record = DecisionRecord {
+            id: decision_id,
+            conversation_id: self.conversation.id.clone(),
+            message_id: self.message.id.clone(),
+            made_at: self.now,
+            plugin: routed.plugin,
+            outcome: routed.outcome,
+            cause: routed.cause,
+            decision: routed.decision,
+            fuel_used: routed.fuel_used,
+            duration_us: routed.duration.as_micros() as u64,
+            latency_us: (crate::clock::wall_micros() - self.m.receipt_us).max(0) as u64,
+            actions: acts.notes.iter().map(ToString::to_string).collect(),
+        };
+        let (tenant, batch) = (&self.tenant.id, &mut self.batch);
+        s.crm.put_contact(batch, tenant, &self.contact, self.resolved.previous.as_ref())?;
+        if let Some((ended, read)) = &self.thread.closed {
+            s.crm.put_conversation(batch, tenant, ended, Some(read))?;
+        }
+        s.crm.put_conversation(batch, tenant, &self.conversation, self.thread.previous.as_ref())?;
+        s.crm.put_decision(batch, tenant, &self.contact.id, &record)?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(record)
+    }
+
+    /// Adds an audit entry about this conversation to the batch.
+    fn audit(&mut self, entry: AuditEntry) -> Result<(), PipelineError> {
+        let entry = entry.about(Some(&self.conversation.id), Some(&self.contact.id));
+        self.p.stages.control.audit.record(&mut self.batch, &self.tenant.id, &entry)?;
+        Ok(())
+    }
+}
+
+fn inbound_message(m: &InboundMessage, conversation: &Conversation, contact: &Contact) -> Message {
+    Message {
         id: m.wamid.clone(),
         conversation_id: conversation.id.clone(),
         contact_id: contact.id.clone(),
@@ -53,148 +270,12 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
         at: m.at,
         reply_to: m.reply_to.clone(),
         ..Default::default()
-    };
-    let span = tracing::info_span!("message", conversation = %conversation.id, contact = %contact.id);
-    let _entered = span.enter();
-
-    // We spoke last: this reply closes the exchange (feedback), and the
-    // signals it yields already shape this message's decisions.
-    let we_spoke_last =
-        conversation.last_outbound_at.is_some_and(|o| conversation.last_inbound_at.is_none_or(|i| o > i));
-    if thread.previous.is_some() && we_spoke_last {
-        learn::close_exchange(
-            p,
-            &tenant,
-            &mut contact,
-            &mut conversation,
-            CloseReason::ContactReplied,
-            Some(&message),
-            &mut batch,
-            now,
-        )?;
     }
-    contact.record_inbound(m.at);
-    contact.updated_at = now;
-    conversation.record_inbound(m.at);
+}
 
-    // Opt-out / opt-in keywords change consent before anything automated.
-    let consent = m.text.as_deref().and_then(|t| consent_change(t, &tenant.opt_out_keywords, &tenant.opt_in_keywords));
-    if let Some(change) = consent {
-        let (opted_out, action) = match change {
-            Consent::OptOut => (true, "opted_out"),
-            Consent::OptIn => (false, "opted_in"),
-        };
-        if contact.opted_out != opted_out {
-            contact.opted_out = opted_out;
-            let entry = AuditEntry::new(
-                now,
-                Actor::Host,
-                action,
-                format!("the contact wrote {:?}", m.text.as_deref().unwrap_or("")),
-            )
-            .about(Some(&conversation.id), Some(&contact.id));
-            s.control.audit.record(&mut batch, &tenant.id, &entry)?;
-        }
-    }
-
-    // Routing
-    let context = s.context.build(
-        &tenant,
-        now,
-        &contact,
-        resolved.company.as_ref(),
-        resolved.deal.as_ref(),
-        &conversation,
-        Some(&message.id),
-    )?;
-    let routed = route(p, &tenant, &context, &message)?;
-
-    // Act, under the host's rules
-    let tenant_pause = s.control.tenant_pause(&tenant.id)?;
-    let blocked = automation_blocked(tenant_pause.as_ref(), &contact, &conversation, now);
-    let mut storm = Storm::new(tenant.automation_limits(s.config.automation), &mut contact, now);
-    let acts = act::apply(&routed.decision, &mut conversation, blocked.as_ref(), &context.window, &mut storm, now);
-    let decision_id = new_id("dc");
-    conversation.last_decision_id = Some(decision_id.clone());
-    // The inbound message takes its place in the log before the replies.
-    s.crm.put_message(&mut batch, &tenant.id, &mut message)?;
-    let actor = match &routed.plugin {
-        Some(p) => Actor::Plugin { world: p.world.clone(), version: p.version.clone() },
-        None => Actor::Host,
-    };
-    for reply in &acts.sends {
-        let o = Outgoing {
-            id: new_id("msg"),
-            reply,
-            author: Author::Bot,
-            reply_to: Some(message.id.clone()),
-            decision_id: Some(decision_id.clone()),
-            phone_number_id: &m.phone_number_id,
-            now,
-        };
-        let out = outgoing::queue(&s.crm, &s.outbox, &mut batch, &tenant.id, &mut conversation, &mut contact, o)?;
-        let entry = AuditEntry::new(now, actor.clone(), "bot_reply", &routed.decision.reason)
-            .about(Some(&conversation.id), Some(&contact.id))
-            .with(json!({ "message": out.id, "decision": decision_id }));
-        s.control.audit.record(&mut batch, &tenant.id, &entry)?;
-    }
-    for note in acts.notes.iter().filter(|n| n.contains("suppressed")) {
-        let entry = AuditEntry::new(now, Actor::Host, "automation_suppressed", note)
-            .about(Some(&conversation.id), Some(&contact.id))
-            .with(json!({ "decision": decision_id }));
-        s.control.audit.record(&mut batch, &tenant.id, &entry)?;
-    }
-
-    // Follow-up: after the message, and after the routing decision.
-    let mut timers = TimerState::load(p, &tenant.id, &conversation.id)?;
-    let context = context.updated(&contact, &conversation);
-    followup::plan(p, &tenant, &context, Trigger::Inbound { message: message.clone() }, &mut timers, &mut batch)?;
-    let assignee = match &routed.decision.handler {
-        Handler::Human { assignee } => Some(assignee.clone()),
-        _ => None,
-    };
-    let routed_trigger = Trigger::Routed {
-        needs_reply: routed.decision.needs_reply,
-        assignee,
-        priority: routed.decision.priority,
-        reason: routed.decision.reason.clone(),
-    };
-    followup::plan(p, &tenant, &context, routed_trigger, &mut timers, &mut batch)?;
-    timers.commit(p, &mut batch, &tenant.id, &conversation.id)?;
-
-    let outcome_label = match routed.outcome {
+fn outcome_label(o: &DecisionOutcome) -> &'static str {
+    match o {
         DecisionOutcome::Decided => "decided",
         DecisionOutcome::Fallback => "fallback",
-    };
-    let record = DecisionRecord {
-        id: decision_id,
-        conversation_id: conversation.id.clone(),
-        message_id: message.id.clone(),
-        made_at: now,
-        plugin: routed.plugin,
-        outcome: routed.outcome,
-        cause: routed.cause,
-        decision: routed.decision,
-        fuel_used: routed.fuel_used,
-        duration_us: routed.duration.as_micros() as u64,
-        latency_us: (crate::clock::wall_micros() - m.receipt_us).max(0) as u64,
-        actions: acts.notes,
-    };
-    s.crm.put_contact(&mut batch, &tenant.id, &contact, resolved.previous.as_ref())?;
-    if let Some((ended, read)) = &thread.closed {
-        s.crm.put_conversation(&mut batch, &tenant.id, ended, Some(read))?;
     }
-    s.crm.put_conversation(&mut batch, &tenant.id, &conversation, thread.previous.as_ref())?;
-    s.crm.put_decision(&mut batch, &tenant.id, &contact.id, &record)?;
-    p.commit(&m.tenant, seq, batch)?;
-
-    if !acts.sends.is_empty() {
-        s.outbound_wake.notify_one();
-    }
-    s.metrics
-        .event_seconds
-        .get_or_create(&labels(&[("kind", "inbound")]))
-        .observe(((s.clock.now_ms() - m.received_at).max(0) as f64) / 1000.0);
-    tracing::debug!(decision = %record.id, outcome = outcome_label, "message routed");
-    Ok(())
 }

@@ -6,11 +6,12 @@ use serde_json::json;
 
 use super::{Pipeline, PipelineError};
 use crate::clock::Millis;
-use crate::control::{Actor, AuditEntry};
+use crate::control::{Actor, AuditAction, AuditEntry};
 use crate::crm::{Contact, Conversation, Message, Signal};
 use crate::feedback::{SignalChange, measure};
 use crate::followup::contact_timezone;
-use crate::model::{CloseReason, FeedbackInput};
+use crate::model::CloseReason;
+use crate::plugins::FeedbackInput;
 use crate::plugins::World;
 use crate::store::Batch;
 use crate::tenants::Tenant;
@@ -26,20 +27,25 @@ pub struct ExchangeClosed {
     pub at: Millis,
 }
 
+/// The records an exchange closes on, as the event will write them.
+pub(super) struct Closing<'a> {
+    pub tenant: &'a Tenant,
+    pub contact: &'a mut Contact,
+    pub conversation: &'a mut Conversation,
+    pub batch: &'a mut Batch,
+    pub now: Millis,
+}
+
 /// Closes the conversation's current exchange. `reply` is the inbound
-/// message that closed it (not yet in the log). Updates `contact` and
-/// `conversation` in memory; history and audit go into `batch`.
-#[allow(clippy::too_many_arguments)]
+/// message that closed it (not yet in the log). Updates the contact and
+/// the conversation in memory; history and audit go into the batch.
 pub(super) fn close_exchange(
     p: &Pipeline,
-    tenant: &Tenant,
-    contact: &mut Contact,
-    conversation: &mut Conversation,
+    c: Closing<'_>,
     closed_by: CloseReason,
     reply: Option<&Message>,
-    batch: &mut Batch,
-    now: Millis,
 ) -> Result<(), PipelineError> {
+    let Closing { tenant, contact, conversation, batch, now } = c;
     let s = &p.stages;
     let since = conversation.exchange_since;
     let messages: Vec<Message> = s
@@ -52,17 +58,15 @@ pub(super) fn close_exchange(
     if messages.is_empty() {
         return Ok(());
     }
-    let Some(plugin) = s.plugins.active(&tenant.id, World::Feedback) else { return Ok(()) };
+    if s.plugins.active(&tenant.id, World::Feedback).is_none() {
+        return Ok(()); // nothing to ask: skip measuring
+    }
     let tz = contact_timezone(contact, tenant.tz());
     let interaction = measure(&conversation.id, closed_by, &messages, reply, tz, now);
-    let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
-    let input = FeedbackInput { now, contact: contact.clone(), interaction: interaction.clone() };
-    let config = s.plugins.config(&tenant.id, World::Feedback)?;
-    let mut report = p.call_plugin(&tenant.id, &plugin, &contact.id, now, || {
-        s.plugins.runtime().learn(&plugin, &limits, config, &input)
-    });
-    let plugin_ref = p.observe(&tenant.id, &plugin, &contact.id, &mut report, now);
+    let input = FeedbackInput { now, contact: contact.clone(), interaction };
+    let Some((report, plugin_ref)) = p.ask(tenant, &contact.id, &input)? else { return Ok(()) };
     let Ok(updates) = report.result else { return Ok(()) };
+    let interaction = input.interaction;
     for u in &updates {
         contact.signals.insert(u.name.clone(), Signal { value: u.value, updated_at: now });
         let change = SignalChange {
@@ -78,7 +82,7 @@ pub(super) fn close_exchange(
     let entry = AuditEntry::new(
         now,
         Actor::Plugin { world: plugin_ref.world, version: plugin_ref.version },
-        "signals_updated",
+        AuditAction::SignalsUpdated,
         format!("exchange closed: {closed_by:?}"),
     )
     .about(Some(&conversation.id), Some(&contact.id))
@@ -95,7 +99,8 @@ pub(super) fn handle_exchange_closed(p: &Pipeline, seq: u64, e: &ExchangeClosed)
         && let Some(contact) = s.crm.contact(&e.tenant, &conversation.contact_id)?
     {
         let (mut c, mut cv) = (contact.clone(), conversation.clone());
-        close_exchange(p, &tenant, &mut c, &mut cv, e.closed_by, None, &mut batch, e.at)?;
+        let closing = Closing { tenant: &tenant, contact: &mut c, conversation: &mut cv, batch: &mut batch, now: e.at };
+        close_exchange(p, closing, e.closed_by, None)?;
         s.crm.put_contact(&mut batch, &e.tenant, &c, Some(&contact))?;
         s.crm.put_conversation(&mut batch, &e.tenant, &cv, Some(&conversation))?;
     }

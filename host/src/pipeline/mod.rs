@@ -20,17 +20,16 @@ mod inbound;
 pub mod journal;
 pub mod learn;
 mod observe;
-pub mod outgoing;
 mod route;
 mod scheduler;
 mod status;
+mod timer;
 mod worker;
 
 pub use event::Event;
 pub use journal::{Appended, Journal};
 pub use scheduler::{Scheduler, StalledLane};
 pub use worker::PipelineHandle;
-pub(crate) use worker::set_thread_nice;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
@@ -79,6 +78,8 @@ pub struct Stages {
     pub plugins: Arc<Registry>,
     pub outbox: Outbox,
     pub timers: crate::followup::Timers,
+    /// What staff do to automation (takeover, replies, pauses…).
+    pub staff: crate::control::staff::StaffActions,
     pub importer: crate::identity::import::Importer,
     pub duplicates: crate::identity::duplicates::Duplicates,
     pub control: crate::control::Control,

@@ -1,12 +1,40 @@
 //! What every plugin call leaves behind, whatever its world: latency and
 //! failure metrics, the plugin's log lines, and its health record.
 
-use super::Pipeline;
+use super::{Pipeline, PipelineError};
 use crate::crm::PluginRef;
 use crate::metrics::labels;
-use crate::plugins::{CallReport, Failure, Plugin, World};
+use crate::plugins::{Call, CallReport, Failure, Plugin, World};
+use crate::tenants::Tenant;
+
+/// A plugin's answer, and which version gave it.
+pub(super) type Asked<T> = (CallReport<T>, PluginRef);
 
 impl Pipeline {
+    /// Asks the tenant's active plugin of `C`'s world about `input`, with
+    /// the tenant's limits and settings, and records the call. `None` when
+    /// the tenant has no plugin of that world; the report's error, when the
+    /// caller must fall back.
+    pub(super) fn ask<C: Call>(
+        &self,
+        tenant: &Tenant,
+        contact_id: &str,
+        input: &C,
+    ) -> Result<Option<Asked<C::Output>>, PipelineError> {
+        let s = &self.stages;
+        let Some(plugin) = s.plugins.active(&tenant.id, C::WORLD) else { return Ok(None) };
+        let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
+        let config = s.plugins.config(&tenant.id, C::WORLD)?;
+        let now = input.now();
+        let mut report = self.call_plugin(&tenant.id, &plugin, contact_id, now, || {
+            let span = tracing::info_span!("plugin", world = %C::WORLD, plugin_version = %&plugin.meta.hash[..12]);
+            let _e = span.enter();
+            s.plugins.runtime().call(&plugin, &limits, config, input)
+        });
+        let plugin_ref = self.observe(&tenant.id, &plugin, contact_id, &mut report, now);
+        Ok(Some((report, plugin_ref)))
+    }
+
     /// Makes `call` to `plugin` about `contact_id`, unless that contact is
     /// quarantined for the plugin (its messages kept making it fail): then
     /// the call is skipped and the caller falls back, saying why.

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use super::{Pipeline, PipelineError};
-use crate::context::Context;
-use crate::crm::{DecisionOutcome, Message, PluginRef};
+use crate::crm::{DecisionOutcome, PluginRef};
 use crate::model::RoutingDecision;
-use crate::plugins::World;
+use crate::plugins::RouterInput;
 use crate::tenants::Tenant;
 
 pub(super) struct Routed {
@@ -18,14 +17,8 @@ pub(super) struct Routed {
     pub plugin: Option<PluginRef>,
 }
 
-pub(super) fn route(
-    p: &Pipeline,
-    tenant: &Tenant,
-    context: &Context,
-    message: &Message,
-) -> Result<Routed, PipelineError> {
-    let s = &p.stages;
-    let Some(plugin) = s.plugins.active(&tenant.id, World::Router) else {
+pub(super) fn route(p: &Pipeline, tenant: &Tenant, input: &RouterInput) -> Result<Routed, PipelineError> {
+    let Some((report, plugin)) = p.ask(tenant, &input.context.contact.id, input)? else {
         let cause = "no router plugin is active".to_string();
         return Ok(Routed {
             decision: RoutingDecision::fallback(&cause),
@@ -36,15 +29,6 @@ pub(super) fn route(
             plugin: None,
         });
     };
-    let limits = tenant.limits.clone().unwrap_or_else(|| s.config.plugins.limits.clone());
-    let config = s.plugins.config(&tenant.id, World::Router)?;
-    let contact = &context.contact.id;
-    let mut report = p.call_plugin(&tenant.id, &plugin, contact, context.now, || {
-        let span = tracing::info_span!("route", plugin_version = %&plugin.meta.hash[..12]);
-        let _e = span.enter();
-        s.plugins.runtime().route(&plugin, &limits, config, context, message)
-    });
-    let plugin_ref = p.observe(&tenant.id, &plugin, contact, &mut report, context.now);
     let (decision, outcome, cause) = match report.result {
         Ok(d) => (d, DecisionOutcome::Decided, None),
         Err(failure) => {
@@ -58,6 +42,6 @@ pub(super) fn route(
         cause,
         fuel_used: report.fuel_used,
         duration: report.duration,
-        plugin: Some(plugin_ref),
+        plugin: Some(plugin),
     })
 }

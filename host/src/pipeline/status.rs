@@ -2,13 +2,13 @@
 //! move an outbound message forward, never back.
 
 use super::{Pipeline, PipelineError, followup};
-use crate::control::{Actor, AuditEntry};
+use crate::control::{Actor, AuditAction, AuditEntry};
 use crate::crm::{Message, PendingStatus};
 use crate::ingest::StatusUpdate;
 use crate::metrics::labels;
-use crate::model::Trigger;
 use crate::model::{DeliveryStatus, Direction};
 use crate::outbound::{SendOutcome, SendResult};
+use crate::plugins::Trigger;
 use crate::store::Batch;
 
 pub(super) fn handle_status(p: &Pipeline, seq: u64, s: &StatusUpdate) -> Result<(), PipelineError> {
@@ -98,7 +98,7 @@ pub(super) fn handle_send_result(p: &Pipeline, seq: u64, r: &SendResult) -> Resu
             let entry = AuditEntry::new(
                 r.at,
                 Actor::Host,
-                "send_outcome_unknown",
+                AuditAction::SendOutcomeUnknown,
                 "the host stopped while sending this message; WhatsApp may or may not have it, and it was not sent again",
             )
             .about(Some(&message.conversation_id), Some(&message.contact_id))

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::{Class, Job, Scheduler};
-use super::{Event, Pipeline, PipelineError, followup, inbound, learn, status};
+use super::{Event, Pipeline, PipelineError, inbound, learn, status, timer};
 use crate::clock::thread_cpu_time;
 use crate::metrics::labels;
 use crate::store::Batch;
@@ -32,25 +32,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         (Some(s), _) => (*s).to_string(),
         (_, Some(s)) => s.clone(),
         _ => "(no message)".into(),
-    }
-}
-
-/// Background workers run at the lowest priority (nice 19): they use idle
-/// CPU freely but yield it to everyone else under contention.
-pub(crate) fn lower_thread_priority() {
-    set_thread_nice(19);
-}
-
-/// Sets the calling thread's nice value (Linux; elsewhere nothing).
-pub(crate) fn set_thread_nice(nice: i32) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on the calling thread (tid from gettid) with a
-    // plain integer; no memory is passed.
-    unsafe {
-        let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
-            tracing::warn!(nice, "could not lower a thread's priority");
-        }
     }
 }
 
@@ -92,7 +73,7 @@ impl Pipeline {
             };
             threads.push(std::thread::Builder::new().name(name).spawn(move || {
                 if class == Class::Background {
-                    lower_thread_priority();
+                    crate::threads::lower_priority();
                 }
                 me.work(&sched, class, stop)
             })?);
@@ -269,7 +250,7 @@ impl Pipeline {
             Event::Inbound(m) => inbound::handle(self, seq, m),
             Event::Status(s) => status::handle_status(self, seq, s),
             Event::SendResult(r) => status::handle_send_result(self, seq, r),
-            Event::TimerFired(t) => followup::handle_timer(self, seq, t),
+            Event::TimerFired(t) => timer::handle_timer(self, seq, t),
             Event::ExchangeClosed(e) => learn::handle_exchange_closed(self, seq, e),
         }
     }

@@ -1,30 +1,42 @@
-//! The feedback world on the host side: call, then check the signals.
+//! The feedback world on the host side: how it is called, and the check
+//! of the signals it returns.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use wasmtime::Store;
 
+use super::call::Call;
 use super::router::{invalid, seed_of};
 use super::runtime::Pre;
-use super::{CallReport, Failure, Plugin, Runtime, v0_1};
+use super::sandbox::HostState;
+use super::{Failure, FeedbackInput, World, v0_1};
+use crate::clock::Millis;
 use crate::config::PluginLimits;
-use crate::model::{FeedbackInput, SignalUpdate};
+use crate::model::SignalUpdate;
 
 const MAX_SIGNALS: usize = 32;
 
-impl Runtime {
-    pub fn learn(
-        &self,
-        plugin: &Plugin,
-        limits: &PluginLimits,
-        config: Arc<BTreeMap<String, String>>,
-        input: &FeedbackInput,
-    ) -> CallReport<Vec<SignalUpdate>> {
-        let seed = seed_of(&input.contact.id, &input.interaction.conversation_id);
-        let report = self.invoke(limits, config, input.now, seed, |store| match &*plugin.pre {
-            Pre::FeedbackV0_1(pre) => v0_1::learn(pre, store, input),
-            _ => Err(wasmtime::Error::msg(format!("a {} plugin cannot learn", plugin.meta.world))),
-        });
-        report.map(validate)
+impl Call for FeedbackInput {
+    const WORLD: World = World::Feedback;
+    const SAMPLE: &'static str = include_str!("../../../examples/inputs/feedback-replied.json");
+    const OUTPUT: &'static str = "signals";
+    type Output = Vec<SignalUpdate>;
+
+    fn now(&self) -> Millis {
+        self.now
+    }
+
+    fn seed(&self) -> u64 {
+        seed_of(&self.contact.id, &self.interaction.conversation_id)
+    }
+
+    fn call(&self, pre: &Pre, store: &mut Store<HostState>) -> wasmtime::Result<Result<Vec<SignalUpdate>, String>> {
+        match pre {
+            Pre::FeedbackV0_1(pre) => v0_1::learn(pre, store, self),
+            _ => Err(wasmtime::Error::msg("not a feedback plugin")),
+        }
+    }
+
+    fn validate(&self, updates: Vec<SignalUpdate>, _: &PluginLimits) -> Result<Vec<SignalUpdate>, Failure> {
+        validate(updates)
     }
 }
 

@@ -1,34 +1,43 @@
-//! The follow-up world on the host side: call, then check the plan is one
-//! the host can carry out.
+//! The follow-up world on the host side: how it is called, and the check
+//! that a plan is one the host can carry out.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use wasmtime::Store;
 
+use super::call::Call;
 use super::router::{check_template, invalid, seed_of};
 use super::runtime::Pre;
-use super::{CallReport, Failure, Plugin, Runtime, v0_1};
-use crate::clock::DAY;
+use super::sandbox::HostState;
+use super::{Failure, FollowUpInput, World, v0_1};
+use crate::clock::{DAY, Millis};
 use crate::config::PluginLimits;
-use crate::model::{FollowUpAction, FollowUpInput, FollowUpPlan, PlanKind};
+use crate::model::{FollowUpAction, FollowUpPlan, PlanKind};
 
 /// A follow-up further out than this is a mistake, not a plan.
 const MAX_HORIZON: i64 = 90 * DAY;
 
-impl Runtime {
-    pub fn plan_follow_up(
-        &self,
-        plugin: &Plugin,
-        limits: &PluginLimits,
-        config: Arc<BTreeMap<String, String>>,
-        input: &FollowUpInput,
-    ) -> CallReport<FollowUpPlan> {
-        let seed = seed_of(&input.context.tenant, &input.context.conversation.id);
-        let now = input.context.now;
-        let report = self.invoke(limits, config, now, seed, |store| match &*plugin.pre {
-            Pre::FollowUpV0_1(pre) => v0_1::plan_follow_up(pre, store, input),
-            _ => Err(wasmtime::Error::msg(format!("a {} plugin cannot plan follow-ups", plugin.meta.world))),
-        });
-        report.map(|plan| validate(plan, now, limits.output_bytes))
+impl Call for FollowUpInput {
+    const WORLD: World = World::FollowUp;
+    const SAMPLE: &'static str = include_str!("../../../examples/inputs/follow-up-unanswered.json");
+    const OUTPUT: &'static str = "plan";
+    type Output = FollowUpPlan;
+
+    fn now(&self) -> Millis {
+        self.context.now
+    }
+
+    fn seed(&self) -> u64 {
+        seed_of(&self.context.tenant, &self.context.conversation.id)
+    }
+
+    fn call(&self, pre: &Pre, store: &mut Store<HostState>) -> wasmtime::Result<Result<FollowUpPlan, String>> {
+        match pre {
+            Pre::FollowUpV0_1(pre) => v0_1::plan_follow_up(pre, store, self),
+            _ => Err(wasmtime::Error::msg("not a follow-up planner")),
+        }
+    }
+
+    fn validate(&self, plan: FollowUpPlan, limits: &PluginLimits) -> Result<FollowUpPlan, Failure> {
+        validate(plan, self.context.now, limits.output_bytes)
     }
 }
 

@@ -32,6 +32,18 @@ pub struct BreakerConfig {
     pub contact_quarantine: Duration,
 }
 
+impl From<&crate::config::PluginConfig> for BreakerConfig {
+    fn from(c: &crate::config::PluginConfig) -> Self {
+        BreakerConfig {
+            window: c.breaker_window.max(1),
+            min_failures: c.suspend_after.max(1),
+            failure_rate: c.breaker_failure_rate.clamp(0.0, 1.0),
+            contact_share: 0.6,
+            contact_quarantine: c.contact_quarantine,
+        }
+    }
+}
+
 /// Calls and failures of one version since the host started.
 #[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
 pub struct Health {

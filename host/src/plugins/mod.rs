@@ -8,15 +8,19 @@
 //! contacts or tenants and a runaway plugin costs at most its budget.
 //!
 //! Every world has the same host-side shape — prepare the input, call with
-//! limits, validate the output, fall back — written once in
-//! [`Runtime::invoke`] and used by each world's module.
+//! limits, validate the output — written once in [`Runtime::call`] over
+//! the [`Call`] trait each world's input implements (`router`,
+//! `follow_up`, `feedback`); the pipeline's `ask` adds the active version,
+//! the tenant's limits and settings, and the record of the call, once.
 
 mod cache;
+pub mod call;
 mod compiled;
 mod export;
 pub mod feedback;
 pub mod follow_up;
 pub mod health;
+mod input;
 pub mod inspect;
 pub mod logs;
 mod outcome;
@@ -28,6 +32,8 @@ pub mod uploads;
 pub mod v0_1;
 pub mod versions;
 
+pub use call::Call;
+pub use input::{FeedbackInput, FollowUpInput, RouterInput, Trigger};
 pub use logs::PluginLogs;
 pub use outcome::sanitize;
 pub use registry::{Registry, UploadError};
@@ -41,8 +47,11 @@ use utoipa::ToSchema;
 use crate::clock::Millis;
 
 /// The kinds of decision a tenant can hand to a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
 pub enum World {
     Router,
     FollowUp,

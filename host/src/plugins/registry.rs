@@ -23,7 +23,6 @@ use super::versions::{ActiveRecord, Suspension, VersionRecord, Versions};
 use super::{Failure, LogLine, Plugin, PluginError, PluginLogs, PluginMeta, Runtime, World};
 use crate::clock::Millis;
 use crate::config::{PluginConfig, PluginLimits};
-use crate::model::{FeedbackInput, FollowUpInput, RouterInput};
 use crate::store::{Batch, Store, StoreError, Tree, keys};
 
 const CONFIG: Tree = Tree("plugins.config");
@@ -36,9 +35,6 @@ pub const ADAPTIVE_FOLLOW_UP_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ADAPTIV
 pub const ENGAGEMENT_FEEDBACK_WASM: &[u8] = include_bytes!(env!("SB_BUILT_ENGAGEMENT_FEEDBACK_WASM"));
 
 /// Sample inputs every upload must handle (also in `examples/inputs/`).
-pub const SAMPLE_ROUTER: &str = include_str!("../../../examples/inputs/router-greeting.json");
-pub const SAMPLE_FOLLOW_UP: &str = include_str!("../../../examples/inputs/follow-up-unanswered.json");
-pub const SAMPLE_FEEDBACK: &str = include_str!("../../../examples/inputs/feedback-replied.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -113,7 +109,7 @@ impl Registry {
             compiled: Mutex::new(Compiled::new(config.compiled_cache_bytes)),
             active: RwLock::default(),
             health: Mutex::default(),
-            breaker: config.breaker(),
+            breaker: config.into(),
             max_versions: config.max_versions.max(1),
             logs: PluginLogs::new(500),
         };
@@ -491,26 +487,8 @@ pub fn check(
     if let Some(expected) = world.filter(|w| *w != plugin.meta.world) {
         return Err(UploadError::WorldMismatch { expected, found: plugin.meta.world });
     }
-    match sample_run(runtime, &plugin, limits) {
+    match super::call::sample_run(runtime, &plugin, limits) {
         Some(f) => Err(UploadError::SampleRun(f)),
         None => Ok(plugin),
     }
-}
-
-/// Runs `plugin` on its world's built-in sample; the failure, if any.
-fn sample_run(runtime: &Runtime, plugin: &Plugin, limits: &PluginLimits) -> Option<Failure> {
-    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Failure> {
-        serde_json::from_str(s).map_err(|e| Failure::Trap(format!("the built-in sample input is broken: {e}")))
-    }
-    let config = Arc::new(BTreeMap::new());
-    let result = match plugin.meta.world {
-        World::Router => parse(SAMPLE_ROUTER).and_then(|input: RouterInput| {
-            runtime.route(plugin, limits, config, &input.context, &input.message).result.map(drop)
-        }),
-        World::FollowUp => parse(SAMPLE_FOLLOW_UP)
-            .and_then(|input: FollowUpInput| runtime.plan_follow_up(plugin, limits, config, &input).result.map(drop)),
-        World::Feedback => parse(SAMPLE_FEEDBACK)
-            .and_then(|input: FeedbackInput| runtime.learn(plugin, limits, config, &input).result.map(drop)),
-    };
-    result.err()
 }

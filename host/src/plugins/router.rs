@@ -1,14 +1,14 @@
-//! The router world on the host side: call, then check the decision is
-//! one the host can act on.
+//! The router world on the host side: how it is called, and the check
+//! that a decision is one the host can act on.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use wasmtime::Store;
 
+use super::call::Call;
 use super::runtime::Pre;
-use super::{CallReport, Failure, Plugin, Runtime, v0_1};
+use super::sandbox::HostState;
+use super::{Failure, RouterInput, World, v0_1};
+use crate::clock::Millis;
 use crate::config::PluginLimits;
-use crate::context::Context;
-use crate::crm::Message;
 use crate::model::{Assignee, Handler, Reply, RoutingDecision};
 
 /// WhatsApp's limit on a text message body.
@@ -18,23 +18,29 @@ const MAX_TAG_BYTES: usize = 64;
 const MAX_REASON_BYTES: usize = 1024;
 const MAX_RESPOND_WITHIN_MS: u64 = 30 * 24 * 3600 * 1000;
 
-impl Runtime {
-    /// Asks `plugin` to route `message`. The report's error says why the
-    /// caller must fall back.
-    pub fn route(
-        &self,
-        plugin: &Plugin,
-        limits: &PluginLimits,
-        config: Arc<BTreeMap<String, String>>,
-        context: &Context,
-        message: &Message,
-    ) -> CallReport<RoutingDecision> {
-        let seed = seed_of(&context.tenant, &message.id);
-        let report = self.invoke(limits, config, context.now, seed, |store| match &*plugin.pre {
-            Pre::RouterV0_1(pre) => v0_1::route(pre, store, context, message),
-            _ => Err(wasmtime::Error::msg(format!("a {} plugin cannot route", plugin.meta.world))),
-        });
-        report.map(|d| validate(d, limits.output_bytes))
+impl Call for RouterInput {
+    const WORLD: World = World::Router;
+    const SAMPLE: &'static str = include_str!("../../../examples/inputs/router-greeting.json");
+    const OUTPUT: &'static str = "decision";
+    type Output = RoutingDecision;
+
+    fn now(&self) -> Millis {
+        self.context.now
+    }
+
+    fn seed(&self) -> u64 {
+        seed_of(&self.context.tenant, &self.message.id)
+    }
+
+    fn call(&self, pre: &Pre, store: &mut Store<HostState>) -> wasmtime::Result<Result<RoutingDecision, String>> {
+        match pre {
+            Pre::RouterV0_1(pre) => v0_1::route(pre, store, &self.context, &self.message),
+            _ => Err(wasmtime::Error::msg("not a router")),
+        }
+    }
+
+    fn validate(&self, output: RoutingDecision, limits: &PluginLimits) -> Result<RoutingDecision, Failure> {
+        validate(output, limits.output_bytes)
     }
 }
 

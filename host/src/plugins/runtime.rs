@@ -40,7 +40,10 @@ impl Plugin {
     }
 }
 
-pub(super) enum Pre {
+/// A component compiled and pre-instantiated for its world at one WIT
+/// version. Public only so `Call` can name it: outside `plugins` the
+/// type cannot be named, so no one else can implement a world.
+pub enum Pre {
     RouterV0_1(v0_1::RouterPre),
     FollowUpV0_1(v0_1::FollowUpPre),
     FeedbackV0_1(v0_1::FeedbackPre),

@@ -116,16 +116,12 @@ impl HostState {
             self.dropped_logs += 1;
             return;
         }
-        let mut message = message.to_string();
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
+        let cut = message.floor_char_boundary(MAX_LOG_LINE);
+        let mut shown = message[..cut].to_string();
+        if cut < message.len() {
+            shown.push('…');
         }
-        self.logs.push(LogLine { at: self.now, level, source, message });
+        self.logs.push(LogLine { at: self.now, level, source, message: shown });
     }
 
     pub(super) fn config(&self, key: &str) -> Option<String> {

@@ -211,7 +211,7 @@ impl Uploads {
     }
 
     fn work(&self, registry: &Registry, judge: &Judge) {
-        crate::pipeline::set_thread_nice(10);
+        crate::threads::set_nice(10);
         loop {
             let job = {
                 let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());

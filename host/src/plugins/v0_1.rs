@@ -317,20 +317,20 @@ use follow_up_bindings::exports::switchboard::plugin::following as wit_following
 pub fn plan_follow_up(
     pre: &FollowUpPre,
     store: &mut wasmtime::Store<HostState>,
-    input: &model::FollowUpInput,
+    input: &super::FollowUpInput,
 ) -> wasmtime::Result<Result<model::FollowUpPlan, String>> {
     let wit_input = wit_following::Input {
         context: lower_context(&input.context),
         trigger: match &input.trigger {
-            model::Trigger::Inbound { message } => wit_following::Trigger::Inbound(lower_message(message)),
-            model::Trigger::Outbound { message } => wit_following::Trigger::Outbound(lower_message(message)),
-            model::Trigger::StatusChanged { message_id, status } => {
+            super::Trigger::Inbound { message } => wit_following::Trigger::Inbound(lower_message(message)),
+            super::Trigger::Outbound { message } => wit_following::Trigger::Outbound(lower_message(message)),
+            super::Trigger::StatusChanged { message_id, status } => {
                 wit_following::Trigger::StatusChanged(wit_following::StatusChange {
                     message_id: message_id.clone(),
                     status: lower_status(*status),
                 })
             }
-            model::Trigger::Routed { needs_reply, assignee, priority, reason } => {
+            super::Trigger::Routed { needs_reply, assignee, priority, reason } => {
                 wit_following::Trigger::Routed(wit_following::RoutingSummary {
                     needs_reply: *needs_reply,
                     assignee: assignee.as_ref().map(lower_assignee),
@@ -338,7 +338,7 @@ pub fn plan_follow_up(
                     reason: reason.clone(),
                 })
             }
-            model::Trigger::TimerFired { follow_up } => wit_following::Trigger::TimerFired(lower_scheduled(follow_up)),
+            super::Trigger::TimerFired { follow_up } => wit_following::Trigger::TimerFired(lower_scheduled(follow_up)),
         },
         pending: input.pending.as_ref().map(lower_scheduled),
         unanswered_attempts: input.unanswered_attempts,
@@ -393,7 +393,7 @@ use feedback_bindings::exports::switchboard::plugin::learning as wit_learning;
 pub fn learn(
     pre: &FeedbackPre,
     store: &mut wasmtime::Store<HostState>,
-    input: &model::FeedbackInput,
+    input: &super::FeedbackInput,
 ) -> wasmtime::Result<Result<Vec<model::SignalUpdate>, String>> {
     let i = &input.interaction;
     let wit_input = wit_learning::Input {

@@ -51,7 +51,7 @@ pub struct Server {
     /// applied now, before anything new.
     pub resumed_events: usize,
     shutdown: CancellationToken,
-    http: JoinHandle<std::io::Result<()>>,
+    http: Http,
     pipeline: Option<PipelineHandle>,
     /// Every background task (sender, CRM delivery, timers, maintenance):
     /// `stop` waits for all of them, so that once it returns nothing holds
@@ -82,96 +82,22 @@ pub async fn start_on(
     listener: std::net::TcpListener,
 ) -> Result<Server, ServerError> {
     let data_dir = config.server.data_dir.clone();
-    let store =
-        Store::open(&data_dir).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
+    let store_error = |source| ServerError::Store { dir: data_dir.display().to_string(), source };
+    let store = Store::open(&data_dir).map_err(store_error)?;
     let tenants = Tenants::new(store.clone());
     let demo =
         if config.demo.enabled { Some(ensure_demo(&tenants, &config.demo, &data_dir, clock.now_ms())?) } else { None };
-    let runtime = {
-        let (plugins, cache) = (config.plugins.clone(), config.cache_dir());
-        tokio::task::spawn_blocking(move || Runtime::new(&plugins, &cache))
-            .await
-            .map_err(|e| ServerError::Io(e.to_string()))??
-    };
-    let registry = {
-        let (runtime, store) = (Arc::new(runtime), store.clone());
-        let plugins = config.plugins.clone();
-        tokio::task::spawn_blocking(move || Registry::new(runtime, store, &plugins))
-            .await
-            .map_err(|e| ServerError::Io(e.to_string()))??
-    };
-    let sync = crate::sync::Outbox::new(store.clone());
-    let crm = Crm::new(store.clone(), sync.clone());
-    let metrics = Arc::new(Metrics::new());
-    let outbound_wake = Arc::new(Notify::new());
-    let outbox = Outbox::new(store.clone());
-    let stages = Stages {
-        store: store.clone(),
-        tenants: tenants.clone(),
-        identity: Identity::new(crm.clone()),
-        context: ContextBuilder::new(
-            crm.clone(),
-            config.conversations.inactivity_timeout.as_millis() as i64,
-            config.conversations.history,
-        ),
-        crm: crm.clone(),
-        plugins: Arc::new(registry),
-        outbox: outbox.clone(),
-        timers: crate::followup::Timers::new(store.clone()),
-        signals: crate::feedback::Signals::new(store.clone()),
-        importer: crate::identity::import::Importer::new(store.clone(), crm.clone(), clock.clone()),
-        duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
-        control: crate::control::Control::new(store.clone(), sync.clone()),
-        sync: sync.clone(),
-        outbound_wake: outbound_wake.clone(),
-        clock: clock.clone(),
-        metrics: metrics.clone(),
-        config: config.clone(),
-    };
-    let pipeline =
-        Pipeline::new(stages).map_err(|source| ServerError::Store { dir: data_dir.display().to_string(), source })?;
+    let registry = load_plugins(&config, store.clone()).await?;
+    let pipeline = Pipeline::new(stages(&config, clock, store, tenants, registry)).map_err(store_error)?;
     let resumed_events = pipeline.journal.pending();
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
-
-    let sink: ResultSink = {
-        let p = pipeline.clone();
-        Arc::new(move |result, batch| p.submit(vec![Event::SendResult(result)], batch).map(|_| ()))
-    };
-    let worker = Arc::new(Worker {
-        outbox,
-        client: GraphClient::new(&config.outbound).map_err(|e| ServerError::Io(format!("HTTP client: {e}")))?,
-        tenants,
-        store: store.clone(),
-        clock: clock.clone(),
-        config: config.outbound.clone(),
-        sink,
-        wake: outbound_wake,
-        metrics,
-    });
-    tasks.spawn(worker.run(shutdown.clone()));
-    let delivery = Arc::new(crate::sync::delivery::Delivery {
-        outbox: sync,
-        http: crate::sync::destination::client(config.sync.request_timeout, config.sync.allow_internal_destinations)
-            .map_err(|e| ServerError::Io(format!("HTTP client: {e}")))?,
-        clock: clock.clone(),
-        config: config.sync.clone(),
-        metrics: pipeline.stages.metrics.clone(),
-        wake: Arc::new(Notify::new()),
-    });
-    tasks.spawn(delivery.run(shutdown.clone()));
+    let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+    spawn_background(&pipeline, &tasks, &shutdown)?;
     let pipeline_handle = if config.pipeline.enabled {
         Some(pipeline.start(shutdown.clone()).map_err(|e| ServerError::Io(format!("pipeline threads: {e}")))?)
     } else {
         tracing::warn!("pipeline.enabled = false: webhooks are journaled and acknowledged, nothing is applied");
         None
     };
-    tasks.spawn(maintenance(pipeline.clone(), config.webhook.dedup_window, shutdown.clone()));
-    tasks.spawn(timer_scanner(pipeline.clone(), shutdown.clone()));
-    tasks.close();
-
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServerError::Io(e.to_string()))?;
-    let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
     let p = &config.plugins;
     let uploads = crate::plugins::uploads::Uploads::start(
         pipeline.stages.plugins.clone(),
@@ -181,30 +107,9 @@ pub async fn start_on(
         Arc::new(crate::api::plugins::judge),
     );
     let state = AppState::new(pipeline, uploads);
-    let router = app(state.clone());
-    let operator = match &config.server.metrics_listen {
-        Some(listen) => {
-            let listener =
-                tokio::net::TcpListener::from_std(bind(listen)?).map_err(|e| ServerError::Io(e.to_string()))?;
-            let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
-            Some((listener, addr))
-        }
-        None => None,
-    };
-    let metrics_addr = operator.as_ref().map(|(_, a)| *a);
-    let (stop, operator_app) = (shutdown.clone(), crate::api::operator_app(state.clone()));
-    let http = tokio::spawn(async move {
-        let main = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
-        match operator {
-            Some((listener, _)) => {
-                let ops = axum::serve(listener, operator_app).with_graceful_shutdown(stop.cancelled_owned());
-                let (main, ops) = tokio::join!(main, ops);
-                main.and(ops)
-            }
-            None => main.await,
-        }
-    });
+    let (addr, metrics_addr, http) = serve(&config, listener, state.clone(), shutdown.clone())?;
     tracing::info!(%addr, metrics = ?metrics_addr, "switchboard is serving");
+    let grace = config.server.shutdown_grace;
     Ok(Server {
         addr,
         metrics_addr,
@@ -215,11 +120,146 @@ pub async fn start_on(
         http,
         pipeline: pipeline_handle,
         tasks,
-        grace: config.server.shutdown_grace,
+        grace,
     })
 }
 
+/// The runtime (engine, on-disk cache) and the registry of every tenant's
+/// plugins, loaded off the async threads: compiling or reading the cache
+/// blocks.
+async fn load_plugins(config: &Config, store: Store) -> Result<Registry, ServerError> {
+    let (plugins, cache) = (config.plugins.clone(), config.cache_dir());
+    let join = |e: tokio::task::JoinError| ServerError::Io(e.to_string());
+    let runtime = tokio::task::spawn_blocking(move || Runtime::new(&plugins, &cache)).await.map_err(join)??;
+    let plugins = config.plugins.clone();
+    let registry = tokio::task::spawn_blocking(move || Registry::new(Arc::new(runtime), store, &plugins))
+        .await
+        .map_err(join)??;
+    Ok(registry)
+}
+
+/// Every stage, over one store.
+fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, registry: Registry) -> Stages {
+    let sync = crate::sync::Outbox::new(store.clone());
+    let crm = Crm::new(store.clone(), sync.clone());
+    let conversations = &config.conversations;
+    let control = crate::control::Control::new(store.clone(), sync.clone());
+    let (outbox, timers) = (Outbox::new(store.clone()), crate::followup::Timers::new(store.clone()));
+    Stages {
+        tenants,
+        identity: Identity::new(crm.clone()),
+        context: ContextBuilder::new(
+            crm.clone(),
+            conversations.inactivity_timeout.as_millis() as i64,
+            conversations.history,
+        ),
+        crm: crm.clone(),
+        plugins: Arc::new(registry),
+        outbox: outbox.clone(),
+        timers: timers.clone(),
+        signals: crate::feedback::Signals::new(store.clone()),
+        importer: crate::identity::import::Importer::new(store.clone(), crm.clone(), clock.clone()),
+        duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
+        control: control.clone(),
+        staff: crate::control::staff::StaffActions::new(
+            crm.clone(),
+            timers.clone(),
+            control,
+            outbox.clone(),
+            clock.clone(),
+        ),
+        sync,
+        outbound_wake: Arc::new(Notify::new()),
+        clock,
+        metrics: Arc::new(Metrics::new()),
+        config: config.clone(),
+        store,
+    }
+}
+
+/// The sender (outbound messages to Meta), CRM delivery, the timer scanner
+/// and maintenance, each a task `stop` waits for.
+fn spawn_background(
+    pipeline: &Arc<Pipeline>,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(), ServerError> {
+    let s = &pipeline.stages;
+    let client_error = |e: reqwest::Error| ServerError::Io(format!("HTTP client: {e}"));
+    let sink: ResultSink = {
+        let p = pipeline.clone();
+        Arc::new(move |result, batch| p.submit(vec![Event::SendResult(result)], batch).map(|_| ()))
+    };
+    let worker = Arc::new(Worker {
+        outbox: s.outbox.clone(),
+        client: GraphClient::new(&s.config.outbound).map_err(client_error)?,
+        tenants: s.tenants.clone(),
+        store: s.store.clone(),
+        clock: s.clock.clone(),
+        config: s.config.outbound.clone(),
+        sink,
+        wake: s.outbound_wake.clone(),
+        metrics: s.metrics.clone(),
+    });
+    tasks.spawn(worker.run(shutdown.clone()));
+    let sync = &s.config.sync;
+    let delivery = Arc::new(crate::sync::delivery::Delivery {
+        outbox: s.sync.clone(),
+        http: crate::sync::destination::client(sync.request_timeout, sync.allow_internal_destinations)
+            .map_err(client_error)?,
+        clock: s.clock.clone(),
+        config: sync.clone(),
+        metrics: s.metrics.clone(),
+        wake: Arc::new(Notify::new()),
+    });
+    tasks.spawn(delivery.run(shutdown.clone()));
+    tasks.spawn(maintenance(pipeline.clone(), s.config.webhook.dedup_window, shutdown.clone()));
+    tasks.spawn(timer_scanner(pipeline.clone(), shutdown.clone()));
+    tasks.close();
+    Ok(())
+}
+
+type Http = JoinHandle<std::io::Result<()>>;
+
+/// The API on `listener`, and `/metrics` alone on the operator listener
+/// when one is configured; both stop when `stop` is cancelled.
+fn serve(
+    config: &Config,
+    listener: std::net::TcpListener,
+    state: AppState,
+    stop: CancellationToken,
+) -> Result<(SocketAddr, Option<SocketAddr>, Http), ServerError> {
+    let io = |e: std::io::Error| ServerError::Io(e.to_string());
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let operator = match &config.server.metrics_listen {
+        Some(listen) => Some(tokio::net::TcpListener::from_std(bind(listen)?).map_err(io)?),
+        None => None,
+    };
+    let metrics_addr = operator.as_ref().map(|l| l.local_addr()).transpose().map_err(io)?;
+    let (router, operator_app) = (app(state.clone()), crate::api::operator_app(state));
+    let http = tokio::spawn(async move {
+        let main = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        match operator {
+            Some(listener) => {
+                let ops = axum::serve(listener, operator_app).with_graceful_shutdown(stop.cancelled_owned());
+                let (main, ops) = tokio::join!(main, ops);
+                main.and(ops)
+            }
+            None => main.await,
+        }
+    });
+    Ok((addr, metrics_addr, http))
+}
+
 impl Server {
+    /// Fires every follow-up due now, at once, instead of at the scanner's
+    /// next pass: what a test calls after moving the clock, so that "it did
+    /// not fire" is a fact about the scan, not about how long it waited.
+    pub async fn fire_due_timers(&self) -> Result<usize, crate::store::StoreError> {
+        fire_due_timers(&self.state.pipeline).await
+    }
+
     /// The token that stops this server; cancel it from a signal handler.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -284,26 +324,32 @@ async fn timer_scanner(pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        let p = pipeline.clone();
-        let fired = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
-            let s = &p.stages;
-            let mut fired = 0;
-            for timer in s.timers.due(s.clock.now_ms(), 256)? {
-                let mut batch = crate::store::Batch::new();
-                s.timers.fired(&mut batch, &timer);
-                match p.submit(vec![Event::TimerFired(timer)], batch) {
-                    Ok(_) => fired += 1,
-                    Err(crate::store::StoreError::Conflict) => {} // re-planned meanwhile
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(fired)
-        })
-        .await;
-        match fired {
-            Ok(Ok(n)) if n > 0 => tracing::debug!(fired = n, "follow-up timers fired"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "scanning follow-up timers failed"),
-            _ => {}
+        match fire_due_timers(&pipeline).await {
+            Ok(n) if n > 0 => tracing::debug!(fired = n, "follow-up timers fired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "scanning follow-up timers failed"),
         }
     }
+}
+
+/// Moves every follow-up due by the clock's now into the journal; returns
+/// how many. The scanner calls it every 200 ms.
+async fn fire_due_timers(pipeline: &Arc<Pipeline>) -> Result<usize, crate::store::StoreError> {
+    let p = pipeline.clone();
+    let fired = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
+        let s = &p.stages;
+        let mut fired = 0;
+        for timer in s.timers.due(s.clock.now_ms(), 256)? {
+            let mut batch = crate::store::Batch::new();
+            s.timers.fired(&mut batch, &timer);
+            match p.submit(vec![Event::TimerFired(timer)], batch) {
+                Ok(_) => fired += 1,
+                Err(crate::store::StoreError::Conflict) => {} // re-planned meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(fired)
+    })
+    .await;
+    fired.map_err(|_| crate::store::StoreError::Closed)?
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Result, Store, StoreError, Tree, encode};
+use super::{Result, Tree, encode};
 
 /// A precondition checked inside the commit: the key holds exactly
 /// `expect` (`None`: the key is absent).
@@ -13,10 +13,19 @@ pub struct Guard {
     pub expect: Option<Vec<u8>>,
 }
 
+/// One write of a batch.
 #[derive(Debug, Clone)]
-enum Op {
+pub enum Op {
     Put(Tree, Vec<u8>, Vec<u8>),
     Delete(Tree, Vec<u8>),
+}
+
+impl Op {
+    pub fn tree(&self) -> Tree {
+        match self {
+            Op::Put(t, ..) | Op::Delete(t, _) => *t,
+        }
+    }
 }
 
 /// Writes that land together or not at all. Stages add the writes for the
@@ -82,45 +91,13 @@ impl Batch {
         self.ops.extend(other.ops);
     }
 
-    pub(super) fn apply(self, store: &Store) -> Result<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
-        let mut names: Vec<Tree> = Vec::new();
-        for t in self.guards.iter().map(|g| g.tree).chain(self.ops.iter().map(|op| match op {
-            Op::Put(t, ..) | Op::Delete(t, _) => *t,
-        })) {
-            if !names.contains(&t) {
-                names.push(t);
-            }
-        }
-        let trees = names.iter().map(|t| store.tree(*t)).collect::<Result<Vec<_>>>()?;
-        let index = |t: &Tree| names.iter().position(|n| n == t).unwrap_or_default();
-        use sled::Transactional;
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
-        let outcome = trees[..].transaction(|txs| {
-            for g in &self.guards {
-                let current = txs[index(&g.tree)].get(&g.key)?;
-                if current.as_deref() != g.expect.as_deref() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-            }
-            for op in &self.ops {
-                match op {
-                    Op::Put(t, k, v) => {
-                        txs[index(t)].insert(k.as_slice(), v.as_slice())?;
-                    }
-                    Op::Delete(t, k) => {
-                        txs[index(t)].remove(k.as_slice())?;
-                    }
-                }
-            }
-            Ok(())
-        });
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(())) => Err(StoreError::Conflict),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+    /// The preconditions, for the engine that applies the batch.
+    pub fn guards(&self) -> &[Guard] {
+        &self.guards
+    }
+
+    /// The writes, in order, for the engine that applies the batch.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
     }
 }

@@ -11,7 +11,7 @@ use super::{Result, StoreError};
 /// Each `sync` takes a ticket after its writes; one flush covers every
 /// ticket taken before it started, so concurrent waiters share an fsync.
 pub(super) struct Flusher {
-    db: sled::Db,
+    engine: Arc<dyn super::Engine>,
     health: Arc<super::health::Health>,
     tickets: AtomicU64,
     signal: Arc<Signal>,
@@ -29,10 +29,10 @@ struct Signal {
 }
 
 impl Flusher {
-    pub(super) fn start(db: sled::Db, health: Arc<super::health::Health>) -> Arc<Flusher> {
+    pub(super) fn start(engine: Arc<dyn super::Engine>, health: Arc<super::health::Health>) -> Arc<Flusher> {
         let signal =
             Arc::new(Signal { pending: Mutex::new(false), wake: Condvar::new(), done: watch::channel((0, None)).0 });
-        let flusher = Arc::new(Flusher { db, health, tickets: AtomicU64::new(0), signal: signal.clone() });
+        let flusher = Arc::new(Flusher { engine, health, tickets: AtomicU64::new(0), signal: signal.clone() });
         let weak = Arc::downgrade(&flusher);
         if let Err(e) = std::thread::Builder::new().name("store-flush".into()).spawn(move || run(weak, signal)) {
             tracing::error!("cannot start the flush thread: {e}");
@@ -75,7 +75,7 @@ fn run(weak: Weak<Flusher>, signal: Arc<Signal>) {
         }
         let Some(f) = weak.upgrade() else { return };
         let upto = f.tickets.load(Ordering::SeqCst);
-        let error = f.db.flush().err().map(|e| Arc::<str>::from(e.to_string()));
+        let error = f.engine.flush().err().map(|e| Arc::<str>::from(e.to_string()));
         if let Some(e) = &error {
             f.health.failed(e);
         }

@@ -4,8 +4,10 @@
 //! named trees of ordered byte keys, point reads, ordered scans, and
 //! [`Batch`]es that commit atomically across trees with optional guards
 //! (compare-and-set). That is all an embedded engine or a SQL table per tree
-//! needs to provide, which keeps the door open to another engine without
-//! touching the stages.
+//! needs to provide: each engine implements [`Engine`] — sled (the default,
+//! [`Store::open`]) and memory ([`Store::in_memory`]) today — and one
+//! conformance suite (`tests/storage.rs`) holds every engine to the same
+//! behaviour.
 //!
 //! Durability is explicit: [`Store::sync`] returns once everything written
 //! before the call is on disk. Callers that acknowledge something to the
@@ -14,15 +16,19 @@
 //! request.
 
 mod batch;
+mod engine;
 mod flush;
 mod health;
 pub mod keys;
+mod memory;
+mod sled_engine;
 
-pub use batch::{Batch, Guard};
+pub use batch::{Batch, Guard, Op};
+pub use engine::{Engine, Entries, KeyRange};
 
-use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,60 +54,40 @@ pub enum StoreError {
     Locked,
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Engine(e.to_string())
-    }
-}
-
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A cheap, clonable handle to the database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    trees: Arc<RwLock<HashMap<&'static str, sled::Tree>>>,
+    engine: Arc<dyn Engine>,
     flusher: Arc<flush::Flusher>,
     health: Arc<health::Health>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the sled database in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Engine(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            // We flush explicitly before every acknowledgement; the
-            // background flush only bounds what a crash of unacknowledged
-            // work can lose.
-            .flush_every_ms(Some(500))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock only in the message (kind `Other`).
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError::Locked,
-                other => other.into(),
-            })?;
-        let health = Arc::new(health::Health::default());
-        let flusher = flush::Flusher::start(db.clone(), health.clone());
-        Ok(Store { db, trees: Arc::default(), flusher, health })
+        Ok(Store::on(Arc::new(sled_engine::SledEngine::open(dir)?)))
     }
 
-    fn tree(&self, tree: Tree) -> Result<sled::Tree> {
-        if let Some(t) = self.trees.read().map_err(poisoned)?.get(tree.0) {
-            return Ok(t.clone());
-        }
-        let opened = self.db.open_tree(tree.0)?;
-        self.trees.write().map_err(poisoned)?.insert(tree.0, opened.clone());
-        Ok(opened)
+    /// A database that lives in memory and is gone when the last handle is.
+    pub fn in_memory() -> Store {
+        Store::on(Arc::new(memory::MemoryEngine::default()))
+    }
+
+    /// A store over any engine.
+    pub fn on(engine: Arc<dyn Engine>) -> Store {
+        let health = Arc::new(health::Health::default());
+        let flusher = flush::Flusher::start(engine.clone(), health.clone());
+        Store { engine, flusher, health }
     }
 
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
+        self.engine.get(tree, key)
     }
 
     pub fn contains(&self, tree: Tree, key: &[u8]) -> Result<bool> {
-        Ok(self.tree(tree)?.contains_key(key)?)
+        Ok(self.engine.get(tree, key)?.is_some())
     }
 
     /// Reads and decodes a JSON record.
@@ -114,39 +100,42 @@ impl Store {
 
     /// Entries whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Scan> {
-        Ok(Scan { tree, inner: self.tree(tree)?.scan_prefix(prefix) })
+        Ok(Scan { tree, inner: self.engine.scan(tree, KeyRange::prefix(prefix))? })
     }
 
     /// Entries with `start <= key < end`, in key order (reverse with `.rev()`).
     pub fn range(&self, tree: Tree, start: &[u8], end: &[u8]) -> Result<Scan> {
-        Ok(Scan { tree, inner: self.tree(tree)?.range(start.to_vec()..end.to_vec()) })
+        let range = KeyRange { start: Bound::Included(start.to_vec()), end: Bound::Excluded(end.to_vec()) };
+        Ok(Scan { tree, inner: self.engine.scan(tree, range)? })
     }
 
     /// Entries with `key > after`, in key order.
     pub fn after(&self, tree: Tree, after: &[u8]) -> Result<Scan> {
-        use std::ops::Bound;
-        let range = (Bound::Excluded(after.to_vec()), Bound::Unbounded);
-        Ok(Scan { tree, inner: self.tree(tree)?.range::<Vec<u8>, _>(range) })
+        let range = KeyRange { start: Bound::Excluded(after.to_vec()), end: Bound::Unbounded };
+        Ok(Scan { tree, inner: self.engine.scan(tree, range)? })
     }
 
     /// The first entry of the tree, if any.
     pub fn first(&self, tree: Tree) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        Ok(self.tree(tree)?.first()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        self.engine.scan(tree, KeyRange::all())?.next().transpose()
     }
 
     pub fn len(&self, tree: Tree) -> Result<usize> {
-        Ok(self.tree(tree)?.len())
+        self.engine.len(tree)
     }
 
     /// A number unique for the life of the database, increasing.
     pub fn generate_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
+        self.engine.generate_id()
     }
 
     /// Applies `batch` atomically: all its guards hold and all its writes
     /// land, or nothing changes and [`StoreError::Conflict`] is returned.
     pub fn commit(&self, batch: Batch) -> Result<()> {
-        let result = batch.apply(self);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = self.engine.apply(&batch);
         if let Err(StoreError::Engine(e)) = &result {
             self.health.failed(e);
         }
@@ -173,21 +162,45 @@ impl Store {
 
     /// The blocking form of [`Store::sync`], for threads outside the runtime.
     pub fn sync_blocking(&self) -> Result<()> {
-        if let Err(e) = self.db.flush() {
+        let result = self.engine.flush();
+        if let Err(e) = &result {
             self.health.failed(&e.to_string());
-            return Err(e.into());
         }
-        Ok(())
+        result
     }
 
     /// Bytes used on disk, for `/metrics`.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        self.engine.size_on_disk()
     }
 }
 
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Engine("tree cache lock poisoned".into())
+/// How many times an optimistic write (read, change, commit guarded by
+/// what was read) is tried before the caller reports the conflict.
+pub const OPTIMISTIC_ATTEMPTS: usize = 20;
+
+/// Runs `attempt` until it commits: `Ok(Some(value))` when it did,
+/// `Ok(None)` when it lost the race to a concurrent writer and should read
+/// again. After [`OPTIMISTIC_ATTEMPTS`] lost races the result is `None`;
+/// the caller says what kept changing.
+pub fn optimistic<T, E>(
+    mut attempt: impl FnMut() -> std::result::Result<Option<T>, E>,
+) -> std::result::Result<Option<T>, E> {
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        if let Some(done) = attempt()? {
+            return Ok(Some(done));
+        }
+    }
+    Ok(None)
+}
+
+/// A commit's result for [`optimistic`]: `false` when a guard failed.
+pub fn committed(result: Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn encode<T: Serialize>(tree: Tree, value: &T) -> Result<Vec<u8>> {
@@ -201,7 +214,7 @@ pub fn decode<T: DeserializeOwned>(tree: Tree, bytes: &[u8]) -> Result<T> {
 /// An ordered iterator over a tree's entries.
 pub struct Scan {
     tree: Tree,
-    inner: sled::Iter,
+    inner: Entries,
 }
 
 impl Scan {
@@ -220,12 +233,12 @@ impl Iterator for Scan {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+        self.inner.next()
     }
 }
 
 impl DoubleEndedIterator for Scan {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.inner.next_back().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+        self.inner.next_back()
     }
 }

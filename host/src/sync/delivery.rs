@@ -5,14 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
-use rand::RngExt;
-use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetter, Endpoint, Outbox, QueueEntry};
-use crate::clock::SharedClock;
+use crate::clock::{Millis, SharedClock};
 use crate::config::SyncConfig;
 use crate::metrics::{Metrics, labels};
 use crate::model::new_id;
@@ -22,13 +19,13 @@ use crate::store::Batch;
 /// contact land before either is sent (order per contact).
 const SETTLE_US: i64 = 200_000;
 
-/// `sha256=<hex>` of the body with the endpoint's secret.
+/// Failed attempts so far and the last error, per queued event.
+type Attempts = HashMap<Vec<u8>, (u32, String)>;
+
+/// `sha256=<hex>` of the body with the endpoint's secret: the scheme Meta
+/// signs its webhooks with, so a receiver verifies both the same way.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    // HMAC takes keys of any length.
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    crate::ingest::signature::sign(secret.as_bytes(), body)
 }
 
 /// An error with its causes: reqwest's own message hides why a connection
@@ -58,7 +55,7 @@ pub struct Delivery {
 
 impl Delivery {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut attempts: HashMap<Vec<u8>, (u32, String)> = HashMap::new();
+        let mut attempts = Attempts::new();
         loop {
             let busy = match self.round(&mut attempts).await {
                 Ok(busy) => busy,
@@ -77,87 +74,120 @@ impl Delivery {
     }
 
     /// One pass over every endpoint; true if anything was delivered.
-    async fn round(&self, attempts: &mut HashMap<Vec<u8>, (u32, String)>) -> Result<bool, crate::store::StoreError> {
-        let now = self.clock.now_ms();
+    async fn round(&self, attempts: &mut Attempts) -> Result<bool, crate::store::StoreError> {
         let mut busy = false;
         for endpoint in self.outbox.endpoints.all()? {
-            let health = self.outbox.endpoints.health(&endpoint);
-            if health.retry_at.is_some_and(|t| t > now) {
-                continue;
-            }
-            let now_us = crate::clock::wall_micros();
-            let heads: Vec<(Vec<u8>, QueueEntry)> = self
-                .outbox
-                .heads(&endpoint.id, self.config.concurrency.max(1))?
-                .into_iter()
-                .filter(|(_, e)| now_us - e.emitted_us >= SETTLE_US)
-                .collect();
-            if heads.is_empty() {
-                continue;
-            }
-            let results = futures::future::join_all(heads.iter().map(|(_, entry)| self.send(&endpoint, entry))).await;
-            let mut batch = Batch::new();
-            let (mut ok, mut failed) = (0, 0);
-            // This endpoint's own last error: the attempt map spans every
-            // tenant's endpoints.
-            let mut last_error = None;
-            for ((key, entry), result) in heads.iter().zip(results) {
-                match result {
-                    Ok(()) => {
-                        ok += 1;
-                        attempts.remove(key);
-                        self.outbox.dequeue(&mut batch, key);
-                    }
-                    Err(error) => {
-                        failed += 1;
-                        last_error = Some(error.clone());
-                        let a = attempts.entry(key.clone()).or_insert((0, String::new()));
-                        a.0 += 1;
-                        a.1 = error.clone();
-                        if a.0 >= self.config.max_attempts {
-                            if let Some(event) = self.outbox.event(&entry.event)? {
-                                let dead = DeadLetter {
-                                    id: new_id("dead"),
-                                    endpoint: endpoint.id.clone(),
-                                    event,
-                                    attempts: a.0,
-                                    last_error: error.clone(),
-                                    dead_at: now,
-                                };
-                                self.outbox.endpoints.add_dead(&mut batch, &endpoint.tenant, &dead)?;
-                                self.outbox.endpoints.update_health(&endpoint, |h| h.dead_lettered += 1);
-                                tracing::warn!(endpoint = %endpoint.id, attempts = a.0, %error, "CRM event dead-lettered");
-                            }
-                            attempts.remove(key);
-                            self.outbox.dequeue(&mut batch, key);
-                        }
-                    }
-                }
-            }
-            self.outbox.commit(batch)?;
-            let m =
-                |result: &str| labels(&[("tenant", &endpoint.tenant), ("endpoint", &endpoint.id), ("result", result)]);
-            self.metrics.sync_deliveries.get_or_create(&m("delivered")).inc_by(ok);
-            self.metrics.sync_deliveries.get_or_create(&m("failed")).inc_by(failed);
-            let backoff = self.backoff(health.consecutive_failures + 1);
-            self.outbox.endpoints.update_health(&endpoint, |h| {
-                h.delivered += ok;
-                h.failed_attempts += failed;
-                if ok > 0 {
-                    h.last_success_at = Some(now);
-                }
-                if failed > 0 && ok == 0 {
-                    h.consecutive_failures += 1;
-                    h.retry_at = Some(now + backoff.as_millis() as i64);
-                    h.last_error = last_error;
-                } else {
-                    h.consecutive_failures = 0;
-                    h.retry_at = None;
-                }
-            });
-            busy |= ok > 0;
+            busy |= self.deliver(&endpoint, attempts).await? > 0;
         }
         Ok(busy)
+    }
+
+    /// Sends the endpoint's next events (one per contact, up to
+    /// `concurrency`) unless it is backing off; returns how many arrived.
+    async fn deliver(&self, endpoint: &Endpoint, attempts: &mut Attempts) -> Result<u64, crate::store::StoreError> {
+        let now = self.clock.now_ms();
+        let health = self.outbox.endpoints.health(endpoint);
+        if health.retry_at.is_some_and(|t| t > now) {
+            return Ok(0);
+        }
+        let now_us = crate::clock::wall_micros();
+        let heads: Vec<(Vec<u8>, QueueEntry)> = self
+            .outbox
+            .heads(&endpoint.id, self.config.concurrency.max(1))?
+            .into_iter()
+            .filter(|(_, e)| now_us - e.emitted_us >= SETTLE_US)
+            .collect();
+        if heads.is_empty() {
+            return Ok(0);
+        }
+        let results = futures::future::join_all(heads.iter().map(|(_, entry)| self.send(endpoint, entry))).await;
+        let mut batch = Batch::new();
+        let (mut ok, mut failed) = (0, 0);
+        // This endpoint's own last error: the attempt map spans every
+        // tenant's endpoints.
+        let mut last_error = None;
+        for (head, result) in heads.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    ok += 1;
+                    attempts.remove(&head.0);
+                    self.outbox.dequeue(&mut batch, &head.0);
+                }
+                Err(error) => {
+                    failed += 1;
+                    self.failed(&mut batch, endpoint, attempts, head, &error)?;
+                    last_error = Some(error);
+                }
+            }
+        }
+        self.outbox.commit(batch)?;
+        self.record(endpoint, health.consecutive_failures, ok, failed, last_error, now);
+        Ok(ok)
+    }
+
+    /// Counts a failed attempt; past `max_attempts` the event moves to the
+    /// endpoint's dead letters and leaves the queue.
+    fn failed(
+        &self,
+        batch: &mut Batch,
+        endpoint: &Endpoint,
+        attempts: &mut Attempts,
+        (key, entry): &(Vec<u8>, QueueEntry),
+        error: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let a = attempts.entry(key.to_vec()).or_insert((0, String::new()));
+        a.0 += 1;
+        a.1 = error.to_string();
+        if a.0 < self.config.max_attempts {
+            return Ok(());
+        }
+        if let Some(event) = self.outbox.event(&entry.event)? {
+            let dead = DeadLetter {
+                id: new_id("dead"),
+                endpoint: endpoint.id.clone(),
+                event,
+                attempts: a.0,
+                last_error: error.to_string(),
+                dead_at: self.clock.now_ms(),
+            };
+            self.outbox.endpoints.add_dead(batch, &endpoint.tenant, &dead)?;
+            self.outbox.endpoints.update_health(endpoint, |h| h.dead_lettered += 1);
+            tracing::warn!(endpoint = %endpoint.id, attempts = a.0, %error, "CRM event dead-lettered");
+        }
+        attempts.remove(key);
+        self.outbox.dequeue(batch, key);
+        Ok(())
+    }
+
+    /// The endpoint's health and metrics after a delivery.
+    fn record(
+        &self,
+        endpoint: &Endpoint,
+        failures: u32,
+        ok: u64,
+        failed: u64,
+        last_error: Option<String>,
+        now: Millis,
+    ) {
+        let m = |result: &str| labels(&[("tenant", &endpoint.tenant), ("endpoint", &endpoint.id), ("result", result)]);
+        self.metrics.sync_deliveries.get_or_create(&m("delivered")).inc_by(ok);
+        self.metrics.sync_deliveries.get_or_create(&m("failed")).inc_by(failed);
+        let backoff = self.backoff(failures + 1);
+        self.outbox.endpoints.update_health(endpoint, |h| {
+            h.delivered += ok;
+            h.failed_attempts += failed;
+            if ok > 0 {
+                h.last_success_at = Some(now);
+            }
+            if failed > 0 && ok == 0 {
+                h.consecutive_failures += 1;
+                h.retry_at = Some(now + backoff.as_millis() as i64);
+                h.last_error = last_error;
+            } else {
+                h.consecutive_failures = 0;
+                h.retry_at = None;
+            }
+        });
     }
 
     async fn send(&self, endpoint: &Endpoint, entry: &QueueEntry) -> Result<(), String> {
@@ -172,7 +202,7 @@ impl Delivery {
             .post(&endpoint.url)
             .header("content-type", "application/json")
             .header("x-switchboard-event-id", &event.id)
-            .header("x-switchboard-event-type", &event.kind)
+            .header("x-switchboard-event-type", event.kind.as_str())
             .header("x-switchboard-idempotency-key", &event.idempotency_key)
             .header("x-switchboard-signature", sign(&endpoint.secret, &body))
             .body(body)
@@ -185,10 +215,7 @@ impl Delivery {
         }
     }
 
-    /// Exponential with full jitter, capped.
     fn backoff(&self, failures: u32) -> Duration {
-        let base = self.config.initial_backoff.saturating_mul(1 << failures.min(16).saturating_sub(1));
-        let capped = base.min(self.config.max_backoff);
-        capped.mul_f64(rand::rng().random_range(0.5..1.0))
+        crate::retry::backoff(self.config.initial_backoff, failures, self.config.max_backoff)
     }
 }

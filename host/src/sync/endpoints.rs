@@ -28,8 +28,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn wants(&self, kind: &str) -> bool {
-        self.events.is_empty() || self.events.iter().any(|e| e == kind)
+    pub fn wants(&self, kind: super::EventKind) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == kind.as_str())
     }
 }
 

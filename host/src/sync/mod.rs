@@ -23,33 +23,104 @@ use utoipa::ToSchema;
 
 use crate::clock::Millis;
 use crate::model::new_id;
-use crate::store::{Batch, Result, Store, Tree, keys};
+use crate::store::{Batch, Result, Store, StoreError, Tree, keys};
 
 const EVENTS: Tree = Tree("sync.events");
 const QUEUE: Tree = Tree("sync.queue");
 
-/// The event types, in the order a newcomer meets them.
-pub const CATALOGUE: &[&str] = &[
-    "contact.created",
-    "contact.updated",
-    "contact.merged",
-    "conversation.opened",
-    "conversation.assigned",
-    "conversation.resolved",
-    "message.logged",
-    "decision.made",
-    "follow_up.sent",
-    "follow_up.suppressed",
-    "human.action",
-];
+/// What happened, as a CRM endpoint is told (`type`, and the
+/// `x-switchboard-event-type` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum EventKind {
+    #[serde(rename = "contact.created")]
+    ContactCreated,
+    #[serde(rename = "contact.updated")]
+    ContactUpdated,
+    #[serde(rename = "contact.merged")]
+    ContactMerged,
+    #[serde(rename = "conversation.opened")]
+    ConversationOpened,
+    #[serde(rename = "conversation.assigned")]
+    ConversationAssigned,
+    #[serde(rename = "conversation.resolved")]
+    ConversationResolved,
+    #[serde(rename = "message.logged")]
+    MessageLogged,
+    #[serde(rename = "decision.made")]
+    DecisionMade,
+    #[serde(rename = "follow_up.sent")]
+    FollowUpSent,
+    #[serde(rename = "follow_up.suppressed")]
+    FollowUpSuppressed,
+    #[serde(rename = "human.action")]
+    HumanAction,
+}
+
+impl EventKind {
+    /// Every kind, in the order a newcomer meets them.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::ContactCreated,
+        EventKind::ContactUpdated,
+        EventKind::ContactMerged,
+        EventKind::ConversationOpened,
+        EventKind::ConversationAssigned,
+        EventKind::ConversationResolved,
+        EventKind::MessageLogged,
+        EventKind::DecisionMade,
+        EventKind::FollowUpSent,
+        EventKind::FollowUpSuppressed,
+        EventKind::HumanAction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ContactCreated => "contact.created",
+            EventKind::ContactUpdated => "contact.updated",
+            EventKind::ContactMerged => "contact.merged",
+            EventKind::ConversationOpened => "conversation.opened",
+            EventKind::ConversationAssigned => "conversation.assigned",
+            EventKind::ConversationResolved => "conversation.resolved",
+            EventKind::MessageLogged => "message.logged",
+            EventKind::DecisionMade => "decision.made",
+            EventKind::FollowUpSent => "follow_up.sent",
+            EventKind::FollowUpSuppressed => "follow_up.suppressed",
+            EventKind::HumanAction => "human.action",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Among the events of one commit, the order a CRM can apply them in:
+    /// the contact before its conversation, the message before the decision
+    /// about it, the record before updates to it.
+    fn rank(self) -> u8 {
+        match self {
+            EventKind::ContactCreated | EventKind::ContactMerged => 0,
+            EventKind::ConversationOpened => 1,
+            EventKind::MessageLogged => 2,
+            EventKind::DecisionMade => 3,
+            EventKind::ConversationAssigned | EventKind::ConversationResolved => 4,
+            EventKind::ContactUpdated => 5,
+            EventKind::FollowUpSent | EventKind::FollowUpSuppressed => 6,
+            EventKind::HumanAction => 7,
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a CRM endpoint receives (the JSON body of the webhook).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SyncEvent {
     pub id: String,
-    /// One of [`CATALOGUE`].
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventKind,
     pub occurred_at: Millis,
     pub tenant: String,
     /// The contact the event is about: events of one contact arrive in order.
@@ -81,19 +152,23 @@ impl Outbox {
         batch: &mut Batch,
         tenant: &str,
         contact: &str,
-        kind: &str,
+        kind: EventKind,
         at: Millis,
-        data: serde_json::Value,
+        record: &impl Serialize,
     ) -> Result<()> {
         let endpoints: Vec<Endpoint> = self.endpoints.list(tenant)?.into_iter().filter(|e| e.wants(kind)).collect();
         if endpoints.is_empty() {
             return Ok(());
         }
+        // A record that cannot be serialised fails the whole commit: an
+        // event with `data: null` would tell the CRM the record is gone.
+        let data = serde_json::to_value(record)
+            .map_err(|e| StoreError::Corrupt { tree: EVENTS.0, detail: format!("a {kind} record: {e}") })?;
         let id = new_id("ev");
         let event = SyncEvent {
             idempotency_key: id.clone(),
             id: id.clone(),
-            kind: kind.to_string(),
+            kind,
             occurred_at: at,
             tenant: tenant.to_string(),
             contact_id: contact.to_string(),
@@ -102,7 +177,7 @@ impl Outbox {
         let event_key = keys::join(&[tenant.as_bytes(), id.as_bytes()]);
         batch.put_json(EVENTS, event_key.clone(), &event)?;
         let (seq, n) = batch.sequence(|| self.store.generate_id())?;
-        let order = Order { seq, rank: rank(kind), n };
+        let order = Order { seq, rank: kind.rank(), n };
         for e in endpoints {
             let entry = QueueEntry { event: event_key.clone(), emitted_us: crate::clock::wall_micros() };
             batch.put_json(QUEUE, queue_key(&e.id, contact, order), &entry)?;
@@ -175,19 +250,6 @@ struct Order {
 }
 
 const ORDER_BYTES: usize = 8 + 1 + 4;
-
-fn rank(kind: &str) -> u8 {
-    match kind {
-        "contact.created" | "contact.merged" => 0,
-        "conversation.opened" => 1,
-        "message.logged" => 2,
-        "decision.made" => 3,
-        "conversation.assigned" | "conversation.resolved" => 4,
-        "contact.updated" => 5,
-        "follow_up.sent" | "follow_up.suppressed" => 6,
-        _ => 7,
-    }
-}
 
 /// `endpoint ␟ contact ␟ order`: scanning an endpoint's queue visits each
 /// contact's events together, in order.

@@ -44,7 +44,7 @@ pub struct Tenant {
     /// Per-tenant caps on automated messages (the storm guard); `None`:
     /// the operator's `[automation]`.
     #[serde(default)]
-    pub automation: Option<crate::control::storm::StormLimits>,
+    pub automation: Option<crate::config::StormLimits>,
     /// A message that is exactly one of these opts the contact out of
     /// automated messages (defaults: STOP, BAJA, PARAR, SAIR, UNSUBSCRIBE…).
     #[serde(default = "default_opt_out")]
@@ -56,20 +56,22 @@ pub struct Tenant {
     pub updated_at: Millis,
 }
 
-fn default_opt_out() -> Vec<String> {
-    crate::control::optout::defaults(crate::control::optout::OPT_OUT)
+/// The keywords a new tenant starts with, in the languages WhatsApp
+/// businesses here write in; a tenant replaces them in its settings.
+const OPT_OUT: &[&str] = &["stop", "baja", "parar", "sair", "unsubscribe", "cancelar suscripción", "descadastrar"];
+const OPT_IN: &[&str] = &["start", "unstop", "alta", "voltar", "volver", "subscribe"];
+
+pub fn default_opt_out() -> Vec<String> {
+    OPT_OUT.iter().map(|s| s.to_string()).collect()
 }
 
-fn default_opt_in() -> Vec<String> {
-    crate::control::optout::defaults(crate::control::optout::OPT_IN)
+pub fn default_opt_in() -> Vec<String> {
+    OPT_IN.iter().map(|s| s.to_string()).collect()
 }
 
 impl Tenant {
     /// The storm guard's caps for this tenant.
-    pub fn automation_limits(
-        &self,
-        operator: crate::control::storm::StormLimits,
-    ) -> crate::control::storm::StormLimits {
+    pub fn automation_limits(&self, operator: crate::config::StormLimits) -> crate::config::StormLimits {
         self.automation.unwrap_or(operator)
     }
 

@@ -5,7 +5,7 @@
 //! 2. `switchboard`: the router component through the real plugin runtime —
 //!    a fresh instance per decision from the pooling allocator, fuel and
 //!    epoch deadline, WASI denied, the context lowered into the component and
-//!    the decision lifted and validated (`Runtime::route`, what the pipeline
+//!    the decision lifted and validated (`Runtime::call`, what the pipeline
 //!    calls);
 //! 3. `rhai` and `lua` (mlua, Lua 5.4): embedded scripts, input and output
 //!    through serde;
@@ -33,7 +33,8 @@ use std::time::Instant;
 
 use criterion::Criterion;
 use switchboard::config::PluginConfig;
-use switchboard::model::{RouterInput, RoutingDecision};
+use switchboard::model::RoutingDecision;
+use switchboard::plugins::RouterInput;
 use switchboard::plugins::Runtime;
 use switchboard_bench::{LUA, RHAI, bench_router_wasm, extism_wasm, native, pct, sample, webhook_server};
 
@@ -74,10 +75,7 @@ fn main() {
         (
             "switchboard",
             Box::new(|i: &RouterInput| {
-                runtime
-                    .route(&plugin, &config.limits, settings.clone(), &i.context, &i.message)
-                    .result
-                    .expect("decided")
+                runtime.call(&plugin, &config.limits, settings.clone(), i).result.expect("decided")
             }),
         ),
         (

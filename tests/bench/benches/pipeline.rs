@@ -24,8 +24,17 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard_bench::load::{self, Shape};
+use switchboard_bench::load::{self, Hours, Shape};
 use switchboard_bench::{Process, own_cpu, pct};
+
+/// The floor, then the pipeline on both of the demo router's paths: a
+/// greeting answered by the bot (in hours), and handed to a person with an
+/// acknowledgement, a follow-up timer and audit entries (after hours).
+const MODES: [(&str, &str, Hours); 3] = [
+    ("floor", "false", Hours::Tenant),
+    ("pipeline (in hours)", "true", Hours::Open),
+    ("pipeline (after hours)", "true", Hours::Closed),
+];
 
 #[derive(Clone, Copy)]
 struct Run {
@@ -62,18 +71,21 @@ fn main() {
     let binary = env!("CARGO_BIN_EXE_sb-serve");
     let mut rows: Vec<Row> = Vec::new();
     for round in 1..=rounds {
-        for (mode, enabled) in [("floor", "false"), ("pipeline", "true")] {
+        for (mode, enabled, hours) in MODES {
             let server = Process::start(binary, &[("SWITCHBOARD_PIPELINE__ENABLED", enabled)]).expect("server starts");
+            rt.block_on(load::pin_hours(&http, &server.url, &server.target("").key, hours))
+                .expect("pinning business hours");
             let shape = |batch| Shape { url: server.url.clone(), batch, contacts: 1_000, concurrency: 64 };
+            let target = |tag: &str| load::Target { body: Hours::GREETING.into(), ..server.target(tag) };
             // Warm up: connections, plugin instances, sled's caches.
-            let warm = server.target(&format!("warm{round}{mode}"));
+            let warm = target(&format!("warm{round}{mode}"));
             rt.block_on(load::send(&shape(1), &http, &warm, 0, 500)).expect("warm-up");
             if enabled == "true" {
                 rt.block_on(load::drain(&shape(1), &http)).expect("drain");
             }
             for run in runs {
                 let shape = shape(run.batch);
-                let target = server.target(&format!("{mode}{round}{}", run.label.replace([' ', '/', ','], "")));
+                let target = target(&format!("{mode}{round}{}", run.label.replace([' ', '/', ',', '(', ')'], "")));
                 let posts = load::prepare(&shape, &target, run.messages).expect("payloads");
                 let (server_cpu, client_cpu) = (server.cpu(), own_cpu());
                 let started = Instant::now();
@@ -110,7 +122,7 @@ fn main() {
         }
     }
 
-    println!("\nMedian of {rounds} alternating rounds (floor, pipeline, floor, …), one process each:\n");
+    println!("\nMedian of {rounds} alternating rounds (floor, in hours, after hours, floor, …), one process each:\n");
     println!(
         "| mode | offered | messages | msg/s (floor: acknowledged; pipeline: applied) | ack p50 | ack p99 | server CPU / msg | load generator CPU / msg |"
     );
@@ -120,7 +132,7 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    for mode in ["floor", "pipeline"] {
+    for (mode, ..) in MODES {
         for run in runs {
             println!(
                 "| {mode} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.0} µs |",
@@ -135,13 +147,15 @@ fn main() {
         }
     }
     for label in ["max, 1 per POST", "max, 50 per POST"] {
-        let (floor, full) = (median("floor", label, |r| r.throughput), median("pipeline", label, |r| r.throughput));
-        let (floor_cpu, full_cpu) =
-            (median("floor", label, |r| r.server_cpu_us), median("pipeline", label, |r| r.server_cpu_us));
-        println!(
-            "\n{label}: the pipeline sustains {full:.0} msg/s = {:.0}% of the floor's {floor:.0} msg/s; server CPU per message {full_cpu:.0} µs vs {floor_cpu:.0} µs (×{:.1})",
-            100.0 * full / floor,
-            full_cpu / floor_cpu
-        );
+        for (mode, ..) in &MODES[1..] {
+            let (floor, full) = (median("floor", label, |r| r.throughput), median(mode, label, |r| r.throughput));
+            let (floor_cpu, full_cpu) =
+                (median("floor", label, |r| r.server_cpu_us), median(mode, label, |r| r.server_cpu_us));
+            println!(
+                "\n{label}: the {mode} sustains {full:.0} msg/s = {:.0}% of the floor's {floor:.0} msg/s; server CPU per message {full_cpu:.0} µs vs {floor_cpu:.0} µs (×{:.1})",
+                100.0 * full / floor,
+                full_cpu / floor_cpu
+            );
+        }
     }
 }

@@ -8,7 +8,8 @@
 
 use std::net::SocketAddr;
 
-use switchboard::model::{Assignee, Handler, Priority, Reply, RouterInput, RoutingDecision};
+use switchboard::model::{Assignee, Handler, Priority, Reply, RoutingDecision};
+use switchboard::plugins::RouterInput;
 
 const URGENT: &[&str] = &["urgent", "urgente", "cancel", "cancelar", "refund", "reembolso"];
 const LATE: &[&str] = &["proposal", "negotiation", "contract"];

@@ -41,6 +41,41 @@ pub async fn ok(response: reqwest::Response) -> Result<Value> {
     Ok(body)
 }
 
+/// Whether the demo tenant's router sees the business open or closed. Its
+/// default router answers a greeting itself inside business hours and
+/// hands everything to a person, with an acknowledgement, outside them:
+/// two paths of very different cost. Pinning the hours makes a figure
+/// independent of the time of day it was measured at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Hours {
+    /// Open all week: a greeting gets the bot's reply.
+    Open,
+    /// Never open: every message goes to a person, acknowledged once.
+    Closed,
+    /// Whatever the tenant has configured (depends on the clock).
+    Tenant,
+}
+
+impl Hours {
+    /// The greeting both pinned paths are measured with.
+    pub const GREETING: &str = "Oi!";
+}
+
+/// Sets the router's `business-hours` for `hours`, keeping its other
+/// settings.
+pub async fn pin_hours(http: &reqwest::Client, url: &str, key: &str, hours: Hours) -> Result<()> {
+    let spec = match hours {
+        Hours::Open => "mon-sun 00:00-24:00",
+        Hours::Closed => "",
+        Hours::Tenant => return Ok(()),
+    };
+    let endpoint = format!("{url}/v1/plugins/router/config");
+    let mut config = ok(http.get(&endpoint).bearer_auth(key).send().await?).await?;
+    config["config"]["business-hours"] = json!(spec);
+    ok(http.put(&endpoint).bearer_auth(key).json(&config).send().await?).await?;
+    Ok(())
+}
+
 pub fn sender(tag: &str, i: usize) -> String {
     // 55 11 9xxxx-xxxx, distinct per run tag.
     let salt = tag.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 9000;

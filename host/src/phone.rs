@@ -1,9 +1,19 @@
-//! Phone numbers to E.164.
+//! Phone numbers to E.164, and the key two writings of one line share.
+//!
+//! A leaf: identity resolves contacts with it, the CRM indexes them by it,
+//! the API parses what staff type with it.
 
 use phonenumber::country::Id;
 use phonenumber::{Mode, PhoneNumber};
 
-use super::IdentityError;
+/// A number that cannot be read as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a phone number: {reason}")]
+pub struct InvalidPhone {
+    /// The input, cut short (see [`invalid`]).
+    pub input: String,
+    pub reason: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phone {
@@ -62,12 +72,12 @@ pub fn match_key(e164: &str) -> String {
 
 /// The error names the input, cut short: it reaches logs and API answers,
 /// and a "number" can be any text a sender put there.
-fn invalid(input: &str, reason: impl Into<String>) -> IdentityError {
+fn invalid(input: &str, reason: impl Into<String>) -> InvalidPhone {
     let mut shown: String = input.chars().take(32).collect();
     if shown.len() < input.len() {
         shown.push('…');
     }
-    IdentityError::InvalidPhone { input: shown, reason: reason.into() }
+    InvalidPhone { input: shown, reason: reason.into() }
 }
 
 fn to_phone(number: &PhoneNumber) -> Phone {
@@ -88,7 +98,7 @@ fn to_phone(number: &PhoneNumber) -> Phone {
 /// `phonenumber` crate strips the *region's* national prefix from
 /// international numbers too, turning `+49 1511…` read in the US into
 /// `+49 511…`; such numbers are therefore parsed without a region.)
-pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, IdentityError> {
+pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, InvalidPhone> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(invalid(raw, "empty"));
@@ -180,7 +190,7 @@ fn after_digits(text: &str, n: usize) -> &str {
 /// (every event is routed by its sender, then resolved), and senders repeat:
 /// results are remembered (a pure function of the digits, so the memo can
 /// only ever be stale by being absent).
-pub fn normalize_wa_id(wa_id: &str) -> Result<Phone, IdentityError> {
+pub fn normalize_wa_id(wa_id: &str) -> Result<Phone, InvalidPhone> {
     let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 7 || digits.len() > 15 {
         return Err(invalid(wa_id, "a wa_id has 7 to 15 digits"));

@@ -3,10 +3,10 @@
 //! follow-ups and staff replies alike, so they all count the same way for
 //! the 24-hour window, the contact's stats and follow-up logic.
 
+use super::{Outbox, SendJob, SendKind};
 use crate::clock::Millis;
 use crate::crm::{Author, Contact, Conversation, Crm, Message};
 use crate::model::{DeliveryStatus, Direction, MessageKind, Reply};
-use crate::outbound::{Outbox, SendJob, SendKind};
 use crate::store::{Batch, Result};
 
 pub struct Outgoing<'a> {

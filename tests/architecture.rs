@@ -1,0 +1,192 @@
+//! The host's module graph has no cycle, and the leaves stay leaves.
+//!
+//! Reads `host/src` with `syn` (the parser rustc's proc macros use) and
+//! collects every `crate::<module>` a top-level module names outside its
+//! `#[cfg(test)]` items. A cycle makes every stage in it depend on every
+//! other: a change anywhere rebuilds and can break all of them, and no part
+//! can move into a crate of its own. This test names the cycle, and the
+//! file behind each of its edges, when one appears.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use syn::visit::Visit;
+
+/// module → (module it names → a file where it does)
+type Graph = BTreeMap<String, BTreeMap<String, PathBuf>>;
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Top-level modules: `src/x.rs` and `src/x/`, not the crate roots.
+fn modules() -> BTreeMap<String, Vec<PathBuf>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(src()).expect("host/src is readable") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        if path.is_dir() {
+            out.insert(name, rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" && name != "main" {
+            out.insert(name, vec![path]);
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a module directory is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Collects the first segment after `crate::` in paths and `use` trees.
+#[derive(Default)]
+struct Names(BTreeSet<String>);
+
+fn is_test_only(attrs: &[syn::Attribute]) -> bool {
+    attrs
+        .iter()
+        .any(|a| a.path().is_ident("cfg") && a.parse_args::<syn::Meta>().is_ok_and(|m| m.path().is_ident("test")))
+}
+
+impl<'ast> Visit<'ast> for Names {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        let attrs = match item {
+            syn::Item::Mod(m) => &m.attrs,
+            syn::Item::Fn(f) => &f.attrs,
+            syn::Item::Use(u) => &u.attrs,
+            syn::Item::Impl(i) => &i.attrs,
+            _ => return syn::visit::visit_item(self, item),
+        };
+        if !is_test_only(attrs) {
+            syn::visit::visit_item(self, item);
+        }
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let mut segments = path.segments.iter();
+        if let (Some(first), Some(second)) = (segments.next(), segments.next())
+            && first.ident == "crate"
+        {
+            self.0.insert(second.ident.to_string());
+        }
+        syn::visit::visit_path(self, path);
+    }
+
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        if let syn::UseTree::Path(p) = &item.tree
+            && p.ident == "crate"
+        {
+            self.use_tree(&p.tree);
+        }
+    }
+}
+
+impl Names {
+    fn use_tree(&mut self, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                self.0.insert(p.ident.to_string());
+            }
+            syn::UseTree::Name(n) => {
+                self.0.insert(n.ident.to_string());
+            }
+            syn::UseTree::Rename(r) => {
+                self.0.insert(r.ident.to_string());
+            }
+            syn::UseTree::Group(g) => g.items.iter().for_each(|t| self.use_tree(t)),
+            syn::UseTree::Glob(_) => {}
+        }
+    }
+}
+
+fn graph() -> Graph {
+    let modules = modules();
+    let mut graph = Graph::new();
+    for (module, files) in &modules {
+        let edges = graph.entry(module.clone()).or_default();
+        for file in files {
+            let text = std::fs::read_to_string(file).expect("a source file is readable");
+            let parsed = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let mut names = Names::default();
+            names.visit_file(&parsed);
+            for name in names.0 {
+                if name != *module && modules.contains_key(&name) {
+                    edges.entry(name).or_insert_with(|| file.clone());
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle, if the graph has one (depth-first search with colours).
+fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
+    fn visit(node: &str, graph: &Graph, done: &mut BTreeSet<String>, stack: &mut Vec<String>) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|n| n == node) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        stack.push(node.to_string());
+        for next in graph.get(node).into_iter().flat_map(|e| e.keys()) {
+            if let Some(cycle) = visit(next, graph, done, stack) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|n| visit(n, graph, &mut done, &mut Vec::new()))
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let graph = graph();
+    assert!(graph.len() > 10, "expected the host's modules, found {:?}", graph.keys());
+    if let Some(cycle) = find_cycle(&graph) {
+        let edges: Vec<String> = cycle
+            .windows(2)
+            .map(|w| format!("  {} -> {} (in {})", w[0], w[1], graph[&w[0]][&w[1]].display()))
+            .collect();
+        panic!("the host's modules import each other in a circle:\n{}", edges.join("\n"));
+    }
+}
+
+#[test]
+fn the_leaves_stay_leaves() {
+    let graph = graph();
+    // What every stage shares must not depend on any stage.
+    let allowed: &[(&str, &[&str])] =
+        &[("clock", &[]), ("config", &[]), ("metrics", &[]), ("phone", &[]), ("store", &[]), ("model", &["clock"])];
+    for (leaf, may_use) in allowed {
+        let uses: Vec<&String> = graph[*leaf].keys().filter(|m| !may_use.contains(&m.as_str())).collect();
+        assert!(uses.is_empty(), "`{leaf}` is a leaf but uses {uses:?}");
+    }
+}
+
+/// The check itself can fail: a graph with a cycle is reported as one.
+#[test]
+fn a_cycle_is_found() {
+    let mut graph = Graph::new();
+    let edge = |to: &str| BTreeMap::from([(to.to_string(), PathBuf::from("x.rs"))]);
+    graph.insert("a".into(), edge("b"));
+    graph.insert("b".into(), edge("c"));
+    graph.insert("c".into(), edge("a"));
+    assert_eq!(find_cycle(&graph), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
+    graph.insert("c".into(), BTreeMap::new());
+    assert_eq!(find_cycle(&graph), None);
+}
