@@ -229,7 +229,7 @@ async fn an_existing_contact_is_found_whatever_format_it_was_stored_in() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["phone"], "+5511987654321", "stored normalised with the tenant's region (BR)");
     let (status, dup) = host.post_json("/v1/contacts", json!({ "phone": "+55 11 98765 4321" })).await;
-    assert_eq!(status, 409, "{dup}");
+    assert_eq!((status, dup["error"]["code"].as_str()), (409, Some("already_exists")), "{dup}");
     let (status, bad) = host.post_json("/v1/contacts", json!({ "phone": "not a phone" })).await;
     assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_phone")));
     let (status, deal) = host
@@ -500,6 +500,48 @@ async fn operations_endpoints_report_health_metrics_and_the_api() {
     assert!(spec["openapi"].as_str().unwrap().starts_with('3'));
     for path in ["/webhooks/whatsapp", "/v1/contacts", "/v1/conversations/{id}", "/healthz"] {
         assert!(spec["paths"].get(path).is_some(), "{path} not documented");
+    }
+}
+
+/// The OpenAPI document and the routes agree: every documented operation
+/// is served (a request reaches its handler — it is neither the unknown-
+/// endpoint fallback nor a 405), with a wrong key it is refused with 401
+/// when the document says it is secured, and no served path is missing
+/// from the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_served_and_secured_as_documented() {
+    let host = TestHost::start().await;
+    let spec: Value = host.http.get(format!("{}/openapi.json", host.base)).send().await.unwrap().json().await.unwrap();
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let concrete = path.replace('{', "x").replace('}', "");
+        for (method, op) in item.as_object().unwrap() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let (status, body) = host.call(method.clone(), &concrete, "not-a-valid-key", None).await;
+            let fallback = body["error"]["message"].as_str().is_some_and(|m| m.contains("/openapi.json"));
+            assert!(status != 405 && !fallback, "{method} {path} is documented but not served: {status} {body}");
+            if secured {
+                assert_eq!(status, 401, "{method} {path} is documented as secured: {body}");
+            }
+            operations += 1;
+        }
+    }
+    assert!(operations > 60, "only {operations} operations documented");
+    // Paths a client would guess, each served and documented or neither.
+    let guesses = [
+        ("/v1/contacts", "/v1/contacts"),
+        ("/v1/inbox", "/v1/inbox"),
+        ("/v1/plugins/router/config", "/v1/plugins/{world}/config"),
+        ("/admin/v1/tenants", "/admin/v1/tenants"),
+        ("/metrics", "/metrics"),
+        ("/v1/contacts/x/notes", "/v1/contacts/{id}/notes"),
+    ];
+    for (path, template) in guesses {
+        let documented = spec["paths"].get(template).is_some();
+        let (status, body) = host.call(reqwest::Method::GET, path, "not-a-valid-key", None).await;
+        let served = !body["error"]["message"].as_str().is_some_and(|m| m.contains("/openapi.json"));
+        assert_eq!(documented, served, "GET {path}: documented {documented}, served {served} ({status} {body})");
     }
 }
 

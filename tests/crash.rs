@@ -234,7 +234,10 @@ async fn sigkill_while_sending_never_sends_a_reply_twice() {
         let mut messages = Vec::new();
         let mut contacts = Vec::new();
         for i in 0..50 {
-            let from = format!("55119{:08}", 20_000_000 + i);
+            // New contacts each cycle: after business hours the demo router
+            // acknowledges a contact once, so a contact writing again would
+            // get no reply and nothing would be in flight to kill.
+            let from = format!("55119{:08}", 20_000_000 + cycle * 50 + i);
             let id = format!("wamid.SEND{cycle}.{i}");
             messages.push(json!({ "from": from, "id": id, "timestamp": now.to_string(), "type": "text", "text": { "body": "Oi, bom dia" } }));
             contacts.push(json!({ "profile": { "name": format!("Cliente {i}") }, "wa_id": from }));

@@ -281,7 +281,10 @@ async fn concurrent_creates_of_one_tenant_id_give_one_201_and_409s() {
     let results = futures::future::join_all(attempts).await;
     let created: Vec<&Value> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
     assert_eq!(created.len(), 1, "{results:?}");
-    assert!(results.iter().all(|(s, b)| *s == 201 || (*s == 409 && b["error"]["code"] == "conflict")), "{results:?}");
+    assert!(
+        results.iter().all(|(s, b)| *s == 201 || (*s == 409 && b["error"]["code"] == "already_exists")),
+        "{results:?}"
+    );
     let (_, tenant) = host.admin(Method::GET, "/admin/v1/tenants/race", None).await;
     assert_eq!(tenant["name"], created[0]["name"], "the first create is the one kept");
 }

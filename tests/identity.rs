@@ -185,8 +185,8 @@ async fn duplicates_are_suggested_with_evidence_merged_undone_and_dismissed() {
 async fn companies_and_deals_have_crud_and_an_inbound_attaches_to_the_open_deal() {
     let host = TestHost::start().await;
     let (_, co) = host.post_json("/v1/companies", json!({ "name": "Acme", "domain": "acme.com" })).await;
-    let (status, _) = host.post_json("/v1/companies", json!({ "name": "Acme copy", "domain": "ACME.com" })).await;
-    assert_eq!(status, 409, "one company per domain");
+    let (status, body) = host.post_json("/v1/companies", json!({ "name": "Acme copy", "domain": "ACME.com" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_exists")), "one company per domain");
     let (status, patched) = host
         .call(
             Method::PATCH,

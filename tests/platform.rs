@@ -42,14 +42,18 @@ async fn operators_manage_tenants_and_keys_and_secrets_are_never_returned() {
         assert_eq!(status, 400, "{err}");
         assert!(err["error"]["message"].as_str().unwrap().contains(needle), "{err}");
     }
-    let (status, _) = host
+    let (status, err) = host
         .admin(
             Method::POST,
             "/admin/v1/tenants",
             Some(json!({ "id": "thief", "name": "x", "phone_number_ids": [B_PHONE], "app_secret": "12345678" })),
         )
         .await;
-    assert_eq!(status, 409, "a phone-number id belongs to one tenant");
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("already_exists")),
+        "one tenant per phone-number id"
+    );
 
     // Access token is write-only, and can be cleared.
     let (status, t) = host

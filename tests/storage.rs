@@ -123,6 +123,16 @@ fn guards_decide_the_whole_batch(s: Subject) {
     let mut b = Batch::new();
     b.put(B, b"side-effect", b"must not land");
     b.require_absent(A, b"taken".to_vec());
+    // A unique entry that is held is "taken", not "retry": the caller's
+    // request cannot succeed by reading again.
+    let refused = store.commit(b);
+    assert!(matches!(refused, Err(StoreError::Taken { tree: "conformance.a" })), "{refused:?}");
+    assert_eq!(store.get(B, b"side-effect").unwrap(), None, "a refused batch applied a write");
+
+    // An optimistic guard that expected the key absent is a lost race.
+    let mut b = Batch::new();
+    b.require_value(A, b"taken".to_vec(), None);
+    b.put(B, b"side-effect", b"must not land");
     assert!(matches!(store.commit(b), Err(StoreError::Conflict)));
     assert_eq!(store.get(B, b"side-effect").unwrap(), None, "a refused batch applied a write");
 

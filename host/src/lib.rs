@@ -10,7 +10,7 @@
 //! | tenancy: phone-number id → tenant, keys, limits | [`tenants`] | host |
 //! | identity: `wa_id` → E.164 → one contact; import, duplicates, merge | [`identity`] | host |
 //! | context: thread, history, window, stats, signals | [`context`] | host |
-//! | routing: the call, the fallback; acting under the host's rules | [`plugins`] (router world), `pipeline::route`, `pipeline::act` | tenant plugin decides, host enforces |
+//! | routing: the fallback; acting under the host's rules | [`routing`] ([`routing::act`]); the call is [`plugins`]' one call path | tenant plugin decides, host enforces |
 //! | follow-up: plans, durable timers, rules at firing time | [`followup`] (follow-up world), `pipeline::timer` | plugin plans, host enforces |
 //! | feedback: measures of a closed exchange → contact signals | [`feedback`] (feedback world), [`pipeline::learn`] | tenant plugin |
 //! | human control: staff actions, pauses, opt-out, storm guard, audit | [`control`] ([`control::staff`]) | host |
@@ -55,6 +55,7 @@ pub mod phone;
 pub mod pipeline;
 pub mod plugins;
 mod retry;
+pub mod routing;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -1,36 +1,44 @@
 //! The operator API: tenants and their API keys. Authenticated by the
 //! admin token from the configuration (`server.admin_token`).
 
-use axum::extract::{FromRequestParts, Path, State};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, AppState};
-use crate::config::PluginLimits;
+use crate::clock::SharedClock;
+use crate::config::{Config, PluginLimits};
 use crate::control::storm::StormLimits;
-use crate::tenants::{ApiKey, Tenant};
+use crate::tenants::{ApiKey, Tenant, Tenants};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
-        .route("/admin/v1/tenants/{id}/api-keys", get(list_keys).post(create_key))
-        .route("/admin/v1/tenants/{id}/api-keys/{key_id}", delete(revoke_key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant, update_tenant))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
 }
 
 /// A request carrying the operator's admin token.
 pub struct AdminAuth;
 
-impl FromRequestParts<AppState> for AdminAuth {
+impl<S: Send + Sync> FromRequestParts<S> for AdminAuth
+where
+    Arc<Config>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(expected) = state.stages().config.server.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let config = Arc::<Config>::from_ref(state);
+        let Some(expected) = config.server.admin_token.as_deref().filter(|t| !t.is_empty()) else {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "admin_disabled",
@@ -161,7 +169,7 @@ mod double_option {
     }
 }
 
-fn validate(t: &Tenant, state: &AppState) -> Result<(), ApiError> {
+fn validate(t: &Tenant, config: &Config) -> Result<(), ApiError> {
     let bad = |msg: String| ApiError::bad_request("invalid_tenant", msg);
     let id_ok = (2..=40).contains(&t.id.len())
         && t.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -186,7 +194,7 @@ fn validate(t: &Tenant, state: &AppState) -> Result<(), ApiError> {
         return Err(bad(format!("default_region {:?} is not an ISO region (e.g. BR)", t.default_region)));
     }
     if let Some(l) = &t.limits {
-        let p = &state.stages().config.plugins;
+        let p = &config.plugins;
         if l.fuel == 0 || l.deadline.is_zero() || l.memory_bytes < 64 * 1024 {
             return Err(bad("limits: fuel, deadline and memory_bytes (≥ 64 KiB) must be set".into()));
         }
@@ -208,8 +216,8 @@ pub struct TenantList {
 /// All tenants.
 #[utoipa::path(get, path = "/admin/v1/tenants", tag = "operator", security(("admin_token" = [])),
     responses((status = 200, body = TenantList), (status = 401, body = super::error::ErrorBody)))]
-pub async fn list_tenants(_: AdminAuth, State(state): State<AppState>) -> Result<Json<TenantList>, ApiError> {
-    let tenants = state.stages().tenants.list()?.into_iter().map(TenantView::from).collect();
+pub async fn list_tenants(_: AdminAuth, State(tenants): State<Tenants>) -> Result<Json<TenantList>, ApiError> {
+    let tenants = tenants.list()?.into_iter().map(TenantView::from).collect();
     Ok(Json(TenantList { tenants }))
 }
 
@@ -218,11 +226,12 @@ pub async fn list_tenants(_: AdminAuth, State(state): State<AppState>) -> Result
     responses((status = 201, body = TenantView), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_tenant(
     _: AdminAuth,
-    State(state): State<AppState>,
+    State(tenants): State<Tenants>,
+    State(config): State<Arc<Config>>,
+    State(clock): State<SharedClock>,
     ApiJson(new): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let s = state.stages();
-    let now = s.clock.now_ms();
+    let now = clock.now_ms();
     let tenant = Tenant {
         id: new.id,
         name: new.name.trim().to_string(),
@@ -240,14 +249,14 @@ pub async fn create_tenant(
         created_at: now,
         updated_at: now,
     };
-    validate(&tenant, &state)?;
-    s.tenants.create(&tenant)?;
+    validate(&tenant, &config)?;
+    tenants.create(&tenant)?;
     tracing::info!(tenant = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
-fn load(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
-    state.stages().tenants.get(id)?.ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))
+fn load(tenants: &Tenants, id: &str) -> Result<Tenant, ApiError> {
+    tenants.get(id)?.ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))
 }
 
 /// One tenant.
@@ -255,10 +264,10 @@ fn load(state: &AppState, id: &str) -> Result<Tenant, ApiError> {
     responses((status = 200, body = TenantView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_tenant(
     _: AdminAuth,
-    State(state): State<AppState>,
+    State(tenants): State<Tenants>,
     Path(id): Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
-    Ok(Json(load(&state, &id)?.into()))
+    Ok(Json(load(&tenants, &id)?.into()))
 }
 
 /// Updates (or disables, with `"disabled": true`) a tenant. A disabled
@@ -268,11 +277,13 @@ pub async fn get_tenant(
     responses((status = 200, body = TenantView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn update_tenant(
     _: AdminAuth,
-    State(state): State<AppState>,
+    State(tenants): State<Tenants>,
+    State(config): State<Arc<Config>>,
+    State(clock): State<SharedClock>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<TenantPatch>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let mut t = load(&state, &id)?;
+    let mut t = load(&tenants, &id)?;
     if let Some(v) = patch.name {
         t.name = v.trim().to_string();
     }
@@ -309,9 +320,9 @@ pub async fn update_tenant(
     if let Some(v) = patch.opt_in_keywords {
         t.opt_in_keywords = v;
     }
-    t.updated_at = state.stages().clock.now_ms();
-    validate(&t, &state)?;
-    state.stages().tenants.put(&t)?;
+    t.updated_at = clock.now_ms();
+    validate(&t, &config)?;
+    tenants.put(&t)?;
     tracing::info!(tenant = %t.id, disabled = t.disabled, "tenant updated");
     Ok(Json(t.into()))
 }
@@ -337,16 +348,16 @@ pub struct CreatedKey {
     responses((status = 201, body = CreatedKey), (status = 404, body = super::error::ErrorBody)))]
 pub async fn create_key(
     _: AdminAuth,
-    State(state): State<AppState>,
+    State(tenants): State<Tenants>,
+    State(clock): State<SharedClock>,
     Path(id): Path<String>,
     ApiJson(new): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let t = load(&state, &id)?;
+    let t = load(&tenants, &id)?;
     if new.label.trim().is_empty() || new.label.len() > 64 {
         return Err(ApiError::bad_request("invalid_label", "label: 1–64 characters"));
     }
-    let s = state.stages();
-    let (key, record) = s.tenants.create_api_key(&t.id, new.label.trim(), s.clock.now_ms())?;
+    let (key, record) = tenants.create_api_key(&t.id, new.label.trim(), clock.now_ms())?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, record })))
 }
 
@@ -360,11 +371,11 @@ pub struct KeyList {
     security(("admin_token" = [])), responses((status = 200, body = KeyList), (status = 404, body = super::error::ErrorBody)))]
 pub async fn list_keys(
     _: AdminAuth,
-    State(state): State<AppState>,
+    State(tenants): State<Tenants>,
     Path(id): Path<String>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let t = load(&state, &id)?;
-    Ok(Json(KeyList { keys: state.stages().tenants.api_keys(&t.id)? }))
+    let t = load(&tenants, &id)?;
+    Ok(Json(KeyList { keys: tenants.api_keys(&t.id)? }))
 }
 
 /// Revokes an API key; it stops working at once.
@@ -373,11 +384,11 @@ pub async fn list_keys(
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn revoke_key(
     _: AdminAuth,
-    State(state): State<AppState>,
+    State(tenants): State<Tenants>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let t = load(&state, &id)?;
-    if state.stages().tenants.revoke_api_key(&t.id, &key_id)? {
+    let t = load(&tenants, &id)?;
+    if tenants.revoke_api_key(&t.id, &key_id)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("tenant {id} has no key {key_id}")))

@@ -1,23 +1,25 @@
 //! Companies and deals: create, read, update, delete.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
-use crate::crm::{Company, Deal, DealStatus};
+use crate::clock::SharedClock;
+use crate::crm::{Company, Crm, Deal, DealStatus};
 use crate::model::new_id;
 use crate::store::{Batch, StoreError};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/companies", get(list_companies).post(create_company))
-        .route("/v1/companies/{id}", get(get_company).patch(update_company).delete(delete_company))
-        .route("/v1/deals", get(list_deals).post(create_deal))
-        .route("/v1/deals/{id}", get(get_deal).patch(update_deal).delete(delete_deal))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_companies, create_company))
+        .routes(routes!(get_company, update_company, delete_company))
+        .routes(routes!(list_deals, create_deal))
+        .routes(routes!(get_deal, update_deal, delete_deal))
 }
 
 fn domain_of(d: Option<String>) -> Option<String> {
@@ -26,7 +28,7 @@ fn domain_of(d: Option<String>) -> Option<String> {
 
 fn conflict_on_domain(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict => ApiError::conflict("another company already has this domain"),
+        StoreError::Taken { .. } => ApiError::already_exists("another company already has this domain"),
         other => other.into(),
     }
 }
@@ -40,9 +42,9 @@ pub struct CompanyList {
 #[utoipa::path(get, path = "/v1/companies", tag = "companies", security(("tenant_key" = [])), responses((status = 200, body = CompanyList)))]
 pub async fn list_companies(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
 ) -> Result<Json<CompanyList>, ApiError> {
-    Ok(Json(CompanyList { companies: state.stages().crm.companies(&tenant.id)? }))
+    Ok(Json(CompanyList { companies: crm.companies(&tenant.id)? }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -58,31 +60,27 @@ pub struct NewCompany {
     responses((status = 201, body = Company), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_company(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(clock): State<SharedClock>,
     ApiJson(new): ApiJson<NewCompany>,
 ) -> Result<(StatusCode, Json<Company>), ApiError> {
     if new.name.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_company", "name must not be empty"));
     }
-    let s = state.stages();
     let company = Company {
         id: new_id("co"),
         name: new.name.trim().to_string(),
         domain: domain_of(new.domain),
-        created_at: s.clock.now_ms(),
+        created_at: clock.now_ms(),
     };
     let mut batch = Batch::new();
-    s.crm.put_company(&mut batch, &tenant.id, &company, None)?;
-    s.crm.commit(batch).map_err(conflict_on_domain)?;
+    crm.put_company(&mut batch, &tenant.id, &company, None)?;
+    crm.commit(batch).map_err(conflict_on_domain)?;
     Ok((StatusCode::CREATED, Json(company)))
 }
 
-fn company(state: &AppState, tenant: &str, id: &str) -> Result<Company, ApiError> {
-    state
-        .stages()
-        .crm
-        .company(tenant, id)?
-        .ok_or_else(|| ApiError::not_found(format!("no company {id} in this tenant")))
+fn company(crm: &Crm, tenant: &str, id: &str) -> Result<Company, ApiError> {
+    crm.company(tenant, id)?.ok_or_else(|| ApiError::not_found(format!("no company {id} in this tenant")))
 }
 
 /// One company.
@@ -90,10 +88,10 @@ fn company(state: &AppState, tenant: &str, id: &str) -> Result<Company, ApiError
     responses((status = 200, body = Company), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_company(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<Json<Company>, ApiError> {
-    Ok(Json(company(&state, &tenant.id, &id)?))
+    Ok(Json(company(&crm, &tenant.id, &id)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -109,11 +107,11 @@ pub struct CompanyPatch {
     security(("tenant_key" = [])), responses((status = 200, body = Company), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn update_company(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<CompanyPatch>,
 ) -> Result<Json<Company>, ApiError> {
-    let read = company(&state, &tenant.id, &id)?;
+    let read = company(&crm, &tenant.id, &id)?;
     let mut c = read.clone();
     if let Some(n) = patch.name.filter(|n| !n.trim().is_empty()) {
         c.name = n.trim().to_string();
@@ -122,8 +120,8 @@ pub async fn update_company(
         c.domain = domain_of(Some(d));
     }
     let mut batch = Batch::new();
-    state.stages().crm.put_company(&mut batch, &tenant.id, &c, Some(&read))?;
-    state.stages().crm.commit(batch).map_err(conflict_on_domain)?;
+    crm.put_company(&mut batch, &tenant.id, &c, Some(&read))?;
+    crm.commit(batch).map_err(conflict_on_domain)?;
     Ok(Json(c))
 }
 
@@ -132,17 +130,17 @@ pub async fn update_company(
     responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn delete_company(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let c = company(&state, &tenant.id, &id)?;
-    let linked = state.stages().crm.contacts_of_company(&tenant.id, &id)?.len();
+    let c = company(&crm, &tenant.id, &id)?;
+    let linked = crm.contacts_of_company(&tenant.id, &id)?.len();
     if linked > 0 {
         return Err(ApiError::conflict(format!("{linked} contacts are linked to this company; unlink them first")));
     }
     let mut batch = Batch::new();
-    state.stages().crm.delete_company(&mut batch, &tenant.id, &c);
-    state.stages().crm.commit(batch)?;
+    crm.delete_company(&mut batch, &tenant.id, &c);
+    crm.commit(batch)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -161,10 +159,9 @@ pub struct DealList {
 #[utoipa::path(get, path = "/v1/deals", tag = "deals", params(DealQuery), security(("tenant_key" = [])), responses((status = 200, body = DealList)))]
 pub async fn list_deals(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Query(q): Query<DealQuery>,
 ) -> Result<Json<DealList>, ApiError> {
-    let crm = &state.stages().crm;
     let deals = match q.contact_id {
         Some(c) => crm.deals_of(&tenant.id, &c)?,
         None => crm.deals(&tenant.id)?,
@@ -192,18 +189,17 @@ pub struct NewDeal {
     responses((status = 201, body = Deal), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn create_deal(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(clock): State<SharedClock>,
     ApiJson(new): ApiJson<NewDeal>,
 ) -> Result<(StatusCode, Json<Deal>), ApiError> {
-    let s = state.stages();
-    let contact = s
-        .crm
+    let contact = crm
         .contact(&tenant.id, &new.contact_id)?
         .ok_or_else(|| ApiError::not_found(format!("no contact {} in this tenant", new.contact_id)))?;
     if new.name.trim().is_empty() || new.stage.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_deal", "name and stage must not be empty"));
     }
-    let now = s.clock.now_ms();
+    let now = clock.now_ms();
     let deal = Deal {
         id: new_id("dl"),
         contact_id: contact.id,
@@ -218,13 +214,13 @@ pub async fn create_deal(
         updated_at: now,
     };
     let mut batch = Batch::new();
-    s.crm.put_deal(&mut batch, &tenant.id, &deal, None)?;
-    s.crm.commit(batch)?;
+    crm.put_deal(&mut batch, &tenant.id, &deal, None)?;
+    crm.commit(batch)?;
     Ok((StatusCode::CREATED, Json(deal)))
 }
 
-fn deal(state: &AppState, tenant: &str, id: &str) -> Result<Deal, ApiError> {
-    state.stages().crm.deal(tenant, id)?.ok_or_else(|| ApiError::not_found(format!("no deal {id} in this tenant")))
+fn deal(crm: &Crm, tenant: &str, id: &str) -> Result<Deal, ApiError> {
+    crm.deal(tenant, id)?.ok_or_else(|| ApiError::not_found(format!("no deal {id} in this tenant")))
 }
 
 /// One deal.
@@ -232,10 +228,10 @@ fn deal(state: &AppState, tenant: &str, id: &str) -> Result<Deal, ApiError> {
     responses((status = 200, body = Deal), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_deal(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<Json<Deal>, ApiError> {
-    Ok(Json(deal(&state, &tenant.id, &id)?))
+    Ok(Json(deal(&crm, &tenant.id, &id)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -254,11 +250,12 @@ pub struct DealPatch {
     responses((status = 200, body = Deal), (status = 404, body = super::error::ErrorBody)))]
 pub async fn update_deal(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(clock): State<SharedClock>,
     Path(id): Path<String>,
     ApiJson(p): ApiJson<DealPatch>,
 ) -> Result<Json<Deal>, ApiError> {
-    let read = deal(&state, &tenant.id, &id)?;
+    let read = deal(&crm, &tenant.id, &id)?;
     let mut d = read.clone();
     if let Some(v) = p.name.filter(|v| !v.trim().is_empty()) {
         d.name = v.trim().into();
@@ -278,10 +275,10 @@ pub async fn update_deal(
     if p.owner.is_some() {
         d.owner = p.owner;
     }
-    d.updated_at = state.stages().clock.now_ms();
+    d.updated_at = clock.now_ms();
     let mut batch = Batch::new();
-    state.stages().crm.put_deal(&mut batch, &tenant.id, &d, Some(&read))?;
-    state.stages().crm.commit(batch)?;
+    crm.put_deal(&mut batch, &tenant.id, &d, Some(&read))?;
+    crm.commit(batch)?;
     Ok(Json(d))
 }
 
@@ -290,12 +287,12 @@ pub async fn update_deal(
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn delete_deal(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let d = deal(&state, &tenant.id, &id)?;
+    let d = deal(&crm, &tenant.id, &id)?;
     let mut batch = Batch::new();
-    state.stages().crm.delete_deal(&mut batch, &tenant.id, &d);
-    state.stages().crm.commit(batch)?;
+    crm.delete_deal(&mut batch, &tenant.id, &d);
+    crm.commit(batch)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,41 +2,45 @@
 //! audit log and the inbox. Tenant key auth; the staff member is named per
 //! call in the `X-Staff-Id` header and recorded as the actor.
 
+use std::sync::Arc;
+
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
-use crate::clock::Millis;
+use crate::clock::{Millis, SharedClock};
 use crate::control::staff::{Reassignment, StaffActions, StaffError};
-use crate::control::{AuditEntry, Pause};
-use crate::crm::{Contact, Conversation, Message};
-use crate::followup::Timer;
+use crate::control::{AuditEntry, Control, Pause};
+use crate::crm::{Contact, Conversation, Crm, Message};
+use crate::followup::{Timer, Timers};
 use crate::model::{Assignee, Priority, Reply, Template};
+use crate::pipeline::Pipeline;
 use crate::store::Batch;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/conversations/{id}/takeover", post(takeover))
-        .route("/v1/conversations/{id}/release", post(release))
-        .route("/v1/conversations/{id}/messages", post(reply))
-        .route("/v1/conversations/{id}/assignment", post(reassign))
-        .route("/v1/conversations/{id}/resolve", post(resolve))
-        .route("/v1/conversations/{id}/pause", post(pause_conversation))
-        .route("/v1/conversations/{id}/resume", post(resume_conversation))
-        .route("/v1/conversations/{id}/audit", get(conversation_audit))
-        .route("/v1/conversations/{id}/follow-up", get(pending_follow_up))
-        .route("/v1/contacts/{id}/pause", post(pause_contact))
-        .route("/v1/contacts/{id}/resume", post(resume_contact))
-        .route("/v1/automation", get(automation))
-        .route("/v1/automation/pause", post(pause_tenant))
-        .route("/v1/automation/resume", post(resume_tenant))
-        .route("/v1/audit", get(tenant_audit))
-        .route("/v1/inbox", get(inbox))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(takeover))
+        .routes(routes!(release))
+        .routes(routes!(reply))
+        .routes(routes!(reassign))
+        .routes(routes!(resolve))
+        .routes(routes!(pause_conversation))
+        .routes(routes!(resume_conversation))
+        .routes(routes!(conversation_audit))
+        .routes(routes!(pending_follow_up))
+        .routes(routes!(pause_contact))
+        .routes(routes!(resume_contact))
+        .routes(routes!(automation))
+        .routes(routes!(pause_tenant))
+        .routes(routes!(resume_tenant))
+        .routes(routes!(tenant_audit))
+        .routes(routes!(inbox))
 }
 
 /// The staff member acting, from `X-Staff-Id`.
@@ -59,10 +63,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Staff {
 
 /// Runs a staff action on the blocking pool (it reads and writes the store).
 async fn act<T: Send + 'static>(
-    state: &AppState,
+    staff: StaffActions,
     f: impl FnOnce(&StaffActions) -> Result<T, StaffError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let staff = state.stages().staff.clone();
     Ok(tokio::task::spawn_blocking(move || f(&staff)).await.map_err(|_| ApiError::unavailable("stopped"))??)
 }
 
@@ -73,10 +76,10 @@ async fn act<T: Send + 'static>(
 pub async fn takeover(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    Ok(Json(act(&state, move |s| s.take_over(&tenant.id, &id, &who)).await?))
+    Ok(Json(act(staff, move |s| s.take_over(&tenant.id, &id, &who)).await?))
 }
 
 /// Hands the conversation back to automation.
@@ -85,10 +88,10 @@ pub async fn takeover(
 pub async fn release(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    Ok(Json(act(&state, move |s| s.release(&tenant.id, &id, &who)).await?))
+    Ok(Json(act(staff, move |s| s.release(&tenant.id, &id, &who)).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -114,7 +117,7 @@ pub struct Queued {
 pub async fn reply(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StaffReply>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
@@ -129,8 +132,7 @@ pub async fn reply(
         }
     };
     let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
-    let message = act(&state, move |s| s.reply(&tenant.id, &id, &who, &reply, &phone_number_id)).await?;
-    state.stages().outbound_wake.notify_one();
+    let message = act(staff, move |s| s.reply(&tenant.id, &id, &who, &reply, &phone_number_id)).await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { message })))
 }
 
@@ -149,7 +151,7 @@ pub struct Reassign {
 pub async fn reassign(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Reassign>,
 ) -> Result<Json<Conversation>, ApiError> {
@@ -157,7 +159,7 @@ pub async fn reassign(
         return Err(ApiError::bad_request("invalid_override", "say why in `reason`"));
     }
     let r = Reassignment { assignee: body.assignee, priority: body.priority, reason: body.reason };
-    Ok(Json(act(&state, move |s| s.reassign(&tenant.id, &id, &who, &r)).await?))
+    Ok(Json(act(staff, move |s| s.reassign(&tenant.id, &id, &who, &r)).await?))
 }
 
 /// Marks the conversation resolved; pending follow-ups are dropped.
@@ -166,20 +168,21 @@ pub async fn reassign(
 pub async fn resolve(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(pipeline): State<Arc<Pipeline>>,
+    State(staff): State<StaffActions>,
+    State(clock): State<SharedClock>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
     let tenant_id = tenant.id.clone();
-    let (c, contact) = act(&state, move |s| s.resolve(&tenant_id, &id, &who)).await?;
+    let (c, contact) = act(staff, move |s| s.resolve(&tenant_id, &id, &who)).await?;
     // The exchange closes: the contact's worker measures it (feedback).
     let closed = crate::pipeline::learn::ExchangeClosed {
         tenant: tenant.id.clone(),
         conversation_id: c.id.clone(),
         wa_id: contact.wa_id.unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string()),
         closed_by: crate::model::CloseReason::Resolved,
-        at: state.stages().clock.now_ms(),
+        at: clock.now_ms(),
     };
-    let pipeline = state.pipeline.clone();
     tokio::task::spawn_blocking(move || {
         pipeline.submit(vec![crate::pipeline::Event::ExchangeClosed(closed)], Batch::new())
     })
@@ -210,12 +213,12 @@ fn parse_pause(body: &axum::body::Bytes) -> Result<PauseRequest, ApiError> {
 pub async fn pause_conversation(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Conversation>, ApiError> {
     let req = parse_pause(&body)?;
-    let c = act(&state, move |s| {
+    let c = act(staff, move |s| {
         let pause = s.pause(&who, req.until, req.reason)?;
         s.pause_conversation(&tenant.id, &id, &who, Some(pause))
     });
@@ -228,10 +231,10 @@ pub async fn pause_conversation(
 pub async fn resume_conversation(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
-    Ok(Json(act(&state, move |s| s.pause_conversation(&tenant.id, &id, &who, None)).await?))
+    Ok(Json(act(staff, move |s| s.pause_conversation(&tenant.id, &id, &who, None)).await?))
 }
 
 /// Pauses automation for everything about this contact.
@@ -240,12 +243,12 @@ pub async fn resume_conversation(
 pub async fn pause_contact(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Contact>, ApiError> {
     let req = parse_pause(&body)?;
-    let c = act(&state, move |s| {
+    let c = act(staff, move |s| {
         let pause = s.pause(&who, req.until, req.reason)?;
         s.pause_contact(&tenant.id, &id, &who, Some(pause))
     });
@@ -258,10 +261,10 @@ pub async fn pause_contact(
 pub async fn resume_contact(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
-    Ok(Json(act(&state, move |s| s.pause_contact(&tenant.id, &id, &who, None)).await?))
+    Ok(Json(act(staff, move |s| s.pause_contact(&tenant.id, &id, &who, None)).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -275,11 +278,11 @@ pub struct Automation {
 #[utoipa::path(get, path = "/v1/automation", tag = "staff", security(("tenant_key" = [])), responses((status = 200, body = Automation)))]
 pub async fn automation(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(control): State<Control>,
+    State(clock): State<SharedClock>,
 ) -> Result<Json<Automation>, ApiError> {
-    let s = state.stages();
-    let pause = s.control.tenant_pause(&tenant.id)?;
-    let paused = pause.as_ref().is_some_and(|p| p.active(s.clock.now_ms()));
+    let pause = control.tenant_pause(&tenant.id)?;
+    let paused = pause.as_ref().is_some_and(|p| p.active(clock.now_ms()));
     Ok(Json(Automation { pause, active: !paused }))
 }
 
@@ -289,11 +292,11 @@ pub async fn automation(
 pub async fn pause_tenant(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
     body: axum::body::Bytes,
 ) -> Result<Json<Automation>, ApiError> {
     let req = parse_pause(&body)?;
-    let pause = act(&state, move |s| {
+    let pause = act(staff, move |s| {
         let pause = s.pause(&who, req.until, req.reason)?;
         s.pause_tenant(&tenant.id, &who, Some(&pause)).map(|()| pause)
     });
@@ -307,9 +310,9 @@ pub async fn pause_tenant(
 pub async fn resume_tenant(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(staff): State<StaffActions>,
 ) -> Result<Json<Automation>, ApiError> {
-    act(&state, move |s| s.pause_tenant(&tenant.id, &who, None)).await?;
+    act(staff, move |s| s.pause_tenant(&tenant.id, &who, None)).await?;
     Ok(Json(Automation { pause: None, active: true }))
 }
 
@@ -323,14 +326,13 @@ pub struct AuditLog {
     responses((status = 200, body = AuditLog), (status = 404, body = super::error::ErrorBody)))]
 pub async fn conversation_audit(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(control): State<Control>,
     Path(id): Path<String>,
 ) -> Result<Json<AuditLog>, ApiError> {
-    let s = state.stages();
-    s.crm
-        .conversation(&tenant.id, &id)?
+    crm.conversation(&tenant.id, &id)?
         .ok_or_else(|| ApiError::not_found(format!("no conversation {id} in this tenant")))?;
-    Ok(Json(AuditLog { entries: s.control.audit.of_conversation(&tenant.id, &id)? }))
+    Ok(Json(AuditLog { entries: control.audit.of_conversation(&tenant.id, &id)? }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -343,11 +345,11 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/v1/audit", tag = "staff", params(AuditQuery), security(("tenant_key" = [])), responses((status = 200, body = AuditLog)))]
 pub async fn tenant_audit(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(control): State<Control>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditLog>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(AuditLog { entries: state.stages().control.audit.recent(&tenant.id, limit)? }))
+    Ok(Json(AuditLog { entries: control.audit.recent(&tenant.id, limit)? }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -360,14 +362,13 @@ pub struct PendingFollowUp {
     responses((status = 200, body = PendingFollowUp), (status = 404, body = super::error::ErrorBody)))]
 pub async fn pending_follow_up(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(timers): State<Timers>,
     Path(id): Path<String>,
 ) -> Result<Json<PendingFollowUp>, ApiError> {
-    let s = state.stages();
-    s.crm
-        .conversation(&tenant.id, &id)?
+    crm.conversation(&tenant.id, &id)?
         .ok_or_else(|| ApiError::not_found(format!("no conversation {id} in this tenant")))?;
-    Ok(Json(PendingFollowUp { pending: s.timers.pending(&tenant.id, &id)? }))
+    Ok(Json(PendingFollowUp { pending: timers.pending(&tenant.id, &id)? }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -390,12 +391,15 @@ pub struct Inbox {
 
 /// Conversations waiting for a person, most urgent first.
 #[utoipa::path(get, path = "/v1/inbox", tag = "staff", security(("tenant_key" = [])), responses((status = 200, body = Inbox)))]
-pub async fn inbox(TenantAuth(tenant, _): TenantAuth, State(state): State<AppState>) -> Result<Json<Inbox>, ApiError> {
-    let s = state.stages();
-    let now = s.clock.now_ms();
+pub async fn inbox(
+    TenantAuth(tenant, _): TenantAuth,
+    State(crm): State<Crm>,
+    State(clock): State<SharedClock>,
+) -> Result<Json<Inbox>, ApiError> {
+    let now = clock.now_ms();
     let mut items = Vec::new();
-    for c in s.crm.inbox(&tenant.id)? {
-        let contact = s.crm.contact(&tenant.id, &c.contact_id)?;
+    for c in crm.inbox(&tenant.id)? {
+        let contact = crm.contact(&tenant.id, &c.contact_id)?;
         items.push(InboxItem {
             contact_name: contact.as_ref().and_then(|x| x.display_name().map(String::from)),
             contact_phone: contact.map(|x| x.phone).unwrap_or_default(),

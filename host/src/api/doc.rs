@@ -6,39 +6,27 @@
 //! an unknown id, `400`/`413`/`415`/`422` for a bad request, `503` while
 //! storage is unavailable.
 
-use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Content, Ref, Response};
+use utoipa::{Modify, OpenApi};
 
-#[allow(unused_imports)]
-use super::{admin, companies, control, error, identity, ops, plugins, records, sync, webhooks};
+use super::error;
 
+/// What the document says beyond its operations, which the routes add
+/// (see `api::routes`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard API", description = "Multi-tenant WhatsApp CRM automation host. Tenant endpoints take `Authorization: Bearer <tenant API key>`."),
-    paths(
-        webhooks::verify, webhooks::receive,
-        records::list_contacts, records::create_contact, records::get_contact, records::contact_conversations,
-        records::get_conversation, records::update_contact, records::contact_signals,
-        identity::import, identity::import_status, identity::duplicates, identity::merge, identity::dismiss,
-        identity::merge_record, identity::undo,
-        sync::create, sync::list, sync::remove, sync::dead_letters, sync::replay,
-        companies::list_companies, companies::create_company, companies::get_company, companies::update_company, companies::delete_company,
-        companies::list_deals, companies::create_deal, companies::get_deal, companies::update_deal, companies::delete_deal,
-        plugins::overview, plugins::world_view, plugins::upload, plugins::upload_progress, plugins::version_view, plugins::activate,
-        plugins::rollback, plugins::logs, plugins::get_config, plugins::put_config,
-        control::takeover, control::release, control::reply, control::reassign, control::resolve,
-        control::pause_conversation, control::resume_conversation, control::pause_contact, control::resume_contact,
-        control::automation, control::pause_tenant, control::resume_tenant, control::conversation_audit,
-        control::tenant_audit, control::pending_follow_up, control::inbox,
-        admin::list_tenants, admin::create_tenant, admin::get_tenant, admin::update_tenant,
-        admin::create_key, admin::list_keys, admin::revoke_key,
-        ops::healthz, ops::metrics,
-    ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth, &StandardErrors),
+    modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
+
+/// Adds the errors every operation can meet, once the routes have added
+/// the operations.
+pub(super) fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    StandardErrors.modify(doc);
+}
 
 struct BearerAuth;
 

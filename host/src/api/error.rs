@@ -51,8 +51,14 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// A write lost a race: read again and retry.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// A unique value is held by another record: retrying cannot help.
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "already_exists", message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -73,6 +79,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => ApiError::conflict("the record changed while being written; retry"),
+            StoreError::Taken { .. } => ApiError::already_exists("another record already holds this unique value"),
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::unavailable("storage is unavailable; retry later")
@@ -134,9 +141,9 @@ impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
         match e {
             TenantError::PhoneNumberTaken(p) => {
-                ApiError::conflict(format!("phone-number id {p} already belongs to another tenant"))
+                ApiError::already_exists(format!("phone-number id {p} already belongs to another tenant"))
             }
-            TenantError::Exists(id) => ApiError::conflict(format!("tenant {id} already exists")),
+            TenantError::Exists(id) => ApiError::already_exists(format!("tenant {id} already exists")),
             TenantError::Store(e) => e.into(),
         }
     }

@@ -1,27 +1,31 @@
 //! Contact import and duplicate management.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::control::Staff;
-use super::{ApiError, ApiJson, AppState, TenantAuth};
-use crate::identity::duplicates::{Candidate, Merge};
-use crate::identity::import::{ImportJob, parse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/contacts/import", post(import))
-        .route("/v1/imports/{id}", get(import_status))
-        .route("/v1/duplicates", get(duplicates))
-        .route("/v1/duplicates/merge", post(merge))
-        .route("/v1/duplicates/dismiss", post(dismiss))
-        .route("/v1/merges/{id}", get(merge_record))
-        .route("/v1/merges/{id}/undo", post(undo))
+use super::{ApiError, ApiJson, AppState, TenantAuth};
+use crate::clock::SharedClock;
+use crate::crm::Crm;
+use crate::identity::duplicates::{Candidate, Duplicates as DuplicateFinder, Merge};
+use crate::identity::import::{ImportJob, Importer, parse};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import))
+        .routes(routes!(import_status))
+        .routes(routes!(duplicates))
+        .routes(routes!(merge))
+        .routes(routes!(dismiss))
+        .routes(routes!(merge_record))
+        .routes(routes!(undo))
 }
 
 /// Imports contacts in the background: a CSV (`text/csv`; columns `phone`,
@@ -35,7 +39,7 @@ pub fn routes() -> Router<AppState> {
     responses((status = 202, body = ImportJob), (status = 400, body = super::error::ErrorBody)))]
 pub async fn import(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(importer): State<Importer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ImportJob>), ApiError> {
@@ -44,7 +48,6 @@ pub async fn import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv") || v.starts_with("application/csv"));
     let rows = parse(&body, csv).map_err(|e| ApiError::bad_request("invalid_import", e.to_string()))?;
-    let importer = state.stages().importer.clone();
     let job = importer.start(&tenant.id, rows.len())?;
     let started = job.clone();
     tokio::task::spawn_blocking(move || {
@@ -60,10 +63,10 @@ pub async fn import(
     responses((status = 200, body = ImportJob), (status = 404, body = super::error::ErrorBody)))]
 pub async fn import_status(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(importer): State<Importer>,
     Path(id): Path<String>,
 ) -> Result<Json<ImportJob>, ApiError> {
-    let job = state.stages().importer.job(&tenant.id, &id)?;
+    let job = importer.job(&tenant.id, &id)?;
     job.map(Json).ok_or_else(|| ApiError::not_found(format!("no import {id} in this tenant")))
 }
 
@@ -77,9 +80,8 @@ pub struct Duplicates {
 #[utoipa::path(get, path = "/v1/duplicates", tag = "contacts", security(("tenant_key" = [])), responses((status = 200, body = Duplicates)))]
 pub async fn duplicates(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(d): State<DuplicateFinder>,
 ) -> Result<Json<Duplicates>, ApiError> {
-    let d = state.stages().duplicates.clone();
     let candidates = tokio::task::spawn_blocking(move || d.candidates(&tenant.id))
         .await
         .map_err(|_| ApiError::unavailable("stopped"))??;
@@ -102,10 +104,11 @@ pub struct MergeRequest {
 pub async fn merge(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(d): State<DuplicateFinder>,
+    State(clock): State<SharedClock>,
     ApiJson(body): ApiJson<MergeRequest>,
 ) -> Result<Json<Merge>, ApiError> {
-    let (d, now) = (state.stages().duplicates.clone(), state.stages().clock.now_ms());
+    let now = clock.now_ms();
     let record = tokio::task::spawn_blocking(move || d.merge(&tenant.id, &body.survivor, &body.merged, &who, now))
         .await
         .map_err(|_| ApiError::unavailable("stopped"))??;
@@ -124,14 +127,14 @@ pub struct Dismiss {
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn dismiss(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(duplicates): State<DuplicateFinder>,
     ApiJson(body): ApiJson<Dismiss>,
 ) -> Result<StatusCode, ApiError> {
-    let s = state.stages();
     for id in [&body.a, &body.b] {
-        s.crm.contact(&tenant.id, id)?.ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
+        crm.contact(&tenant.id, id)?.ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
     }
-    s.duplicates.dismiss(&tenant.id, &body.a, &body.b)?;
+    duplicates.dismiss(&tenant.id, &body.a, &body.b)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,10 +143,10 @@ pub async fn dismiss(
     responses((status = 200, body = Merge), (status = 404, body = super::error::ErrorBody)))]
 pub async fn merge_record(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(duplicates): State<DuplicateFinder>,
     Path(id): Path<String>,
 ) -> Result<Json<Merge>, ApiError> {
-    let m = state.stages().duplicates.merge_record(&tenant.id, &id)?;
+    let m = duplicates.merge_record(&tenant.id, &id)?;
     m.map(Json).ok_or_else(|| ApiError::not_found(format!("no merge {id} in this tenant")))
 }
 
@@ -153,10 +156,11 @@ pub async fn merge_record(
 pub async fn undo(
     TenantAuth(tenant, _): TenantAuth,
     Staff(who): Staff,
-    State(state): State<AppState>,
+    State(d): State<DuplicateFinder>,
+    State(clock): State<SharedClock>,
     Path(id): Path<String>,
 ) -> Result<Json<Merge>, ApiError> {
-    let (d, now) = (state.stages().duplicates.clone(), state.stages().clock.now_ms());
+    let now = clock.now_ms();
     let record = tokio::task::spawn_blocking(move || d.undo(&tenant.id, &id, &who, now))
         .await
         .map_err(|_| ApiError::unavailable("stopped"))??;

@@ -6,15 +6,17 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::admin::AdminAuth;
-use super::{ApiDoc, ApiError, AppState};
+use super::{ApiError, AppState};
 use crate::pipeline::StalledLane;
 
-pub fn routes(metrics_on_main_port: bool) -> Router<AppState> {
-    let router = Router::new().route("/healthz", get(healthz)).route("/openapi.json", get(openapi));
-    if metrics_on_main_port { router.route("/metrics", get(metrics)) } else { router }
+pub fn routes(metrics_on_main_port: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new().routes(routes!(healthz));
+    if metrics_on_main_port { router.routes(routes!(metrics)) } else { router }
 }
 
 /// `/metrics` alone, unauthenticated, for the operator-only listener
@@ -114,6 +116,8 @@ async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()))
 }
 
-pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+/// `/openapi.json`: the document collected from the routes the app serves.
+pub fn openapi_route(doc: utoipa::openapi::OpenApi) -> Router<AppState> {
+    let doc = std::sync::Arc::new(doc);
+    Router::new().route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
 }

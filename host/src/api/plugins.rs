@@ -1,21 +1,26 @@
 //! A tenant's plugins: upload, versions, activation, rollback, logs, config.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::plugins::Registry;
 use crate::plugins::logs::LogEntry;
 use crate::plugins::registry::VersionView;
-use crate::plugins::uploads::{Progress, QueueError, Submission, UploadView, Uploaded};
+use crate::plugins::uploads::{Progress, QueueError, Submission, UploadView, Uploaded, Uploads};
 use crate::plugins::versions::ActiveRecord;
 use crate::plugins::{PluginMeta, UploadError, World};
 use crate::tenants::Tenant;
@@ -23,16 +28,17 @@ use crate::tenants::Tenant;
 /// Hard ceiling on an upload body; each tenant's own cap is checked inside.
 const UPLOAD_CEILING: usize = 256 * 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/plugins", get(overview))
-        .route("/v1/plugins/{world}", get(world_view).put(upload).layer(DefaultBodyLimit::max(UPLOAD_CEILING)))
-        .route("/v1/plugins/{world}/versions/{version}", get(version_view))
-        .route("/v1/plugins/{world}/activate", post(activate))
-        .route("/v1/plugins/{world}/rollback", post(rollback))
-        .route("/v1/plugins/{world}/logs", get(logs))
-        .route("/v1/plugins/{world}/config", get(get_config).put(put_config))
-        .route("/v1/plugins/uploads/{id}", get(upload_progress))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(world_view, upload))
+        .layer(DefaultBodyLimit::max(UPLOAD_CEILING))
+        .routes(routes!(overview))
+        .routes(routes!(version_view))
+        .routes(routes!(activate))
+        .routes(routes!(rollback))
+        .routes(routes!(logs))
+        .routes(routes!(get_config, put_config))
+        .routes(routes!(upload_progress))
 }
 
 fn world(name: &str) -> Result<World, ApiError> {
@@ -40,8 +46,8 @@ fn world(name: &str) -> Result<World, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no world {name:?}: use router, follow-up or feedback")))
 }
 
-fn limits(state: &AppState, tenant: &Tenant) -> crate::config::PluginLimits {
-    tenant.limits.clone().unwrap_or_else(|| state.stages().config.plugins.limits.clone())
+fn limits(config: &Config, tenant: &Tenant) -> crate::config::PluginLimits {
+    tenant.limits.clone().unwrap_or_else(|| config.plugins.limits.clone())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
@@ -68,12 +74,12 @@ pub struct Overview {
     responses((status = 200, body = Overview), (status = 401, body = super::error::ErrorBody)))]
 pub async fn overview(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
+    State(clock): State<SharedClock>,
 ) -> Result<Json<Overview>, ApiError> {
-    let registry = &state.stages().plugins;
     let mut worlds = Vec::new();
     for w in World::ALL {
-        let (active, versions) = registry.version_views(&tenant.id, w, state.stages().clock.now_ms())?;
+        let (active, versions) = registry.version_views(&tenant.id, w, clock.now_ms())?;
         worlds.push(WorldSummary {
             world: w,
             running: registry.active(&tenant.id, w).map(|p| p.meta),
@@ -100,12 +106,12 @@ pub struct WorldView {
     responses((status = 200, body = WorldView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn world_view(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
+    State(clock): State<SharedClock>,
     Path(name): Path<String>,
 ) -> Result<Json<WorldView>, ApiError> {
     let w = world(&name)?;
-    let registry = &state.stages().plugins;
-    let (active, versions) = registry.version_views(&tenant.id, w, state.stages().clock.now_ms())?;
+    let (active, versions) = registry.version_views(&tenant.id, w, clock.now_ms())?;
     Ok(Json(WorldView { world: w, running: registry.active(&tenant.id, w).map(|p| p.meta), active, versions }))
 }
 
@@ -133,7 +139,9 @@ pub struct UploadQuery {
               (status = 429, description = "too many uploads waiting", body = super::error::ErrorBody)))]
 pub async fn upload(
     TenantAuth(tenant, key): TenantAuth,
-    State(state): State<AppState>,
+    State(uploads): State<Arc<Uploads>>,
+    State(clock): State<SharedClock>,
+    State(config): State<Arc<Config>>,
     Path(name): Path<String>,
     Query(query): Query<UploadQuery>,
     body: Result<Bytes, BytesRejection>,
@@ -141,20 +149,20 @@ pub async fn upload(
     let w = world(&name)?;
     let body = body.map_err(|r| ApiError::new(r.status(), "invalid_body", r.body_text()))?;
     let submission = Submission {
-        limits: limits(&state, &tenant),
+        limits: limits(&config, &tenant),
         tenant: tenant.id,
         world: w,
         wasm: body,
         uploaded_by: format!("{} ({})", key.label, key.id),
         activate: query.activate,
-        now: state.stages().clock.now_ms(),
+        now: clock.now_ms(),
     };
-    let (id, mut progress) = state.uploads.submit(submission).map_err(|e| match e {
+    let (id, mut progress) = uploads.submit(submission).map_err(|e| match e {
         QueueError::TenantBusy(_) | QueueError::Full(_) => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "uploads_busy", e.to_string())
         }
     })?;
-    let wait = state.stages().config.plugins.upload_wait;
+    let wait = config.plugins.upload_wait;
     let _ = tokio::time::timeout(wait, progress.wait_for(Progress::is_finished)).await;
     let current = progress.borrow().clone();
     match current {
@@ -165,7 +173,7 @@ pub async fn upload(
         Progress::Rejected { http_status, code, message } => Err(rejected(http_status, code, message)),
         progress => {
             let location = format!("/v1/plugins/uploads/{id}");
-            let view = UploadView { id, world: w, submitted_at: state.stages().clock.now_ms(), progress };
+            let view = UploadView { id, world: w, submitted_at: clock.now_ms(), progress };
             Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
         }
     }
@@ -176,10 +184,10 @@ pub async fn upload(
     responses((status = 200, body = UploadView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn upload_progress(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(uploads): State<Arc<Uploads>>,
     Path(id): Path<String>,
 ) -> Result<Json<UploadView>, ApiError> {
-    state.uploads.view(&tenant.id, &id).map(Json).ok_or_else(|| {
+    uploads.view(&tenant.id, &id).map(Json).ok_or_else(|| {
         ApiError::not_found(format!("no upload {id} for this tenant (finished uploads are kept an hour)"))
     })
 }
@@ -202,11 +210,12 @@ fn rejected(status: u16, code: &'static str, message: String) -> ApiError {
     responses((status = 200, body = VersionView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn version_view(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
+    State(clock): State<SharedClock>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<VersionView>, ApiError> {
     let w = world(&name)?;
-    let (_, versions) = state.stages().plugins.version_views(&tenant.id, w, state.stages().clock.now_ms())?;
+    let (_, versions) = registry.version_views(&tenant.id, w, clock.now_ms())?;
     versions
         .into_iter()
         .find(|v| v.record.version == version)
@@ -228,13 +237,13 @@ pub struct Activate {
         (status = 409, description = "the version was retired: upload it again", body = super::error::ErrorBody)))]
 pub async fn activate(
     TenantAuth(tenant, key): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
+    State(clock): State<SharedClock>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Activate>,
 ) -> Result<Json<ActiveRecord>, ApiError> {
     let w = world(&name)?;
-    let now = state.stages().clock.now_ms();
-    let registry = state.stages().plugins.clone();
+    let now = clock.now_ms();
     let record =
         blocking(move || registry.activate_version(&tenant.id, w, body.version.as_deref(), &key.label, now)).await??;
     Ok(Json(record))
@@ -254,7 +263,8 @@ pub struct Rollback {
         (status = 409, description = "nothing to roll back to, or the version was retired", body = super::error::ErrorBody)))]
 pub async fn rollback(
     TenantAuth(tenant, key): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
+    State(clock): State<SharedClock>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<ActiveRecord>, ApiError> {
@@ -266,8 +276,7 @@ pub async fn rollback(
             .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
             .version
     };
-    let now = state.stages().clock.now_ms();
-    let registry = state.stages().plugins.clone();
+    let now = clock.now_ms();
     let record = blocking(move || registry.rollback(&tenant.id, w, to.as_deref(), &key.label, now)).await??;
     Ok(Json(record))
 }
@@ -289,13 +298,13 @@ pub struct Logs {
     security(("tenant_key" = [])), responses((status = 200, body = Logs), (status = 404, body = super::error::ErrorBody)))]
 pub async fn logs(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Logs>, ApiError> {
     let w = world(&name)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    Ok(Json(Logs { logs: state.stages().plugins.logs.recent(&tenant.id, w, limit) }))
+    Ok(Json(Logs { logs: registry.logs.recent(&tenant.id, w, limit) }))
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -309,11 +318,11 @@ pub struct PluginConfig {
     security(("tenant_key" = [])), responses((status = 200, body = PluginConfig)))]
 pub async fn get_config(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
     Path(name): Path<String>,
 ) -> Result<Json<PluginConfig>, ApiError> {
     let w = world(&name)?;
-    Ok(Json(PluginConfig { config: (*state.stages().plugins.config(&tenant.id, w)?).clone() }))
+    Ok(Json(PluginConfig { config: (*registry.config(&tenant.id, w)?).clone() }))
 }
 
 /// Replaces the settings; the next decision uses them (no re-upload).
@@ -321,7 +330,7 @@ pub async fn get_config(
     security(("tenant_key" = [])), responses((status = 200, body = PluginConfig), (status = 400, body = super::error::ErrorBody)))]
 pub async fn put_config(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(registry): State<Arc<Registry>>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PluginConfig>,
 ) -> Result<Json<PluginConfig>, ApiError> {
@@ -330,6 +339,6 @@ pub async fn put_config(
     {
         return Err(ApiError::bad_request("invalid_config", "at most 256 settings; keys 1–128 bytes, values ≤ 16 KiB"));
     }
-    state.stages().plugins.set_config(&tenant.id, w, &body.config)?;
+    registry.set_config(&tenant.id, w, &body.config)?;
     Ok(Json(body))
 }

@@ -1,25 +1,28 @@
 //! The tenant's CRM records: contacts, conversations, companies, deals.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
-use crate::crm::{Contact, ContactStats, Conversation, DecisionRecord, Message};
+use crate::clock::SharedClock;
+use crate::crm::{Contact, ContactStats, Conversation, Crm, DecisionRecord, Message};
+use crate::feedback::Signals;
 use crate::identity;
 use crate::model::new_id;
 use crate::store::Batch;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/contacts", get(list_contacts).post(create_contact))
-        .route("/v1/contacts/{id}", get(get_contact).patch(update_contact))
-        .route("/v1/contacts/{id}/conversations", get(contact_conversations))
-        .route("/v1/contacts/{id}/signals", get(contact_signals))
-        .route("/v1/conversations/{id}", get(get_conversation))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(get_contact, update_contact))
+        .routes(routes!(contact_conversations))
+        .routes(routes!(contact_signals))
+        .routes(routes!(get_conversation))
 }
 
 const MAX_PAGE: usize = 500;
@@ -47,11 +50,10 @@ pub struct ContactPage {
     responses((status = 200, body = ContactPage), (status = 401, body = super::error::ErrorBody)))]
 pub async fn list_contacts(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Query(query): Query<ContactQuery>,
 ) -> Result<Json<ContactPage>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let crm = &state.stages().crm;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     // A query that is a whole phone number is an exact index lookup.
     if let Some(phone) = q.and_then(|q| crate::phone::normalize(q, &tenant.default_region).ok()) {
@@ -82,21 +84,20 @@ pub struct NewContact {
     responses((status = 201, body = Contact), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_contact(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(clock): State<SharedClock>,
     ApiJson(new): ApiJson<NewContact>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
-    let s = state.stages();
     let phone = crate::phone::normalize(&new.phone, &tenant.default_region)
         .map_err(|e| ApiError::bad_request("invalid_phone", e.to_string()))?;
-    if let Some(existing) = s.crm.contact_by_phone(&tenant.id, &phone.e164)? {
-        return Err(ApiError::conflict(format!("contact {} already has phone {}", existing.id, phone.e164)));
+    if let Some(existing) = crm.contact_by_phone(&tenant.id, &phone.e164)? {
+        return Err(ApiError::already_exists(format!("contact {} already has phone {}", existing.id, phone.e164)));
     }
     if let Some(company) = &new.company_id {
-        s.crm
-            .company(&tenant.id, company)?
+        crm.company(&tenant.id, company)?
             .ok_or_else(|| ApiError::not_found(format!("no company {company} in this tenant")))?;
     }
-    let now = s.clock.now_ms();
+    let now = clock.now_ms();
     let contact = Contact {
         id: new_id("ct"),
         phone: phone.e164,
@@ -115,12 +116,12 @@ pub async fn create_contact(
         ..Default::default()
     };
     let mut contact = contact;
-    identity::link_company_by_email(&s.crm, &tenant.id, &mut contact)?;
+    identity::link_company_by_email(&crm, &tenant.id, &mut contact)?;
     let mut batch = Batch::new();
-    s.crm.put_contact(&mut batch, &tenant.id, &contact, None)?;
-    s.crm.commit(batch).map_err(|e| match e {
-        crate::store::StoreError::Conflict => {
-            ApiError::conflict(format!("a contact with phone {} already exists", contact.phone))
+    crm.put_contact(&mut batch, &tenant.id, &contact, None)?;
+    crm.commit(batch).map_err(|e| match e {
+        crate::store::StoreError::Taken { .. } => {
+            ApiError::already_exists(format!("a contact with phone {} already exists", contact.phone))
         }
         other => other.into(),
     })?;
@@ -132,10 +133,10 @@ pub async fn create_contact(
     responses((status = 200, body = Contact), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_contact(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
-    let contact = state.stages().crm.contact(&tenant.id, &id)?;
+    let contact = crm.contact(&tenant.id, &id)?;
     contact.map(Json).ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))
 }
 
@@ -150,10 +151,9 @@ pub struct ConversationList {
     responses((status = 200, body = ConversationList), (status = 404, body = super::error::ErrorBody)))]
 pub async fn contact_conversations(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationList>, ApiError> {
-    let crm = &state.stages().crm;
     crm.contact(&tenant.id, &id)?.ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
     Ok(Json(ConversationList { conversations: crm.conversations_of(&tenant.id, &id)? }))
 }
@@ -175,10 +175,9 @@ pub struct ConversationView {
     responses((status = 200, body = ConversationView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_conversation(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let crm = &state.stages().crm;
     let conversation = crm
         .conversation(&tenant.id, &id)?
         .ok_or_else(|| ApiError::not_found(format!("no conversation {id} in this tenant")))?;
@@ -215,11 +214,11 @@ pub struct ContactPatch {
     responses((status = 200, body = Contact), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn update_contact(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(clock): State<SharedClock>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<ContactPatch>,
 ) -> Result<Json<Contact>, ApiError> {
-    let s = state.stages();
     if let Some(tz) = patch.timezone.as_deref().filter(|t| t.parse::<chrono_tz::Tz>().is_err()) {
         return Err(ApiError::bad_request("invalid_timezone", format!("{tz:?} is not an IANA timezone")));
     }
@@ -231,24 +230,23 @@ pub async fn update_contact(
         None => None,
     };
     let changed = crate::store::optimistic(|| {
-        let read = s
-            .crm
+        let read = crm
             .contact(&tenant.id, &id)?
             .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
         let mut c = read.clone();
-        apply_patch(s, &tenant.id, &mut c, &patch, phone.as_ref())?;
-        identity::link_company_by_email(&s.crm, &tenant.id, &mut c)?;
-        c.updated_at = s.clock.now_ms();
+        apply_patch(&crm, &tenant.id, &mut c, &patch, phone.as_ref())?;
+        identity::link_company_by_email(&crm, &tenant.id, &mut c)?;
+        c.updated_at = clock.now_ms();
         let mut batch = Batch::new();
-        s.crm.put_contact(&mut batch, &tenant.id, &c, Some(&read))?;
-        Ok::<_, ApiError>(crate::store::committed(s.crm.commit(batch))?.then_some(c))
+        crm.put_contact(&mut batch, &tenant.id, &c, Some(&read))?;
+        Ok::<_, ApiError>(crate::store::committed(crm.commit(batch))?.then_some(c))
     })?;
     changed.map(Json).ok_or_else(|| ApiError::conflict("the contact keeps changing; retry"))
 }
 
 /// The patch's fields on `c`; a new phone must not be another contact's.
 fn apply_patch(
-    s: &crate::pipeline::Stages,
+    crm: &Crm,
     tenant: &str,
     c: &mut Contact,
     patch: &ContactPatch,
@@ -264,7 +262,7 @@ fn apply_patch(
         if v.is_empty() {
             c.company_id = None;
         } else {
-            s.crm.company(tenant, v)?.ok_or_else(|| ApiError::not_found(format!("no company {v} in this tenant")))?;
+            crm.company(tenant, v)?.ok_or_else(|| ApiError::not_found(format!("no company {v} in this tenant")))?;
             c.company_id = Some(v.clone());
         }
     }
@@ -275,8 +273,8 @@ fn apply_patch(
         c.timezone = Some(v.clone());
     }
     if let Some(p) = phone {
-        if let Some(other) = s.crm.contact_by_phone(tenant, &p.e164)?.filter(|o| o.id != c.id) {
-            return Err(ApiError::conflict(format!("contact {} already has phone {}", other.id, p.e164)));
+        if let Some(other) = crm.contact_by_phone(tenant, &p.e164)?.filter(|o| o.id != c.id) {
+            return Err(ApiError::already_exists(format!("contact {} already has phone {}", other.id, p.e164)));
         }
         c.phone = p.e164.clone();
         c.country = p.region.clone();
@@ -297,13 +295,11 @@ pub struct SignalsView {
     responses((status = 200, body = SignalsView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn contact_signals(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(crm): State<Crm>,
+    State(signals): State<Signals>,
     Path(id): Path<String>,
 ) -> Result<Json<SignalsView>, ApiError> {
-    let s = state.stages();
-    let contact = s
-        .crm
-        .contact(&tenant.id, &id)?
-        .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
-    Ok(Json(SignalsView { signals: contact.signals, history: s.signals.history(&tenant.id, &id)? }))
+    let contact =
+        crm.contact(&tenant.id, &id)?.ok_or_else(|| ApiError::not_found(format!("no contact {id} in this tenant")))?;
+    Ok(Json(SignalsView { signals: contact.signals, history: signals.history(&tenant.id, &id)? }))
 }

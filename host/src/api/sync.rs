@@ -1,23 +1,28 @@
 //! CRM sync endpoints and dead letters.
 
+use std::sync::Arc;
+
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, AppState, TenantAuth};
+use crate::clock::SharedClock;
+use crate::config::Config;
 use crate::model::new_id;
 use crate::store::Batch;
-use crate::sync::{DeadLetter, Endpoint, EventKind, Health};
+use crate::sync::{DeadLetter, Endpoint, EventKind, Health, Outbox as SyncOutbox};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sync/endpoints", get(list).post(create))
-        .route("/v1/sync/endpoints/{id}", delete(remove))
-        .route("/v1/sync/dead-letters", get(dead_letters))
-        .route("/v1/sync/dead-letters/{id}/replay", post(replay))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -42,14 +47,16 @@ pub struct CreatedEndpoint {
     responses((status = 201, body = CreatedEndpoint), (status = 400, body = super::error::ErrorBody)))]
 pub async fn create(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(sync): State<SyncOutbox>,
+    State(clock): State<SharedClock>,
+    State(config): State<Arc<Config>>,
     ApiJson(new): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
     let url = reqwest::Url::parse(&new.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         .ok_or_else(|| ApiError::bad_request("invalid_endpoint", "url must be an http(s) URL"))?;
-    if !state.stages().config.sync.allow_internal_destinations {
+    if !config.sync.allow_internal_destinations {
         crate::sync::destination::check_url(&url)
             .map_err(|e| ApiError::bad_request("internal_destination", e.to_string()))?;
     }
@@ -66,9 +73,9 @@ pub async fn create(
         url: new.url,
         secret: secret.clone(),
         events: new.events,
-        created_at: state.stages().clock.now_ms(),
+        created_at: clock.now_ms(),
     };
-    state.stages().sync.endpoints.put(&endpoint)?;
+    sync.endpoints.put(&endpoint)?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedEndpoint { endpoint: Endpoint { secret: String::new(), ..endpoint }, secret }),
@@ -92,9 +99,8 @@ pub struct EndpointList {
 #[utoipa::path(get, path = "/v1/sync/endpoints", tag = "crm sync", security(("tenant_key" = [])), responses((status = 200, body = EndpointList)))]
 pub async fn list(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(sync): State<SyncOutbox>,
 ) -> Result<Json<EndpointList>, ApiError> {
-    let sync = &state.stages().sync;
     let mut endpoints = Vec::new();
     for e in sync.endpoints.list(&tenant.id)? {
         endpoints.push(EndpointView {
@@ -111,10 +117,9 @@ pub async fn list(
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn remove(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(sync): State<SyncOutbox>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let sync = &state.stages().sync;
     let e = sync
         .endpoints
         .get(&tenant.id, &id)?
@@ -133,9 +138,9 @@ pub struct DeadLetters {
 #[utoipa::path(get, path = "/v1/sync/dead-letters", tag = "crm sync", security(("tenant_key" = [])), responses((status = 200, body = DeadLetters)))]
 pub async fn dead_letters(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(sync): State<SyncOutbox>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    Ok(Json(DeadLetters { dead_letters: state.stages().sync.endpoints.dead_letters(&tenant.id)? }))
+    Ok(Json(DeadLetters { dead_letters: sync.endpoints.dead_letters(&tenant.id)? }))
 }
 
 /// Sends a dead-lettered event again (queued after the contact's newer events).
@@ -143,10 +148,9 @@ pub async fn dead_letters(
     responses((status = 202), (status = 404, body = super::error::ErrorBody)))]
 pub async fn replay(
     TenantAuth(tenant, _): TenantAuth,
-    State(state): State<AppState>,
+    State(sync): State<SyncOutbox>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let sync = &state.stages().sync;
     let d = sync
         .endpoints
         .dead_letter(&tenant.id, &id)?

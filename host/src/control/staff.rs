@@ -116,7 +116,9 @@ impl StaffActions {
             let entry = AuditEntry::new(c.now, staff(who), AuditAction::HumanReply, format!("{who} replied"));
             Ok(entry.with(json!({ "message": message_id })))
         })?;
-        queued.ok_or(StaffError::KeptChanging("conversation"))
+        let message = queued.ok_or(StaffError::KeptChanging("conversation"))?;
+        self.outbox.wake_sender();
+        Ok(message)
     }
 
     /// Reassigns and/or reprioritises, recorded next to the plugin decision

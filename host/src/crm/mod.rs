@@ -15,7 +15,7 @@ pub mod model;
 pub use model::*;
 
 use crate::clock::Millis;
-use crate::store::{Batch, Result, Store, StoreError, Tree, encode, keys};
+use crate::store::{Batch, Result, Store, Tree, encode, keys};
 use crate::sync::{EventKind, Outbox};
 
 const CONTACTS: Tree = Tree("crm.contacts");
@@ -388,22 +388,6 @@ impl ContactQuery {
             .flatten()
             .any(|n| n.to_lowercase().contains(&self.text))
     }
-}
-
-impl From<StoreError> for CrmError {
-    fn from(e: StoreError) -> Self {
-        CrmError::Store(e)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CrmError {
-    #[error(transparent)]
-    Store(StoreError),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("a contact with phone {0} already exists")]
-    DuplicatePhone(String),
 }
 
 /// Whether anything but interaction counters and timestamps changed.

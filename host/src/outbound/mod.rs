@@ -14,7 +14,10 @@ mod worker;
 pub use client::{GraphClient, SendError};
 pub use worker::{ResultSink, Worker};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::clock::Millis;
 use crate::ingest::WhatsAppError;
@@ -95,11 +98,25 @@ pub struct Started {
 #[derive(Clone)]
 pub struct Outbox {
     store: Store,
+    /// Wakes the sender when something was queued; whoever commits a send
+    /// calls [`Outbox::wake_sender`] once the commit landed.
+    wake: Arc<Notify>,
 }
 
 impl Outbox {
     pub fn new(store: Store) -> Self {
-        Outbox { store }
+        Outbox { store, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Tells the sender that committed jobs wait (it also polls, so a lost
+    /// wake-up only delays a send).
+    pub fn wake_sender(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the sender waits on.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     pub fn enqueue(&self, batch: &mut Batch, job: &SendJob) -> Result<()> {

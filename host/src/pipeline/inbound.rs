@@ -5,9 +5,7 @@
 
 use serde_json::json;
 
-use super::act::{self, Acts};
 use super::followup::{self, TimerState};
-use super::route::{Routed, route};
 use super::{Pipeline, PipelineError, learn};
 use crate::clock::Millis;
 use crate::context::{About, Context, Thread};
@@ -21,6 +19,8 @@ use crate::metrics::labels;
 use crate::model::{CloseReason, Direction, Handler, new_id};
 use crate::outbound::outgoing::{self, Outgoing};
 use crate::plugins::{RouterInput, Trigger};
+use crate::routing::Routed;
+use crate::routing::act::{self, Acts};
 use crate::store::Batch;
 use crate::tenants::Tenant;
 
@@ -34,14 +34,14 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     w.close_exchange()?;
     w.consent()?;
     let input = RouterInput { context: w.context()?, message: w.message.clone() };
-    let routed = route(p, &w.tenant, &input)?;
+    let routed = Routed::from_answer(p.ask(&w.tenant, &input.context.contact.id, &input)?);
     let (acts, decision_id) = w.act(&routed, &input.context)?;
     w.plan_follow_ups(input.context, &routed)?;
     let sent = !acts.sends.is_empty();
     let decision = w.record(seq, routed, acts, decision_id)?;
     let outcome = outcome_label(&decision.outcome);
     if sent {
-        p.stages.outbound_wake.notify_one();
+        p.stages.outbox.wake_sender();
     }
     let s = &p.stages;
     let elapsed = (s.clock.now_ms() - m.received_at).max(0) as f64 / 1000.0;

@@ -13,14 +13,12 @@
 //! is bounded (plugin limits), so they never stall the async runtime that
 //! serves the webhook.
 
-mod act;
 pub mod event;
 mod followup;
 mod inbound;
 pub mod journal;
 pub mod learn;
 mod observe;
-mod route;
 mod scheduler;
 mod status;
 mod timer;
@@ -34,8 +32,6 @@ pub use worker::PipelineHandle;
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -57,14 +53,17 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// A guard failed: another writer got there first (the API creating
+    /// the same contact, say). Running the event again reads the winner's
+    /// records and goes on from them.
     fn is_conflict(&self) -> bool {
-        matches!(self, PipelineError::Store(StoreError::Conflict))
+        matches!(self, PipelineError::Store(StoreError::Conflict | StoreError::Taken { .. }))
     }
 
     /// Worth retrying the same event (storage trouble) rather than setting
     /// it aside (it can never be applied).
     fn is_transient(&self) -> bool {
-        matches!(self, PipelineError::Store(StoreError::Engine(_) | StoreError::Conflict | StoreError::Closed))
+        matches!(self, PipelineError::Store(StoreError::Engine(_) | StoreError::Closed)) || self.is_conflict()
     }
 }
 
@@ -85,7 +84,6 @@ pub struct Stages {
     pub control: crate::control::Control,
     pub signals: crate::feedback::Signals,
     pub sync: crate::sync::Outbox,
-    pub outbound_wake: Arc<Notify>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
     pub config: Config,

@@ -41,7 +41,7 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
     f.carry_out()?;
     f.finish(seq)?;
     if sends {
-        p.stages.outbound_wake.notify_one();
+        p.stages.outbox.wake_sender();
     }
     Ok(())
 }

@@ -169,7 +169,6 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
             clock.clone(),
         ),
         sync,
-        outbound_wake: Arc::new(Notify::new()),
         clock,
         metrics: Arc::new(Metrics::new()),
         config: config.clone(),
@@ -198,7 +197,7 @@ fn spawn_background(
         clock: s.clock.clone(),
         config: s.config.outbound.clone(),
         sink,
-        wake: s.outbound_wake.clone(),
+        wake: s.outbox.waker(),
         metrics: s.metrics.clone(),
     });
     tasks.spawn(worker.run(shutdown.clone()));

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Result, Tree, encode};
+use super::{Result, StoreError, Tree, encode};
 
 /// A precondition checked inside the commit: the key holds exactly
 /// `expect` (`None`: the key is absent).
@@ -11,6 +11,25 @@ pub struct Guard {
     pub tree: Tree,
     pub key: Vec<u8>,
     pub expect: Option<Vec<u8>>,
+    /// Set for a unique index entry: when the key is held, the value is
+    /// already taken (re-reading will not help the caller's request), which
+    /// is a different answer from "a concurrent writer changed the record;
+    /// read again and retry".
+    pub unique: bool,
+}
+
+impl Guard {
+    /// Checks the guard against the key's current value; every engine
+    /// calls this inside its atomic write, so all report failures alike.
+    pub fn check(&self, current: Option<&[u8]>) -> Result<()> {
+        if current == self.expect.as_deref() {
+            Ok(())
+        } else if self.unique {
+            Err(StoreError::Taken { tree: self.tree.0 })
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
 }
 
 /// One write of a batch.
@@ -62,15 +81,17 @@ impl Batch {
         self.ops.push(Op::Delete(tree, key.into()));
     }
 
-    /// Commit only if `key` is absent (e.g. a unique index entry).
+    /// Commit only if `key` is absent: a unique index entry. If it is
+    /// held, the commit fails with [`StoreError::Taken`].
     pub fn require_absent(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
-        self.guards.push(Guard { tree, key: key.into(), expect: None });
+        self.guards.push(Guard { tree, key: key.into(), expect: None, unique: true });
     }
 
     /// Commit only if `key` still holds `value` (optimistic concurrency on a
-    /// record read earlier).
+    /// record read earlier; `None`: it was absent). If it changed, the
+    /// commit fails with [`StoreError::Conflict`]: read again and retry.
     pub fn require_value(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: Option<Vec<u8>>) {
-        self.guards.push(Guard { tree, key: key.into(), expect: value });
+        self.guards.push(Guard { tree, key: key.into(), expect: value, unique: false });
     }
 
     /// A number shared by everything this batch emits, allocated on first

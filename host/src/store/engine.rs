@@ -100,7 +100,7 @@ pub trait Engine: Send + Sync + 'static {
     fn generate_id(&self) -> Result<u64>;
 
     /// Checks every guard and applies every write atomically, or changes
-    /// nothing and returns [`StoreError::Conflict`](super::StoreError::Conflict).
+    /// nothing and returns the failed guard's error ([`super::Guard::check`]).
     fn apply(&self, batch: &Batch) -> Result<()>;
 
     /// Returns once everything applied before the call is durable.

@@ -55,10 +55,7 @@ impl Engine for MemoryEngine {
     fn apply(&self, batch: &Batch) -> Result<()> {
         let mut trees = self.trees.write().map_err(poisoned)?;
         for g in batch.guards() {
-            let current = trees.get(g.tree.0).and_then(|t| t.get(&g.key));
-            if current != g.expect.as_ref() {
-                return Err(StoreError::Conflict);
-            }
+            g.check(trees.get(g.tree.0).and_then(|t| t.get(&g.key)).map(Vec::as_slice))?;
         }
         for op in batch.ops() {
             match op {

@@ -42,8 +42,14 @@ pub struct Tree(pub &'static str);
 pub enum StoreError {
     #[error("storage engine: {0}")]
     Engine(String),
+    /// A record changed between reading it and writing it back: read it
+    /// again and retry.
     #[error("a concurrent writer changed the record first")]
     Conflict,
+    /// A unique value (a phone number, a domain, an id) is already held by
+    /// another record: retrying the same write cannot succeed.
+    #[error("the value is already taken (a unique entry in {tree})")]
+    Taken { tree: &'static str },
     #[error("corrupt record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("storage is shutting down")]
@@ -130,7 +136,9 @@ impl Store {
     }
 
     /// Applies `batch` atomically: all its guards hold and all its writes
-    /// land, or nothing changes and [`StoreError::Conflict`] is returned.
+    /// land, or nothing changes and [`StoreError::Conflict`] (a record
+    /// changed: retry) or [`StoreError::Taken`] (a unique value is held) is
+    /// returned.
     pub fn commit(&self, batch: Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -194,11 +202,13 @@ pub fn optimistic<T, E>(
     Ok(None)
 }
 
-/// A commit's result for [`optimistic`]: `false` when a guard failed.
+/// A commit's result for [`optimistic`]: `false` when a guard failed. A
+/// unique entry taken meanwhile counts too: the loop reads again and sees
+/// who holds it.
 pub fn committed(result: Result<()>) -> Result<bool> {
     match result {
         Ok(()) => Ok(true),
-        Err(StoreError::Conflict) => Ok(false),
+        Err(StoreError::Conflict | StoreError::Taken { .. }) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -88,9 +88,7 @@ impl Engine for SledEngine {
         let outcome = trees[..].transaction(|txs| {
             for g in batch.guards() {
                 let current = txs[index(&g.tree)].get(&g.key)?;
-                if current.as_deref() != g.expect.as_deref() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
+                g.check(current.as_deref()).map_err(ConflictableTransactionError::Abort)?;
             }
             for op in batch.ops() {
                 match op {
@@ -106,7 +104,7 @@ impl Engine for SledEngine {
         });
         match outcome {
             Ok(()) => Ok(()),
-            Err(TransactionError::Abort(())) => Err(StoreError::Conflict),
+            Err(TransactionError::Abort(failed)) => Err(failed),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }

@@ -163,7 +163,7 @@ impl Tenants {
     /// by a create racing this one.
     pub fn create(&self, tenant: &Tenant) -> Result<(), TenantError> {
         match self.write(tenant, None) {
-            Err(TenantError::Store(StoreError::Conflict)) if self.get(&tenant.id)?.is_some() => {
+            Err(TenantError::Store(StoreError::Taken { tree })) if tree == TENANTS.0 => {
                 Err(TenantError::Exists(tenant.id.clone()))
             }
             other => other,
@@ -180,8 +180,10 @@ impl Tenants {
     /// (`None`: absent), so two writers never silently replace each other.
     fn write(&self, tenant: &Tenant, previous: Option<&Tenant>) -> Result<(), TenantError> {
         let mut batch = Batch::new();
-        let stored = previous.map(|p| crate::store::encode(TENANTS, p)).transpose()?;
-        batch.require_value(TENANTS, tenant.id.as_bytes(), stored);
+        match previous {
+            None => batch.require_absent(TENANTS, tenant.id.as_bytes()),
+            Some(p) => batch.require_value(TENANTS, tenant.id.as_bytes(), Some(crate::store::encode(TENANTS, p)?)),
+        }
         for phone in &tenant.phone_number_ids {
             match self.store.get(BY_PHONE_ID, phone.as_bytes())? {
                 Some(owner) if owner != tenant.id.as_bytes() => {
@@ -198,8 +200,18 @@ impl Tenants {
             }
         }
         batch.put_json(TENANTS, tenant.id.as_bytes(), tenant)?;
-        self.store.commit(batch)?;
-        Ok(())
+        match self.store.commit(batch) {
+            // A racing write took one of the phone-number ids: say which.
+            Err(StoreError::Taken { tree }) if tree == BY_PHONE_ID.0 => {
+                for phone in &tenant.phone_number_ids {
+                    if self.store.get(BY_PHONE_ID, phone.as_bytes())?.is_some_and(|o| o != tenant.id.as_bytes()) {
+                        return Err(TenantError::PhoneNumberTaken(phone.clone()));
+                    }
+                }
+                Err(StoreError::Conflict.into())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Creates an API key for `tenant`; the key itself is returned once and
