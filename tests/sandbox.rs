@@ -475,3 +475,74 @@ async fn a_refused_upload_is_refused_before_compiling_and_not_cached() {
     assert!(!cached.iter().any(|f| f.starts_with(&hash)), "a refused component was cached: {cached:?}");
     assert!(!cached.is_empty(), "the built-ins are cached in {}", cache.display());
 }
+
+/// Uploads compile on their own low-priority thread behind a bounded
+/// queue: one that takes longer than `upload_wait` is answered `202` with
+/// where to follow it; a tenant that already has `uploads_per_tenant`
+/// waiting is refused with `429`; and the compile thread runs at nice 10,
+/// as `/proc` (what `top` reads) shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_queue_for_a_low_priority_compile_thread_with_a_cap_per_tenant() {
+    let host = TestHost::start_with(|c| {
+        c.plugins.upload_wait = Duration::ZERO;
+        c.plugins.compile_threads = 1;
+        c.plugins.uploads_per_tenant = 2;
+    })
+    .await;
+    // Six distinct versions at once; the one compile thread takes them one
+    // at a time, far slower than six requests arrive over loopback.
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..6 {
+        let wasm = switchboard::plugins::inspect::with_custom_section(&guest("echo_router"), &format!("queued-{n}"));
+        let request = host.http.put(format!("{}/v1/plugins/router", host.base)).bearer_auth(API_KEY).body(wasm);
+        sends.spawn(async move {
+            let response = request.send().await.expect("upload");
+            let location = response.headers().get("location").map(|l| l.to_str().unwrap_or_default().to_string());
+            (response.status().as_u16(), location, response.json::<Value>().await.unwrap_or(Value::Null))
+        });
+    }
+    let answers = sends.join_all().await;
+    eprintln!("six uploads at once: {:?}", answers.iter().map(|(s, ..)| s).collect::<Vec<_>>());
+    let refused = answers.iter().filter(|(s, _, b)| *s == 429 && b["error"]["code"] == "uploads_busy").count();
+    assert!(refused >= 1, "a tenant's third waiting upload is refused: {answers:?}");
+    let mut followed = 0;
+    for (status, location, body) in answers.iter().filter(|(s, ..)| *s != 429) {
+        assert_eq!(*status, 202, "{body}");
+        assert!(["queued", "compiling"].contains(&body["state"].as_str().unwrap_or_default()), "{body}");
+        let location = location.clone().expect("a 202 says where to follow the upload");
+        assert_eq!(location, format!("/v1/plugins/uploads/{}", body["id"].as_str().unwrap()));
+        let done = wait_for("the upload to finish", || async {
+            let (_, view) = host.get(&location).await;
+            (view["state"] == "accepted" || view["state"] == "rejected").then_some(view)
+        })
+        .await;
+        assert_eq!(done["state"], "accepted", "{done}");
+        followed += 1;
+    }
+    assert!(followed >= 1, "{answers:?}");
+
+    // Every compile thread in this process runs at nice 10. (Other tests
+    // start servers meanwhile: a thread just spawned sets its nice value
+    // as its first step, so this waits for the condition.)
+    wait_for("every compile thread at nice 10", || async { compile_threads_at_nice_10().then_some(()) }).await;
+}
+
+/// Whether this process has compile threads and all run at nice 10.
+fn compile_threads_at_nice_10() -> bool {
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("plugin-compile") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis start at the 3rd;
+        // the nice value is the 19th (proc(5)).
+        let nice = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(16).map(String::from));
+        if nice.as_deref() != Some("10") {
+            return false;
+        }
+        found = true;
+    }
+    found
+}
