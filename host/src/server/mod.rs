@@ -287,8 +287,21 @@ impl Server {
         if tokio::time::timeout(self.grace, closed).await.is_err() {
             tracing::warn!("an upload is still compiling after the grace period; it is abandoned");
         }
-        if let Err(e) = self.state.stages().store.sync().await {
+        let store = self.state.stages().store.clone();
+        if let Err(e) = store.sync().await {
             tracing::error!(error = %e, "final flush failed");
+        }
+        drop(self.state);
+        // A connection task can still be dropping its copy of the app (and
+        // so of the store) after the server stopped accepting: wait until
+        // this handle is the last, so the directory is free once we return.
+        let released = async {
+            while store.handles() > 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        if tokio::time::timeout(self.grace, released).await.is_err() {
+            tracing::warn!("the store is still in use after the grace period; it closes when its last user ends");
         }
         tracing::info!("switchboard stopped");
     }

@@ -135,6 +135,13 @@ impl Store {
         self.engine.generate_id()
     }
 
+    /// How many `Store` handles share this database (the flush thread holds
+    /// none): 1 means this handle is the last, and dropping it closes the
+    /// database and releases its directory lock.
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.flusher)
+    }
+
     /// Applies `batch` atomically: all its guards hold and all its writes
     /// land, or nothing changes and [`StoreError::Conflict`] (a record
     /// changed: retry) or [`StoreError::Taken`] (a unique value is held) is
