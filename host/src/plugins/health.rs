@@ -46,6 +46,7 @@ impl From<&crate::config::PluginConfig> for BreakerConfig {
 
 /// Calls and failures of one version since the host started.
 #[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+#[schema(as = VersionHealth)]
 pub struct Health {
     pub calls: u64,
     /// Failures the plugin is to blame for.

@@ -35,6 +35,7 @@ impl Endpoint {
 
 /// Delivery health of an endpoint, since the host started.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[schema(as = EndpointHealth)]
 pub struct Health {
     pub delivered: u64,
     pub failed_attempts: u64,
