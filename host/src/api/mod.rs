@@ -128,7 +128,7 @@ fn routes(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn app(state: AppState) -> Router {
     let (router, doc) = routes(&state.config);
     router
-        .merge(ops::openapi_route(doc))
+        .merge(ops::openapi_route(&doc))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::map_response(error::json_errors))

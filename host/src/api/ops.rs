@@ -116,8 +116,10 @@ async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()))
 }
 
-/// `/openapi.json`: the document collected from the routes the app serves.
-pub fn openapi_route(doc: utoipa::openapi::OpenApi) -> Router<AppState> {
-    let doc = std::sync::Arc::new(doc);
-    Router::new().route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+/// `/openapi.json`: the document collected from the routes the app serves,
+/// serialised once here rather than on every request.
+pub fn openapi_route(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
+    let body = axum::body::Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
+    Router::new()
+        .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], body) }))
 }
