@@ -169,9 +169,10 @@ fn the_module_graph_has_no_cycle() {
 #[test]
 fn the_leaves_stay_leaves() {
     let graph = graph();
-    // What every stage shares must not depend on any stage.
+    // What every stage shares must not depend on any stage. (The store is
+    // a crate of its own, `switchboard-store`: cargo keeps it a leaf.)
     let allowed: &[(&str, &[&str])] =
-        &[("clock", &[]), ("config", &[]), ("metrics", &[]), ("phone", &[]), ("store", &[]), ("model", &["clock"])];
+        &[("clock", &[]), ("config", &[]), ("metrics", &[]), ("phone", &[]), ("model", &["clock"])];
     for (leaf, may_use) in allowed {
         let uses: Vec<&String> = graph[*leaf].keys().filter(|m| !may_use.contains(&m.as_str())).collect();
         assert!(uses.is_empty(), "`{leaf}` is a leaf but uses {uses:?}");
@@ -189,4 +190,74 @@ fn a_cycle_is_found() {
     assert_eq!(find_cycle(&graph), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
     graph.insert("c".into(), BTreeMap::new());
     assert_eq!(find_cycle(&graph), None);
+}
+
+/// The longest a function may be: one you can see whole.
+const MAX_FUNCTION_LINES: usize = 60;
+
+/// `(lines, name)` of each function in `text` outside its `#[cfg(test)]`
+/// module, found from rustfmt's layout (CI checks it): a body ends at the
+/// first line that is the signature's indentation and a closing brace.
+fn function_lengths(text: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("#[cfg(test)]") {
+            break;
+        }
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let signature = ["pub fn ", "pub(crate) fn ", "pub(super) fn ", "fn ", "pub async fn ", "async fn "]
+            .iter()
+            .find_map(|p| trimmed.strip_prefix(p));
+        let Some(rest) = signature else { continue };
+        if line.trim_end().ends_with(';') {
+            continue;
+        }
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let close = format!("{indent}}}");
+        if let Some(end) =
+            lines[i + 1..].iter().position(|l| l.trim_end() == close || l.starts_with(&format!("{close})")))
+        {
+            out.push((end + 2, name));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_is_longer_than_one_screen() {
+    let mut long = Vec::new();
+    let mut seen = 0;
+    for files in modules().values() {
+        for file in files {
+            let text = std::fs::read_to_string(file).expect("a source file is readable");
+            for (n, name) in function_lengths(&text) {
+                seen += 1;
+                if n > MAX_FUNCTION_LINES {
+                    long.push(format!("  {name} in {}: {n} lines", file.display()));
+                }
+            }
+        }
+    }
+    assert!(seen > 500, "expected the host's functions, found {seen}");
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them into named steps):\n{}",
+        long.join("\n")
+    );
+}
+
+/// The measure itself: a long function is found, a short one passes, and
+/// test modules are not counted.
+#[test]
+fn function_lengths_are_measured() {
+    let body = |n: usize| "        x();\n".repeat(n);
+    let text = format!(
+        "fn short() {{\n{}}}\n\n    pub(crate) fn long(a: u8) -> u8 {{\n{}    }}\n#[cfg(test)]\nmod tests {{\n    fn ignored() {{\n{}    }}\n}}\n",
+        body(3),
+        body(70),
+        body(100)
+    );
+    assert_eq!(function_lengths(&text), vec![(5, "short".to_string()), (72, "long".to_string())]);
 }

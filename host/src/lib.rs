@@ -22,9 +22,11 @@
 //!
 //! Beneath the stages, leaves that import no stage: [`model`] (the values
 //! every stage shares), [`phone`] (numbers to E.164 and match keys),
-//! [`store`] (the storage engines behind one trait: sled, memory),
-//! [`config`], [`clock`], [`metrics`]. `tests/architecture.rs` fails the
-//! build if any two modules import each other in a circle.
+//! [`config`], [`clock`], [`metrics`]; and beneath everything the crate
+//! `switchboard-store` (`store/`, re-exported as [`store`]): the storage
+//! engines behind one trait (sled, memory), which cargo keeps from
+//! depending on the host. `tests/architecture.rs` fails the build if any
+//! two modules import each other in a circle.
 //!
 //! An inbound message travels: `POST /webhooks/whatsapp` → signature check
 //! → parse → journal (durable, de-duplicated) → 200; then a pipeline worker
@@ -37,27 +39,27 @@
 //! Everything is reachable from [`server::start`], which the binary calls
 //! and the tests call too: the same code runs in both.
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
-pub mod control;
+pub(crate) mod control;
 pub mod crm;
-pub mod feedback;
+pub(crate) mod feedback;
 pub mod followup;
-pub mod identity;
+pub(crate) mod identity;
 pub mod ingest;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod model;
-pub mod outbound;
+pub(crate) mod outbound;
 pub mod phone;
 pub mod pipeline;
 pub mod plugins;
 mod retry;
-pub mod routing;
+pub(crate) mod routing;
 pub mod server;
-pub mod store;
-pub mod sync;
+pub use switchboard_store as store;
+pub(crate) mod sync;
 pub mod tenants;
 mod threads;

@@ -7,10 +7,92 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub type Labels = Vec<(String, String)>;
+/// One label set per family, so a family is only ever given its own
+/// labels, each spelled once (a misspelt or missing label would otherwise
+/// start a new series that no dashboard queries). Values that come from a
+/// closed set are `&'static str`; tenant, endpoint and version ids are
+/// owned.
+pub mod labels {
+    use prometheus_client::encoding::EncodeLabelSet;
 
-pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    /// Webhook requests: `accepted` or the error code.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Result {
+        pub result: &'static str,
+    }
+
+    /// Inbound messages by WhatsApp type.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct MessageType {
+        pub r#type: &'static str,
+    }
+
+    /// Status updates by status (sent, delivered, read, failed).
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Status {
+        pub status: &'static str,
+    }
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct World {
+        pub world: &'static str,
+    }
+
+    /// A plugin decision: `decided` or `fallback`.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Decision {
+        pub world: &'static str,
+        pub outcome: &'static str,
+    }
+
+    /// A plugin failure, down to the version that failed.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct PluginFailure {
+        pub tenant: String,
+        pub world: &'static str,
+        pub version: String,
+        pub kind: &'static str,
+    }
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Fallback {
+        pub world: &'static str,
+        pub cause: &'static str,
+    }
+
+    /// A send's outcome (sent, rejected, retried…).
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Send {
+        pub outcome: &'static str,
+    }
+
+    /// What kind of event was applied (inbound, status).
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Event {
+        pub kind: &'static str,
+    }
+
+    /// A CRM endpoint.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Endpoint {
+        pub tenant: String,
+        pub endpoint: String,
+    }
+
+    /// CRM deliveries to an endpoint: `delivered` or `failed`.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Delivery {
+        pub tenant: String,
+        pub endpoint: String,
+        pub result: &'static str,
+    }
+
+    /// A quarantined event: its kind, and whether it panicked or failed.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Quarantine {
+        pub kind: &'static str,
+        pub cause: &'static str,
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -21,36 +103,36 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     /// Webhook requests by result (accepted, bad_signature, malformed…).
-    pub webhooks: Family<Labels, Counter>,
+    pub webhooks: Family<labels::Result, Counter>,
     pub webhook_ack_seconds: Histogram,
     /// Inbound messages by WhatsApp type.
-    pub messages_in: Family<Labels, Counter>,
-    pub statuses_in: Family<Labels, Counter>,
+    pub messages_in: Family<labels::MessageType, Counter>,
+    pub statuses_in: Family<labels::Status, Counter>,
     pub duplicates: Counter,
     /// Payloads for phone-number ids no tenant owns.
     pub unknown_phone_numbers: Counter,
     /// Webhooks refused because no tenant or operator secret verifies them.
     pub unverified_webhooks: Counter,
     /// Decisions by world and outcome (decided / fallback).
-    pub decisions: Family<Labels, Counter>,
-    pub plugin_call_seconds: Family<Labels, Histogram>,
+    pub decisions: Family<labels::Decision, Counter>,
+    pub plugin_call_seconds: Family<labels::World, Histogram>,
     /// Plugin failures by tenant, world, version and kind (trap, fuel…).
-    pub plugin_failures: Family<Labels, Counter>,
-    pub fallbacks: Family<Labels, Counter>,
-    pub sends: Family<Labels, Counter>,
+    pub plugin_failures: Family<labels::PluginFailure, Counter>,
+    pub fallbacks: Family<labels::Fallback, Counter>,
+    pub sends: Family<labels::Send, Counter>,
     /// From webhook receipt to the event's effects committed.
-    pub event_seconds: Family<Labels, Histogram>,
+    pub event_seconds: Family<labels::Event, Histogram>,
     /// CRM event deliveries by tenant, endpoint and result.
-    pub sync_deliveries: Family<Labels, Counter>,
+    pub sync_deliveries: Family<labels::Delivery, Counter>,
     /// Per endpoint: events waiting, and whether it is failing (1) or not (0).
-    pub sync_pending: Family<Labels, Gauge>,
-    pub sync_failing: Family<Labels, Gauge>,
-    pub sync_dead_letters: Family<Labels, Gauge>,
+    pub sync_pending: Family<labels::Endpoint, Gauge>,
+    pub sync_failing: Family<labels::Endpoint, Gauge>,
+    pub sync_dead_letters: Family<labels::Endpoint, Gauge>,
     pub journal_pending: Gauge,
     pub outbound_queue: Gauge,
     pub quarantined: Gauge,
     /// Events quarantined since start, by event kind.
-    pub quarantined_total: Family<Labels, Counter>,
+    pub quarantined_total: Family<labels::Quarantine, Counter>,
     /// Lanes whose head event has run or kept failing past `pipeline.stall_after`.
     pub stalled_lanes: Gauge,
     /// Age of the oldest event not yet applied, in seconds (0: none).

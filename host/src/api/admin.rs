@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, blocking};
 use crate::clock::SharedClock;
 use crate::config::{Config, PluginLimits};
 use crate::control::storm::StormLimits;
-use crate::tenants::{ApiKey, Tenant, Tenants};
+use crate::tenants::{ApiKey, NewTenant, Tenant, TenantPatch, Tenants};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -103,111 +103,6 @@ impl From<Tenant> for TenantView {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTenant {
-    /// Lower-case letters, digits and `-`, 2–40 long.
-    pub id: String,
-    pub name: String,
-    pub phone_number_ids: Vec<String>,
-    pub app_secret: String,
-    pub access_token: Option<String>,
-    pub verify_token: Option<String>,
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
-    #[serde(default = "default_region")]
-    pub default_region: String,
-    pub limits: Option<PluginLimits>,
-    /// Caps on automated messages per contact; default: the operator's.
-    pub automation: Option<StormLimits>,
-    /// Default: STOP, BAJA, PARAR, SAIR, UNSUBSCRIBE…
-    pub opt_out_keywords: Option<Vec<String>>,
-    /// Default: START, ALTA, VOLTAR…
-    pub opt_in_keywords: Option<Vec<String>>,
-}
-
-fn default_timezone() -> String {
-    "UTC".into()
-}
-
-fn default_region() -> String {
-    "US".into()
-}
-
-/// Fields to change; absent fields keep their value. `access_token: null`
-/// removes the token (sends become dry runs).
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct TenantPatch {
-    pub name: Option<String>,
-    pub phone_number_ids: Option<Vec<String>>,
-    pub app_secret: Option<String>,
-    #[serde(default, with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub access_token: Option<Option<String>>,
-    #[serde(default, with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub verify_token: Option<Option<String>>,
-    pub timezone: Option<String>,
-    pub default_region: Option<String>,
-    #[serde(default, with = "double_option")]
-    #[schema(value_type = Option<PluginLimits>)]
-    pub limits: Option<Option<PluginLimits>>,
-    /// `null` goes back to the operator's caps.
-    pub automation: Option<Option<StormLimits>>,
-    pub disabled: Option<bool>,
-    pub opt_out_keywords: Option<Vec<String>>,
-    pub opt_in_keywords: Option<Vec<String>>,
-}
-
-/// Distinguishes "absent" (keep) from `null` (clear).
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
-    }
-}
-
-fn validate(t: &Tenant, config: &Config) -> Result<(), ApiError> {
-    let bad = |msg: String| ApiError::bad_request("invalid_tenant", msg);
-    let id_ok = (2..=40).contains(&t.id.len())
-        && t.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !id_ok {
-        return Err(bad(format!("id {:?}: use 2–40 lower-case letters, digits and -", t.id)));
-    }
-    if t.name.trim().is_empty() {
-        return Err(bad("name must not be empty".into()));
-    }
-    if t.phone_number_ids.is_empty()
-        || t.phone_number_ids.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
-    {
-        return Err(bad("phone_number_ids: one or more WhatsApp phone-number ids (digits)".into()));
-    }
-    if t.app_secret.len() < 8 {
-        return Err(bad("app_secret: the Meta app secret (at least 8 characters)".into()));
-    }
-    if t.timezone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(bad(format!("timezone {:?} is not an IANA timezone (e.g. America/Sao_Paulo)", t.timezone)));
-    }
-    if t.default_region.parse::<phonenumber::country::Id>().is_err() {
-        return Err(bad(format!("default_region {:?} is not an ISO region (e.g. BR)", t.default_region)));
-    }
-    if let Some(l) = &t.limits {
-        let p = &config.plugins;
-        if l.fuel == 0 || l.deadline.is_zero() || l.memory_bytes < 64 * 1024 {
-            return Err(bad("limits: fuel, deadline and memory_bytes (≥ 64 KiB) must be set".into()));
-        }
-        if l.memory_bytes > p.max_memory_bytes || l.table_elements > p.max_table_elements {
-            return Err(bad(format!(
-                "limits: memory_bytes ≤ {} and table_elements ≤ {} (the operator's ceilings)",
-                p.max_memory_bytes, p.max_table_elements
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<TenantView>,
@@ -232,26 +127,7 @@ pub async fn create_tenant(
     ApiJson(new): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     let now = clock.now_ms();
-    let tenant = Tenant {
-        id: new.id,
-        name: new.name.trim().to_string(),
-        phone_number_ids: new.phone_number_ids,
-        app_secret: new.app_secret,
-        verify_token: new.verify_token,
-        access_token: new.access_token,
-        timezone: new.timezone,
-        default_region: new.default_region.to_ascii_uppercase(),
-        disabled: false,
-        limits: new.limits,
-        automation: new.automation,
-        opt_out_keywords: new.opt_out_keywords.unwrap_or_else(crate::tenants::default_opt_out),
-        opt_in_keywords: new.opt_in_keywords.unwrap_or_else(crate::tenants::default_opt_in),
-        created_at: now,
-        updated_at: now,
-    };
-    validate(&tenant, &config)?;
-    tenants.create(&tenant)?;
-    tracing::info!(tenant = %tenant.id, "tenant created");
+    let tenant = blocking(move || tenants.create_from(new, &config.plugins, now)).await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -283,48 +159,8 @@ pub async fn update_tenant(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<TenantPatch>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let mut t = load(&tenants, &id)?;
-    if let Some(v) = patch.name {
-        t.name = v.trim().to_string();
-    }
-    if let Some(v) = patch.phone_number_ids {
-        t.phone_number_ids = v;
-    }
-    if let Some(v) = patch.app_secret {
-        t.app_secret = v;
-    }
-    if let Some(v) = patch.access_token {
-        t.access_token = v;
-    }
-    if let Some(v) = patch.verify_token {
-        t.verify_token = v;
-    }
-    if let Some(v) = patch.timezone {
-        t.timezone = v;
-    }
-    if let Some(v) = patch.default_region {
-        t.default_region = v.to_ascii_uppercase();
-    }
-    if let Some(v) = patch.limits {
-        t.limits = v;
-    }
-    if let Some(v) = patch.automation {
-        t.automation = v;
-    }
-    if let Some(v) = patch.disabled {
-        t.disabled = v;
-    }
-    if let Some(v) = patch.opt_out_keywords {
-        t.opt_out_keywords = v;
-    }
-    if let Some(v) = patch.opt_in_keywords {
-        t.opt_in_keywords = v;
-    }
-    t.updated_at = clock.now_ms();
-    validate(&t, &config)?;
-    tenants.put(&t)?;
-    tracing::info!(tenant = %t.id, disabled = t.disabled, "tenant updated");
-    Ok(Json(t.into()))
+    let now = clock.now_ms();
+    Ok(Json(blocking(move || tenants.update(&id, patch, &config.plugins, now)).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]

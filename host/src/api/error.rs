@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::control::staff::StaffError;
+use crate::crm::EditError;
 use crate::identity::duplicates::MergeError;
 use crate::plugins::{PluginError, UploadError};
 use crate::store::StoreError;
@@ -126,6 +127,18 @@ impl From<StaffError> for ApiError {
     }
 }
 
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::NotFound(_) => ApiError::not_found(e.to_string()),
+            EditError::Invalid { code, message } => ApiError::bad_request(code, message),
+            EditError::Taken(_) => ApiError::already_exists(e.to_string()),
+            EditError::InUse(_) | EditError::KeptChanging(_) => ApiError::conflict(e.to_string()),
+            EditError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<MergeError> for ApiError {
     fn from(e: MergeError) -> Self {
         match e {
@@ -144,6 +157,8 @@ impl From<TenantError> for ApiError {
                 ApiError::already_exists(format!("phone-number id {p} already belongs to another tenant"))
             }
             TenantError::Exists(id) => ApiError::already_exists(format!("tenant {id} already exists")),
+            TenantError::NotFound(id) => ApiError::not_found(format!("no tenant {id}")),
+            TenantError::Invalid(why) => ApiError::bad_request("invalid_tenant", why),
             TenantError::Store(e) => e.into(),
         }
     }

@@ -39,6 +39,7 @@ use crate::control::staff::StaffActions;
 use crate::crm::Crm;
 use crate::feedback::Signals;
 use crate::followup::Timers;
+use crate::identity::Identity;
 use crate::identity::duplicates::Duplicates;
 use crate::identity::import::Importer;
 use crate::pipeline::{Pipeline, Stages};
@@ -91,6 +92,7 @@ narrow_state! {
     Arc<Config> => |s| s.config.clone(),
     Arc<Uploads> => |s| s.uploads.clone(),
     Crm => |s| s.stages().crm.clone(),
+    Identity => |s| s.stages().identity.clone(),
     Importer => |s| s.stages().importer.clone(),
     Duplicates => |s| s.stages().duplicates.clone(),
     Tenants => |s| s.stages().tenants.clone(),
@@ -101,6 +103,19 @@ narrow_state! {
     Timers => |s| s.stages().timers.clone(),
     Signals => |s| s.stages().signals.clone(),
     SharedClock => |s| s.stages().clock.clone(),
+}
+
+/// Runs a stage's call on the blocking pool: stages read and write the
+/// store, which blocks (sled on the disk; a networked engine on the
+/// network), and an async worker must not.
+pub(crate) async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
+    let done = tokio::task::spawn_blocking(f).await;
+    Ok(done.map_err(|_| ApiError::unavailable("the server is stopping"))??)
 }
 
 /// The routes the app serves and the OpenAPI document describing exactly

@@ -107,7 +107,7 @@ async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     m.quarantined.set(p.journal.quarantined()? as i64);
     let sync = &s.sync;
     for e in sync.endpoints.all()? {
-        let l = crate::metrics::labels(&[("tenant", &e.tenant), ("endpoint", &e.id)]);
+        let l = crate::metrics::labels::Endpoint { tenant: e.tenant.clone(), endpoint: e.id.clone() };
         let h = sync.endpoints.health(&e);
         m.sync_pending.get_or_create(&l).set(sync.pending(&e.id)? as i64);
         m.sync_failing.get_or_create(&l).set(i64::from(h.consecutive_failures > 0));

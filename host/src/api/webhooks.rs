@@ -129,7 +129,7 @@ pub async fn receive(
         Err(e) => e.code,
     };
     let s = state.stages();
-    s.metrics.webhooks.get_or_create(&labels(&[("result", outcome)])).inc();
+    s.metrics.webhooks.get_or_create(&labels::Result { result: outcome }).inc();
     if result.is_ok() {
         s.metrics.webhook_ack_seconds.observe(started.elapsed().as_secs_f64());
     }
@@ -201,12 +201,12 @@ fn to_events(
         };
         for mut m in change.messages {
             m.tenant = tenant.id.clone();
-            s.metrics.messages_in.get_or_create(&labels(&[("type", m.kind.as_str())])).inc();
+            s.metrics.messages_in.get_or_create(&labels::MessageType { r#type: m.kind.as_str() }).inc();
             events.push(Event::Inbound(m));
         }
         for mut st in change.statuses {
             st.tenant = tenant.id.clone();
-            s.metrics.statuses_in.get_or_create(&labels(&[("status", st.status.as_str())])).inc();
+            s.metrics.statuses_in.get_or_create(&labels::Status { status: st.status.as_str() }).inc();
             events.push(Event::Status(st));
         }
     }

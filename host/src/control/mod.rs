@@ -12,7 +12,7 @@ pub mod optout;
 pub mod staff;
 pub mod storm;
 
-pub use crate::model::{Pause, Takeover};
+pub use crate::model::Pause;
 pub use audit::{Actor, Audit, AuditAction, AuditEntry};
 
 use crate::clock::Millis;
@@ -108,7 +108,7 @@ pub fn by_urgency(a: &Conversation, b: &Conversation) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Priority;
+    use crate::model::{Priority, Takeover};
 
     const NOW: Millis = 1_000_000;
 

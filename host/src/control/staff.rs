@@ -10,7 +10,7 @@ use super::{Actor, AuditAction, AuditEntry, Control};
 use crate::clock::{Millis, SharedClock};
 use crate::context::ServiceWindow;
 use crate::crm::{Author, Contact, Conversation, ConversationStatus, Crm, Message, Override};
-use crate::followup::{Timer, Timers};
+use crate::followup::{Pending, Timer, Timers};
 use crate::model::{Assignee, Pause, Priority, Reply, Takeover, new_id};
 use crate::outbound::Outbox;
 use crate::outbound::outgoing::{self, Outgoing};
@@ -189,7 +189,7 @@ impl StaffActions {
             let entry = pause_entry(self.now(), who, pause.as_ref(), "contact").about(None, Some(id));
             let mut batch = Batch::new();
             self.control.audit.record(&mut batch, tenant, &entry)?;
-            self.crm.put_contact(&mut batch, tenant, &contact, Some(&read))?;
+            self.crm.put_contact(&mut batch, tenant, &mut contact, Some(&read))?;
             Ok::<_, StaffError>(store::committed(self.crm.commit(batch))?.then_some(contact))
         })?;
         changed.ok_or(StaffError::KeptChanging("contact"))
@@ -219,8 +219,9 @@ impl StaffActions {
                 .crm
                 .contact(tenant, &read.contact_id)?
                 .ok_or_else(|| StaffError::NoContact(read.contact_id.clone()))?;
-            let timer = self.timers.pending(tenant, id)?;
-            let (mut conversation, mut contact, mut pending) = (read.clone(), read_contact.clone(), timer.clone());
+            let timer = self.timers.read_pending(tenant, id)?;
+            let (mut conversation, mut contact, mut pending) =
+                (read.clone(), read_contact.clone(), timer.timer.clone());
             let (now, mut batch) = (self.now(), Batch::new());
             let change = Change {
                 conversation: &mut conversation,
@@ -230,14 +231,14 @@ impl StaffActions {
                 now,
             };
             let entry = f(change)?.about(Some(id), Some(&contact.id));
-            if pending != timer {
-                self.cancel_follow_up(&mut batch, tenant, &entry, timer.as_ref(), pending.as_ref())?;
+            if pending != timer.timer {
+                self.cancel_follow_up(&mut batch, tenant, &entry, &timer, pending.as_ref())?;
             }
             self.control.audit.record(&mut batch, tenant, &entry)?;
             if contact != read_contact {
-                self.crm.put_contact(&mut batch, tenant, &contact, Some(&read_contact))?;
+                self.crm.put_contact(&mut batch, tenant, &mut contact, Some(&read_contact))?;
             }
-            self.crm.put_conversation(&mut batch, tenant, &conversation, Some(&read))?;
+            self.crm.put_conversation(&mut batch, tenant, &mut conversation, Some(&read))?;
             Ok::<_, StaffError>(store::committed(self.crm.commit(batch))?.then_some(conversation))
         })?;
         changed.ok_or(StaffError::KeptChanging("conversation"))
@@ -249,10 +250,10 @@ impl StaffActions {
         batch: &mut Batch,
         tenant: &str,
         cause: &AuditEntry,
-        was: Option<&Timer>,
+        was: &Pending,
         now_pending: Option<&Timer>,
     ) -> Result<()> {
-        if let Some(t) = was {
+        if let Some(t) = &was.timer {
             let cancelled =
                 AuditEntry::new(cause.at, cause.actor.clone(), AuditAction::FollowUpCancelled, &cause.reason)
                     .about(cause.conversation_id.as_deref(), cause.contact_id.as_deref())
@@ -311,7 +312,7 @@ mod tests {
         let now = clock.now_ms();
         let mut contact = Contact { id: "ct_1".into(), phone: "+5511987654321".into(), ..Default::default() };
         contact.stats.last_inbound_at = Some(now - wrote_ago);
-        let conversation = Conversation { id: "cv_1".into(), contact_id: "ct_1".into(), ..Default::default() };
+        let mut conversation = Conversation { id: "cv_1".into(), contact_id: "ct_1".into(), ..Default::default() };
         let timer = Timer {
             id: "fu_1".into(),
             tenant: T.into(),
@@ -328,9 +329,9 @@ mod tests {
             planned_by: "v1".into(),
         };
         let mut batch = Batch::new();
-        crm.put_contact(&mut batch, T, &contact, None).unwrap();
-        crm.put_conversation(&mut batch, T, &conversation, None).unwrap();
-        timers.replace(&mut batch, T, "cv_1", None, Some(&timer)).unwrap();
+        crm.put_contact(&mut batch, T, &mut contact, None).unwrap();
+        crm.put_conversation(&mut batch, T, &mut conversation, None).unwrap();
+        timers.replace(&mut batch, T, "cv_1", &Pending::default(), Some(&timer)).unwrap();
         crm.commit(batch).unwrap();
         let staff = StaffActions::new(crm.clone(), timers.clone(), control.clone(), Outbox::new(store), clock);
         World { staff, crm, timers, control }

@@ -1,6 +1,6 @@
 //! Companies and deals.
 
-use super::{Company, Contact, Crm, Deal, guard, key};
+use super::{Company, Contact, Crm, Deal, key};
 use crate::store::{Batch, Result, Tree, keys};
 
 const COMPANIES: Tree = Tree("crm.companies");
@@ -35,7 +35,7 @@ impl Crm {
         &self,
         batch: &mut Batch,
         tenant: &str,
-        company: &Company,
+        company: &mut Company,
         previous: Option<&Company>,
     ) -> Result<()> {
         let old = previous.and_then(|p| p.domain.clone());
@@ -49,15 +49,16 @@ impl Crm {
                 batch.put(COMPANIES_BY_DOMAIN, k, company.id.as_bytes());
             }
         }
-        guard(batch, COMPANIES, &key(tenant, &company.id), previous)?;
-        batch.put_json(COMPANIES, key(tenant, &company.id), company)
+        let k = key(tenant, &company.id);
+        company.version = batch.versioned(COMPANIES, &k, previous.map_or(0, |p| p.version));
+        batch.put_json(COMPANIES, k, company)
     }
 
     pub fn delete_company(&self, batch: &mut Batch, tenant: &str, company: &Company) {
         if let Some(d) = &company.domain {
             batch.delete(COMPANIES_BY_DOMAIN, key(tenant, d));
         }
-        batch.delete(COMPANIES, key(tenant, &company.id));
+        batch.delete_versioned(COMPANIES, &key(tenant, &company.id));
     }
 
     /// Contacts linked to `company`.
@@ -73,7 +74,7 @@ impl Crm {
         self.store.scan_prefix(DEALS, &keys::tenant_prefix(tenant))?.values().collect()
     }
 
-    pub fn put_deal(&self, batch: &mut Batch, tenant: &str, deal: &Deal, previous: Option<&Deal>) -> Result<()> {
+    pub fn put_deal(&self, batch: &mut Batch, tenant: &str, deal: &mut Deal, previous: Option<&Deal>) -> Result<()> {
         if let Some(p) = previous.filter(|p| p.contact_id != deal.contact_id) {
             batch.delete(DEALS_BY_CONTACT, keys::join(&[tenant.as_bytes(), p.contact_id.as_bytes(), p.id.as_bytes()]));
         }
@@ -82,14 +83,15 @@ impl Crm {
             keys::join(&[tenant.as_bytes(), deal.contact_id.as_bytes(), deal.id.as_bytes()]),
             [],
         );
-        guard(batch, DEALS, &key(tenant, &deal.id), previous)?;
-        batch.put_json(DEALS, key(tenant, &deal.id), deal)
+        let k = key(tenant, &deal.id);
+        deal.version = batch.versioned(DEALS, &k, previous.map_or(0, |p| p.version));
+        batch.put_json(DEALS, k, deal)
     }
 
     pub fn delete_deal(&self, batch: &mut Batch, tenant: &str, deal: &Deal) {
         batch
             .delete(DEALS_BY_CONTACT, keys::join(&[tenant.as_bytes(), deal.contact_id.as_bytes(), deal.id.as_bytes()]));
-        batch.delete(DEALS, key(tenant, &deal.id));
+        batch.delete_versioned(DEALS, &key(tenant, &deal.id));
     }
 
     /// The contact's deals, newest first.

@@ -44,6 +44,11 @@ pub struct Contact {
     pub automated_sends: Vec<Millis>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// How many times the record has been written: one more with every
+    /// change. Writers guard on it (a change made meanwhile makes theirs
+    /// retry); CRM receivers can use it to drop an update older than one
+    /// they already applied.
+    pub version: u64,
 }
 
 impl Contact {
@@ -119,6 +124,11 @@ pub struct Company {
     pub name: String,
     pub domain: Option<String>,
     pub created_at: Millis,
+    /// How many times the record has been written: one more with every
+    /// change. Writers guard on it (a change made meanwhile makes theirs
+    /// retry); CRM receivers can use it to drop an update older than one
+    /// they already applied.
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -145,6 +155,11 @@ pub struct Deal {
     pub owner: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// How many times the record has been written: one more with every
+    /// change. Writers guard on it (a change made meanwhile makes theirs
+    /// retry); CRM receivers can use it to drop an update older than one
+    /// they already applied.
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -193,6 +208,11 @@ pub struct Conversation {
     /// When the conversation was last acknowledged automatically (at most
     /// once a day: the storm guard).
     pub acknowledged_at: Option<Millis>,
+    /// How many times the record has been written: one more with every
+    /// change. Writers guard on it (a change made meanwhile makes theirs
+    /// retry); CRM receivers can use it to drop an update older than one
+    /// they already applied.
+    pub version: u64,
 }
 
 impl Conversation {

@@ -17,4 +17,4 @@ mod quiet;
 mod timers;
 
 pub use quiet::{QuietHours, contact_timezone};
-pub use timers::{Timer, Timers};
+pub use timers::{Due, Pending, Timer, Timers};

@@ -27,6 +27,22 @@ pub struct Timer {
     pub planned_by: String,
 }
 
+/// A conversation's pending follow-up as read, with the bytes it was read
+/// as: what a write back is guarded on (never a re-encoding of the timer,
+/// which an upgrade adding a field would make differ from every stored one).
+#[derive(Debug, Clone, Default)]
+pub struct Pending {
+    pub timer: Option<Timer>,
+    bytes: Option<Vec<u8>>,
+}
+
+/// A timer that is due, with its stored bytes (see [`Timers::fired`]).
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub timer: Timer,
+    bytes: Vec<u8>,
+}
+
 #[derive(Clone)]
 pub struct Timers {
     store: Store,
@@ -48,6 +64,14 @@ impl Timers {
     /// The conversation's pending follow-up.
     pub fn pending(&self, tenant: &str, conversation: &str) -> Result<Option<Timer>> {
         self.store.get_json(PENDING, &pending_key(tenant, conversation))
+    }
+
+    /// The conversation's pending follow-up as read, to change it with
+    /// [`Timers::replace`].
+    pub fn read_pending(&self, tenant: &str, conversation: &str) -> Result<Pending> {
+        let read = self.store.get_json_as_read(PENDING, &pending_key(tenant, conversation))?;
+        let (timer, bytes) = read.unzip();
+        Ok(Pending { timer, bytes })
     }
 
     /// Replaces the conversation's pending follow-up with `timer`.
@@ -74,15 +98,15 @@ impl Timers {
         batch: &mut Batch,
         tenant: &str,
         conversation: &str,
-        original: Option<&Timer>,
+        original: &Pending,
         current: Option<&Timer>,
     ) -> Result<()> {
-        if original == current {
+        if original.timer.as_ref() == current {
             return Ok(());
         }
         let key = pending_key(tenant, conversation);
-        batch.require_value(PENDING, key.clone(), original.and_then(|t| self.encoded(t)));
-        if let Some(t) = original {
+        batch.require_value(PENDING, key.clone(), original.bytes.clone());
+        if let Some(t) = &original.timer {
             batch.delete(DUE, due_key(t));
         }
         match current {
@@ -98,20 +122,27 @@ impl Timers {
     }
 
     /// Timers due at `now`, earliest first.
-    pub fn due(&self, now: Millis, limit: usize) -> Result<Vec<Timer>> {
-        self.store.range(DUE, &keys::ts(i64::MIN), &keys::ts(now.saturating_add(1)))?.values().take(limit).collect()
+    pub fn due(&self, now: Millis, limit: usize) -> Result<Vec<Due>> {
+        let range = self.store.range(DUE, &keys::ts(i64::MIN), &keys::ts(now.saturating_add(1)))?;
+        range
+            .take(limit)
+            .map(|entry| {
+                let (_, bytes) = entry?;
+                Ok(Due { timer: crate::store::decode(DUE, &bytes)?, bytes })
+            })
+            .collect()
     }
 
-    /// The writes that take `timer` out of the store as it fires.
-    pub fn fired(&self, batch: &mut Batch, timer: &Timer) {
+    /// The writes that take a due timer out of the store as it fires.
+    pub fn fired(&self, batch: &mut Batch, due: &Due) {
+        let timer = &due.timer;
         batch.delete(DUE, due_key(timer));
-        // Only if it is still the pending one (not replaced meanwhile).
-        batch.require_value(PENDING, pending_key(&timer.tenant, &timer.conversation_id), self.encoded(timer));
-        batch.delete(PENDING, pending_key(&timer.tenant, &timer.conversation_id));
-    }
-
-    fn encoded(&self, timer: &Timer) -> Option<Vec<u8>> {
-        crate::store::encode(PENDING, timer).ok()
+        // Only if it is still the pending one (not replaced meanwhile): both
+        // copies are written from one encoding in one batch, so the due
+        // copy's bytes are the pending copy's.
+        let key = pending_key(&timer.tenant, &timer.conversation_id);
+        batch.require_value(PENDING, key.clone(), Some(due.bytes.clone()));
+        batch.delete(PENDING, key);
     }
 
     pub fn len(&self) -> Result<usize> {

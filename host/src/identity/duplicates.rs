@@ -161,8 +161,8 @@ impl Duplicates {
             survivor.updated_at = now;
             merged.merged_into = Some(survivor.id.clone());
             merged.updated_at = now;
-            self.crm.put_contact(&mut batch, tenant, &survivor, Some(&s0))?;
-            self.crm.put_contact(&mut batch, tenant, &merged, Some(&m0))?;
+            self.crm.put_contact(&mut batch, tenant, &mut survivor, Some(&s0))?;
+            self.crm.put_contact(&mut batch, tenant, &mut merged, Some(&m0))?;
             self.crm.point_phone(&mut batch, tenant, &m0.phone, &survivor.id);
             let record = Merge {
                 id: new_id("mg"),
@@ -210,15 +210,15 @@ impl Duplicates {
                 if let Some(d) = self.crm.deal(tenant, did)? {
                     let mut back = d.clone();
                     back.contact_id = record.merged.clone();
-                    self.crm.put_deal(&mut batch, tenant, &back, Some(&d))?;
+                    self.crm.put_deal(&mut batch, tenant, &mut back, Some(&d))?;
                 }
             }
             let mut survivor = record.survivor_before.clone();
             survivor.updated_at = now;
             let mut merged = record.merged_before.clone();
             merged.updated_at = now;
-            self.crm.put_contact(&mut batch, tenant, &survivor, Some(&s_now))?;
-            self.crm.put_contact(&mut batch, tenant, &merged, Some(&m_now))?;
+            self.crm.put_contact(&mut batch, tenant, &mut survivor, Some(&s_now))?;
+            self.crm.put_contact(&mut batch, tenant, &mut merged, Some(&m_now))?;
             self.crm.point_phone(&mut batch, tenant, &merged.phone, &merged.id);
             self.crm.point_phone(&mut batch, tenant, &survivor.phone, &survivor.id);
             record.undone_at = Some(now);
@@ -241,7 +241,7 @@ impl Duplicates {
     fn move_conversation(&self, batch: &mut Batch, tenant: &str, c: &crate::crm::Conversation, to: &str) -> Result<()> {
         let mut moved = c.clone();
         moved.contact_id = to.to_string();
-        self.crm.put_conversation(batch, tenant, &moved, Some(c))?;
+        self.crm.put_conversation(batch, tenant, &mut moved, Some(c))?;
         for mut m in self.crm.recent_messages(tenant, &c.id, usize::MAX)? {
             m.contact_id = to.to_string();
             self.crm.put_message(batch, tenant, &mut m)?;
@@ -254,7 +254,7 @@ impl Duplicates {
         for d in self.crm.deals_of(tenant, from)? {
             let mut m = d.clone();
             m.contact_id = to.to_string();
-            self.crm.put_deal(batch, tenant, &m, Some(&d))?;
+            self.crm.put_deal(batch, tenant, &mut m, Some(&d))?;
             moved.push(d.id);
         }
         Ok(moved)

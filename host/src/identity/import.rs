@@ -236,8 +236,9 @@ impl Importer {
                             Some(d) if self.crm.company_by_domain(&tenant.id, d)?.is_none() => domain,
                             _ => None,
                         };
-                        let c = Company { id: new_id("co"), name: name.to_string(), domain, created_at: now };
-                        self.crm.put_company(&mut batch, &tenant.id, &c, None)?;
+                        let mut c =
+                            Company { id: new_id("co"), name: name.to_string(), domain, created_at: now, version: 0 };
+                        self.crm.put_company(&mut batch, &tenant.id, &mut c, None)?;
                         c
                     }
                 };
@@ -245,7 +246,7 @@ impl Importer {
             }
             link_company_by_email(&self.crm, &tenant.id, &mut contact)?;
             contact.updated_at = now;
-            self.crm.put_contact(&mut batch, &tenant.id, &contact, existing.as_ref())?;
+            self.crm.put_contact(&mut batch, &tenant.id, &mut contact, existing.as_ref())?;
             Ok::<_, RowFailure>(crate::store::committed(self.crm.commit(batch))?.then_some(existing.is_none()))
         })?;
         done.ok_or_else(|| RowFailure("the contact kept changing while importing".into()))

@@ -7,7 +7,10 @@
 //! punctuation all reach the same E.164 key.
 
 pub mod duplicates;
+mod edit;
 pub mod import;
+
+pub use edit::{ContactPatch, NewContact};
 
 use std::hash::{Hash, Hasher};
 

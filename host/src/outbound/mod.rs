@@ -11,7 +11,7 @@ mod client;
 pub mod outgoing;
 mod worker;
 
-pub use client::{GraphClient, SendError};
+pub use client::GraphClient;
 pub use worker::{ResultSink, Worker};
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{GraphClient, Outbox, SendJob, SendKind, SendOutcome, SendResult};
 use crate::clock::SharedClock;
 use crate::config::OutboundConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, labels};
 use crate::store::{Batch, Store, StoreError};
 use crate::tenants::Tenants;
 
@@ -101,7 +101,7 @@ impl Worker {
     /// went to Meta: until that is on disk a crash would leave the send
     /// marked started.
     async fn record(&self, key: &[u8], job: &SendJob, outcome: SendOutcome, durably: bool) {
-        self.metrics.sends.get_or_create(&vec![("outcome".to_string(), outcome_label(&outcome).to_string())]).inc();
+        self.metrics.sends.get_or_create(&labels::Send { outcome: outcome_label(&outcome) }).inc();
         let result = SendResult {
             tenant: job.tenant.clone(),
             message_id: job.message_id.clone(),

@@ -8,7 +8,7 @@ use crate::clock::Millis;
 use crate::context::Context;
 use crate::control::{Actor, AuditAction, AuditEntry, automation_blocked};
 use crate::crm::{ConversationStatus, PluginRef};
-use crate::followup::Timer;
+use crate::followup::{Pending, Timer};
 use crate::model::{FollowUpPlan, PlanKind, new_id};
 use crate::plugins::{FollowUpInput, Trigger};
 use crate::store::Batch;
@@ -17,14 +17,14 @@ use crate::tenants::Tenant;
 /// The conversation's pending follow-up as read when the event started, and
 /// as it should be when the event commits.
 pub(super) struct TimerState {
-    original: Option<Timer>,
+    original: Pending,
     pub current: Option<Timer>,
 }
 
 impl TimerState {
     pub fn load(p: &Pipeline, tenant: &str, conversation: &str) -> Result<TimerState, PipelineError> {
-        let original = p.stages.timers.pending(tenant, conversation)?;
-        Ok(TimerState { current: original.clone(), original })
+        let original = p.stages.timers.read_pending(tenant, conversation)?;
+        Ok(TimerState { current: original.timer.clone(), original })
     }
 
     pub fn commit(
@@ -34,7 +34,7 @@ impl TimerState {
         tenant: &str,
         conversation: &str,
     ) -> Result<(), PipelineError> {
-        p.stages.timers.replace(batch, tenant, conversation, self.original.as_ref(), self.current.as_ref())?;
+        p.stages.timers.replace(batch, tenant, conversation, &self.original, self.current.as_ref())?;
         Ok(())
     }
 
@@ -154,8 +154,8 @@ pub(super) fn after(
         let reason = crate::model::CloseReason::FollowUpUnanswered;
         let closing = super::learn::Closing { tenant: &tenant, contact: &mut c, conversation: &mut cv, batch, now };
         super::learn::close_exchange(p, closing, reason, None)?;
-        s.crm.put_contact(batch, tenant_id, &c, Some(&contact))?;
-        s.crm.put_conversation(batch, tenant_id, &cv, Some(&conversation))?;
+        s.crm.put_contact(batch, tenant_id, &mut c, Some(&contact))?;
+        s.crm.put_conversation(batch, tenant_id, &mut cv, Some(&conversation))?;
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     }
     let s = &p.stages;
     let elapsed = (s.clock.now_ms() - m.received_at).max(0) as f64 / 1000.0;
-    s.metrics.event_seconds.get_or_create(&labels(&[("kind", "inbound")])).observe(elapsed);
+    s.metrics.event_seconds.get_or_create(&labels::Event { kind: "inbound" }).observe(elapsed);
     tracing::debug!(decision = %decision.id, outcome, "message routed");
     Ok(())
 }
@@ -239,11 +239,11 @@ impl<'a> Work<'a> {
             actions: acts.notes.iter().map(ToString::to_string).collect(),
         };
         let (tenant, batch) = (&self.tenant.id, &mut self.batch);
-        s.crm.put_contact(batch, tenant, &self.contact, self.resolved.previous.as_ref())?;
-        if let Some((ended, read)) = &self.thread.closed {
+        s.crm.put_contact(batch, tenant, &mut self.contact, self.resolved.previous.as_ref())?;
+        if let Some((ended, read)) = &mut self.thread.closed {
             s.crm.put_conversation(batch, tenant, ended, Some(read))?;
         }
-        s.crm.put_conversation(batch, tenant, &self.conversation, self.thread.previous.as_ref())?;
+        s.crm.put_conversation(batch, tenant, &mut self.conversation, self.thread.previous.as_ref())?;
         s.crm.put_decision(batch, tenant, &self.contact.id, &record)?;
         self.p.commit(&self.m.tenant, seq, self.batch)?;
         Ok(record)

@@ -101,8 +101,8 @@ pub(super) fn handle_exchange_closed(p: &Pipeline, seq: u64, e: &ExchangeClosed)
         let (mut c, mut cv) = (contact.clone(), conversation.clone());
         let closing = Closing { tenant: &tenant, contact: &mut c, conversation: &mut cv, batch: &mut batch, now: e.at };
         close_exchange(p, closing, e.closed_by, None)?;
-        s.crm.put_contact(&mut batch, &e.tenant, &c, Some(&contact))?;
-        s.crm.put_conversation(&mut batch, &e.tenant, &cv, Some(&conversation))?;
+        s.crm.put_contact(&mut batch, &e.tenant, &mut c, Some(&contact))?;
+        s.crm.put_conversation(&mut batch, &e.tenant, &mut cv, Some(&conversation))?;
     }
     p.commit(&e.tenant, seq, batch)
 }

@@ -69,24 +69,24 @@ impl Pipeline {
         let version = &plugin.meta.hash;
         s.metrics
             .plugin_call_seconds
-            .get_or_create(&labels(&[("world", world.as_str())]))
+            .get_or_create(&labels::World { world: world.as_str() })
             .observe(report.duration.as_secs_f64());
         s.plugins.logs.append(tenant, world, version, std::mem::take(&mut report.logs));
         s.plugins.record_outcome(tenant, &plugin.meta, contact_id, report.result.as_ref().err(), now);
         let outcome = if report.result.is_ok() { "decided" } else { "fallback" };
-        s.metrics.decisions.get_or_create(&labels(&[("world", world.as_str()), ("outcome", outcome)])).inc();
+        s.metrics.decisions.get_or_create(&labels::Decision { world: world.as_str(), outcome }).inc();
         if let Err(failure) = &report.result {
             tracing::warn!(%world, cause = %failure, "plugin failed; applying the fallback");
             s.metrics
                 .plugin_failures
-                .get_or_create(&labels(&[
-                    ("tenant", tenant),
-                    ("world", world.as_str()),
-                    ("version", &version[..12]),
-                    ("kind", failure.kind()),
-                ]))
+                .get_or_create(&labels::PluginFailure {
+                    tenant: tenant.to_string(),
+                    world: world.as_str(),
+                    version: version[..12].to_string(),
+                    kind: failure.kind(),
+                })
                 .inc();
-            s.metrics.fallbacks.get_or_create(&labels(&[("world", world.as_str()), ("cause", failure.kind())])).inc();
+            s.metrics.fallbacks.get_or_create(&labels::Fallback { world: world.as_str(), cause: failure.kind() }).inc();
         }
         PluginRef {
             world: World::as_str(world).to_string(),

@@ -40,7 +40,7 @@ pub(super) fn handle_status(p: &Pipeline, seq: u64, s: &StatusUpdate) -> Result<
     p.stages
         .metrics
         .event_seconds
-        .get_or_create(&labels(&[("kind", "status")]))
+        .get_or_create(&labels::Event { kind: "status" })
         .observe(((p.stages.clock.now_ms() - s.received_at).max(0) as f64) / 1000.0);
     Ok(())
 }

@@ -35,7 +35,7 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
         f.audit(Actor::Host, AuditAction::FollowUpSuppressed, &rule.to_string(), f.details())?;
         f.state.current = None;
         f.state.commit(p, &mut f.batch, &f.tenant.id, &f.conversation.id)?;
-        p.stages.crm.put_contact(&mut f.batch, &f.tenant.id, &f.contact, Some(&f.read_contact))?;
+        p.stages.crm.put_contact(&mut f.batch, &f.tenant.id, &mut f.contact, Some(&f.read_contact))?;
         return p.commit(&t.tenant, seq, f.batch);
     }
     f.carry_out()?;
@@ -184,8 +184,8 @@ impl<'a> Firing<'a> {
         }
         let (tenant, batch) = (&self.tenant.id, &mut self.batch);
         self.state.commit(p, batch, tenant, &self.conversation.id)?;
-        s.crm.put_contact(batch, tenant, &self.contact, Some(&self.read_contact))?;
-        s.crm.put_conversation(batch, tenant, &self.conversation, Some(&self.read_conversation))?;
+        s.crm.put_contact(batch, tenant, &mut self.contact, Some(&self.read_contact))?;
+        s.crm.put_conversation(batch, tenant, &mut self.conversation, Some(&self.read_conversation))?;
         p.commit(tenant, seq, self.batch)
     }
 

@@ -234,7 +234,11 @@ impl Pipeline {
         // Ids, never bodies, in the log: a message's text is the contact's.
         tracing::error!(kind = event.kind(), id = event.id(), %cause, "event cannot be applied; quarantined");
         let why = if panicked { "panic" } else { "error" };
-        self.stages.metrics.quarantined_total.get_or_create(&labels(&[("kind", event.kind()), ("cause", why)])).inc();
+        self.stages
+            .metrics
+            .quarantined_total
+            .get_or_create(&labels::Quarantine { kind: event.kind(), cause: why })
+            .inc();
         while let Err(e) = self.journal.quarantine(job.seq, event, cause) {
             if shutdown.is_cancelled() {
                 return;

@@ -175,7 +175,9 @@ impl Versions {
         usable: impl Fn(Option<&str>) -> Result<bool>,
     ) -> Result<Option<ActiveRecord>> {
         let key = active_key(tenant, world);
-        let Some(previous) = self.store.get_json::<ActiveRecord>(ACTIVE, &key)? else { return Ok(None) };
+        let Some((previous, read)) = self.store.get_json_as_read::<ActiveRecord>(ACTIVE, &key)? else {
+            return Ok(None);
+        };
         let mut found = None;
         for (i, candidate) in previous.history.iter().enumerate().rev() {
             if candidate != &previous.version && usable(candidate.as_deref())? {
@@ -199,7 +201,7 @@ impl Versions {
         record.changed_at = now;
         record.changed_by = by.to_string();
         let mut batch = Batch::new();
-        batch.require_value(ACTIVE, key.clone(), Some(crate::store::encode(ACTIVE, &previous)?));
+        batch.require_value(ACTIVE, key.clone(), Some(read));
         batch.put_json(ACTIVE, key, &record)?;
         self.store.commit(batch)?;
         Ok(Some(record))
@@ -227,7 +229,7 @@ impl Versions {
         also: Option<&VersionRecord>,
     ) -> Result<ActiveRecord> {
         let key = active_key(tenant, world);
-        let previous: Option<ActiveRecord> = self.store.get_json(ACTIVE, &key)?;
+        let (previous, read) = self.store.get_json_as_read::<ActiveRecord>(ACTIVE, &key)?.unzip();
         let mut record = previous.clone().unwrap_or_default();
         if record.version.as_deref() != version || previous.is_none() {
             if previous.is_some() {
@@ -240,7 +242,7 @@ impl Versions {
         record.changed_at = now;
         record.changed_by = by.to_string();
         let mut batch = Batch::new();
-        batch.require_value(ACTIVE, key.clone(), previous.map(|p| crate::store::encode(ACTIVE, &p)).transpose()?);
+        batch.require_value(ACTIVE, key.clone(), read);
         batch.put_json(ACTIVE, key, &record)?;
         if let Some(v) = also {
             batch.put_json(VERSIONS, version_key(tenant, v.world, &v.version), v)?;

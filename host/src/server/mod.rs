@@ -351,10 +351,10 @@ async fn fire_due_timers(pipeline: &Arc<Pipeline>) -> Result<usize, crate::store
     let fired = tokio::task::spawn_blocking(move || -> Result<usize, crate::store::StoreError> {
         let s = &p.stages;
         let mut fired = 0;
-        for timer in s.timers.due(s.clock.now_ms(), 256)? {
+        for due in s.timers.due(s.clock.now_ms(), 256)? {
             let mut batch = crate::store::Batch::new();
-            s.timers.fired(&mut batch, &timer);
-            match p.submit(vec![Event::TimerFired(timer)], batch) {
+            s.timers.fired(&mut batch, &due);
+            match p.submit(vec![Event::TimerFired(due.timer)], batch) {
                 Ok(_) => fired += 1,
                 Err(crate::store::StoreError::Conflict) => {} // re-planned meanwhile
                 Err(e) => return Err(e),

@@ -169,7 +169,7 @@ impl Delivery {
         last_error: Option<String>,
         now: Millis,
     ) {
-        let m = |result: &str| labels(&[("tenant", &endpoint.tenant), ("endpoint", &endpoint.id), ("result", result)]);
+        let m = |result| labels::Delivery { tenant: endpoint.tenant.clone(), endpoint: endpoint.id.clone(), result };
         self.metrics.sync_deliveries.get_or_create(&m("delivered")).inc_by(ok);
         self.metrics.sync_deliveries.get_or_create(&m("failed")).inc_by(failed);
         let backoff = self.backoff(failures + 1);

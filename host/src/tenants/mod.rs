@@ -5,8 +5,10 @@
 //! form (app secret, access token) are stored as given but never returned
 //! by the API; API keys are stored only as SHA-256 hashes.
 
+mod changes;
 mod demo;
 
+pub use changes::{NewTenant, TenantPatch};
 pub use demo::{DemoCredentials, ensure_demo, read_env as read_demo_env};
 
 use rand::RngExt;
@@ -96,6 +98,11 @@ pub enum TenantError {
     PhoneNumberTaken(String),
     #[error("tenant {0} already exists")]
     Exists(String),
+    #[error("no tenant {0}")]
+    NotFound(String),
+    /// What the operator sent cannot make a valid tenant; says what to fix.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Clone)]
@@ -172,18 +179,25 @@ impl Tenants {
 
     /// Creates or replaces a tenant, keeping the phone-number index exact.
     pub fn put(&self, tenant: &Tenant) -> Result<(), TenantError> {
-        let previous = self.get(&tenant.id)?;
-        self.write(tenant, previous.as_ref())
+        let previous = self.store.get_json_as_read::<Tenant>(TENANTS, tenant.id.as_bytes())?;
+        self.write(tenant, previous.as_ref().map(|(t, bytes)| (t, bytes.clone())))
     }
 
-    /// Writes `tenant` only if the stored record is still `previous`
-    /// (`None`: absent), so two writers never silently replace each other.
-    fn write(&self, tenant: &Tenant, previous: Option<&Tenant>) -> Result<(), TenantError> {
+    /// Writes `tenant` only if the stored record is still `previous`, the
+    /// bytes as read (`None`: absent), so two writers never silently
+    /// replace each other.
+    fn write(&self, tenant: &Tenant, previous: Option<(&Tenant, Vec<u8>)>) -> Result<(), TenantError> {
         let mut batch = Batch::new();
-        match previous {
-            None => batch.require_absent(TENANTS, tenant.id.as_bytes()),
-            Some(p) => batch.require_value(TENANTS, tenant.id.as_bytes(), Some(crate::store::encode(TENANTS, p)?)),
-        }
+        let previous = match previous {
+            None => {
+                batch.require_absent(TENANTS, tenant.id.as_bytes());
+                None
+            }
+            Some((p, bytes)) => {
+                batch.require_value(TENANTS, tenant.id.as_bytes(), Some(bytes));
+                Some(p)
+            }
+        };
         for phone in &tenant.phone_number_ids {
             match self.store.get(BY_PHONE_ID, phone.as_bytes())? {
                 Some(owner) if owner != tenant.id.as_bytes() => {

@@ -49,14 +49,14 @@ fn main() {
         for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
             let mut batch = Batch::new();
             for &i in chunk {
-                let c = Contact {
+                let mut c = Contact {
                     id: new_id("ct"),
                     phone: phone(i),
                     name: Some(format!("Contact {i}")),
                     country: Some("BR".into()),
                     ..Default::default()
                 };
-                stages.crm.put_contact(&mut batch, "demo", &c, None).expect("contact");
+                stages.crm.put_contact(&mut batch, "demo", &mut c, None).expect("contact");
             }
             stages.store.commit(batch).expect("commit");
         }

@@ -4,6 +4,19 @@ use serde::Serialize;
 
 use super::{Result, StoreError, Tree, encode};
 
+/// Where a record's write count lives when it is kept under optimistic
+/// concurrency ([`Batch::versioned`]): the key is the record's tree name, a
+/// zero byte, and the record's key; the value its version, big-endian.
+pub const VERSIONS: Tree = Tree("store.versions");
+
+fn version_key(tree: Tree, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tree.0.len() + 1 + key.len());
+    k.extend_from_slice(tree.0.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key);
+    k
+}
+
 /// A precondition checked inside the commit: the key holds exactly
 /// `expect` (`None`: the key is absent).
 #[derive(Debug, Clone)]
@@ -92,6 +105,33 @@ impl Batch {
     /// commit fails with [`StoreError::Conflict`]: read again and retry.
     pub fn require_value(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: Option<Vec<u8>>) {
         self.guards.push(Guard { tree, key: key.into(), expect: value, unique: false });
+    }
+
+    /// Guards a record kept under optimistic concurrency on its version
+    /// (how many times it has been written) and counts this write: the
+    /// commit fails with [`StoreError::Conflict`] if anyone wrote the record
+    /// after the writer read it at version `read` (0: absent, or written
+    /// before it had a version). Returns the version the record has once
+    /// this batch commits; the caller stores it in the record, so the next
+    /// reader knows what to guard on.
+    ///
+    /// A counter rather than the bytes read: comparing bytes breaks as soon
+    /// as the record's encoding changes (a field added by an upgrade makes
+    /// every old record re-encode differently, and never match), and a SQL
+    /// engine checks a version column where it could not compare documents.
+    pub fn versioned(&mut self, tree: Tree, key: &[u8], read: u64) -> u64 {
+        let at = version_key(tree, key);
+        let expect = (read > 0).then(|| read.to_be_bytes().to_vec());
+        self.guards.push(Guard { tree: VERSIONS, key: at.clone(), expect, unique: false });
+        let next = read + 1;
+        self.put(VERSIONS, at, next.to_be_bytes());
+        next
+    }
+
+    /// Deletes a record kept under optimistic concurrency, with its version.
+    pub fn delete_versioned(&mut self, tree: Tree, key: &[u8]) {
+        self.delete(VERSIONS, version_key(tree, key));
+        self.delete(tree, key.to_vec());
     }
 
     /// A number shared by everything this batch emits, allocated on first

@@ -23,7 +23,7 @@ pub mod keys;
 mod memory;
 mod sled_engine;
 
-pub use batch::{Batch, Guard, Op};
+pub use batch::{Batch, Guard, Op, VERSIONS};
 pub use engine::{Engine, Entries, KeyRange};
 
 use std::ops::Bound;
@@ -100,6 +100,18 @@ impl Store {
     pub fn get_json<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>> {
         match self.get(tree, key)? {
             Some(bytes) => decode(tree, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads and decodes a JSON record, and keeps the bytes it was read as:
+    /// the guard for writing it back ([`Batch::require_value`]). Never a
+    /// re-encoding of the record, which an upgrade that adds a field would
+    /// make differ from every stored record. (Records with several writers
+    /// carry a version instead: [`Batch::versioned`].)
+    pub fn get_json_as_read<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<(T, Vec<u8>)>> {
+        match self.get(tree, key)? {
+            Some(bytes) => Ok(Some((decode(tree, &bytes)?, bytes))),
             None => Ok(None),
         }
     }
