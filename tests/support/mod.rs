@@ -283,13 +283,6 @@ impl TestHost {
         out
     }
 
-    /// Polls until the journal and send queue are empty (everything
-    /// acknowledged has been applied and sent).
-    ///
-    /// `/healthz` reads the journal and the send queue one after the other,
-    /// and work moves between them (a send's result is journaled in the
-    /// commit that takes the job off the queue), so one idle reading can
-    /// fall between the two; two in a row, 20 ms apart, practically never do.
     /// Fires every follow-up due by the test clock now, and waits until
     /// their effects are applied: after this, a follow-up that did not fire
     /// was not due.
@@ -299,17 +292,12 @@ impl TestHost {
         self.settle().await;
     }
 
+    /// Polls until everything acknowledged has been applied and sent:
+    /// `/healthz`'s `idle`, exact in one reading (see `Health::idle`).
     pub async fn settle(&self) {
-        let idle = || async {
-            let (_, h) = self.get("/healthz").await;
-            h["journal_pending"] == 0 && h["outbound_queue"] == 0
-        };
         wait_for("the pipeline to drain", || async {
-            if !idle().await {
-                return None;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            idle().await.then_some(())
+            let (_, h) = self.get("/healthz").await;
+            (h["idle"] == true).then_some(())
         })
         .await
     }

@@ -66,7 +66,7 @@ async fn act<T: Send + 'static>(
     staff: StaffActions,
     f: impl FnOnce(&StaffActions) -> Result<T, StaffError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    Ok(tokio::task::spawn_blocking(move || f(&staff)).await.map_err(|_| ApiError::unavailable("stopped"))??)
+    super::blocking(move || f(&staff)).await
 }
 
 /// A staff member takes over: automation (bot replies, follow-ups) stops
@@ -183,11 +183,8 @@ pub async fn resolve(
         closed_by: crate::model::CloseReason::Resolved,
         at: clock.now_ms(),
     };
-    tokio::task::spawn_blocking(move || {
-        pipeline.submit(vec![crate::pipeline::Event::ExchangeClosed(closed)], Batch::new())
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("stopped"))??;
+    super::blocking(move || pipeline.submit(vec![crate::pipeline::Event::ExchangeClosed(closed)], Batch::new()))
+        .await?;
     Ok(Json(c))
 }
 

@@ -33,11 +33,24 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// What went wrong inside, for the log, never the client (it can name
+    /// paths and internals): see [`log_server_errors`].
+    cause: Option<String>,
 }
+
+/// A server error's cause, handed from the response to [`log_server_errors`].
+#[derive(Clone)]
+struct Cause(String);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), cause: None }
+    }
+
+    /// Records what went wrong inside, for the log.
+    pub fn because(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -69,11 +82,34 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let cause = self.cause.unwrap_or_else(|| self.message.clone());
         let body = ErrorBody {
             error: ErrorDetail { status: self.status.as_u16(), code: self.code.to_string(), message: self.message },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(Cause(cause));
+        response
     }
+}
+
+/// Logs every server error once, here, with its request and cause: the
+/// code that fails only says why (`ApiError::because`), so nothing is
+/// logged twice or not at all. A 503 is the server protecting itself
+/// (storage refusing writes, shutting down) and is a warning; anything
+/// else is an error.
+pub async fn log_server_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_server_error() {
+        let cause = response.extensions().get::<Cause>().map_or("", |c| c.0.as_str());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%method, %path, status = status.as_u16(), %cause, "request refused");
+        } else {
+            tracing::error!(%method, %path, status = status.as_u16(), %cause, "request failed");
+        }
+    }
+    response
 }
 
 impl From<StoreError> for ApiError {
@@ -81,10 +117,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict => ApiError::conflict("the record changed while being written; retry"),
             StoreError::Taken { .. } => ApiError::already_exists("another record already holds this unique value"),
-            other => {
-                tracing::error!(error = %other, "storage error");
-                ApiError::unavailable("storage is unavailable; retry later")
-            }
+            other => ApiError::unavailable("storage is unavailable; retry later").because(other),
         }
     }
 }
@@ -209,4 +242,90 @@ pub async fn json_errors(response: Response) -> Response {
         }
     }
     rewritten
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Collects what the log writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn call(path: &str) -> (StatusCode, String) {
+        let app = Router::new()
+            .route(
+                "/broken",
+                get(|| async {
+                    Err::<(), _>(
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "it broke")
+                            .because("disk /srv/x on fire"),
+                    )
+                }),
+            )
+            .route(
+                "/busy",
+                get(|| async { Err::<(), _>(ApiError::unavailable("retry later").because("storage refuses writes")) }),
+            )
+            .route("/missing", get(|| async { Err::<(), _>(ApiError::not_found("no such thing")) }))
+            .layer(axum::middleware::map_response(json_errors))
+            .layer(axum::middleware::from_fn(log_server_errors));
+        let response = app.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A server error is logged once, with its request and its cause; the
+    /// client gets the JSON shape and the message, never the cause. A
+    /// client error is not logged.
+    #[test]
+    fn a_server_error_is_logged_once_with_its_cause_and_the_cause_stays_inside() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (broken, busy, missing) = tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async { (call("/broken").await, call("/busy").await, call("/missing").await) })
+        });
+
+        assert_eq!(broken.0, StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = serde_json::from_str(&broken.1).unwrap();
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["message"].as_str()),
+            (Some("internal"), Some("it broke"))
+        );
+        assert!(!broken.1.contains("on fire") && !busy.1.contains("refuses"), "a cause reached the client");
+        assert_eq!(missing.0, StatusCode::NOT_FOUND);
+
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "one line per server error, none for the 404:\n{text}");
+        assert!(
+            lines[0].contains("ERROR") && lines[0].contains("/broken") && lines[0].contains("disk /srv/x on fire"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("WARN") && lines[1].contains("/busy") && lines[1].contains("storage refuses writes"),
+            "{text}"
+        );
+    }
 }

@@ -82,9 +82,7 @@ pub async fn duplicates(
     TenantAuth(tenant, _): TenantAuth,
     State(d): State<DuplicateFinder>,
 ) -> Result<Json<Duplicates>, ApiError> {
-    let candidates = tokio::task::spawn_blocking(move || d.candidates(&tenant.id))
-        .await
-        .map_err(|_| ApiError::unavailable("stopped"))??;
+    let candidates = super::blocking(move || d.candidates(&tenant.id)).await?;
     Ok(Json(Duplicates { candidates }))
 }
 
@@ -109,9 +107,7 @@ pub async fn merge(
     ApiJson(body): ApiJson<MergeRequest>,
 ) -> Result<Json<Merge>, ApiError> {
     let now = clock.now_ms();
-    let record = tokio::task::spawn_blocking(move || d.merge(&tenant.id, &body.survivor, &body.merged, &who, now))
-        .await
-        .map_err(|_| ApiError::unavailable("stopped"))??;
+    let record = super::blocking(move || d.merge(&tenant.id, &body.survivor, &body.merged, &who, now)).await?;
     Ok(Json(record))
 }
 
@@ -161,8 +157,6 @@ pub async fn undo(
     Path(id): Path<String>,
 ) -> Result<Json<Merge>, ApiError> {
     let now = clock.now_ms();
-    let record = tokio::task::spawn_blocking(move || d.undo(&tenant.id, &id, &who, now))
-        .await
-        .map_err(|_| ApiError::unavailable("stopped"))??;
+    let record = super::blocking(move || d.undo(&tenant.id, &id, &who, now)).await?;
     Ok(Json(record))
 }

@@ -115,7 +115,7 @@ where
     ApiError: From<E>,
 {
     let done = tokio::task::spawn_blocking(f).await;
-    Ok(done.map_err(|_| ApiError::unavailable("the server is stopping"))??)
+    Ok(done.map_err(|e| ApiError::unavailable("the server is stopping").because(e))??)
 }
 
 /// The routes the app serves and the OpenAPI document describing exactly
@@ -147,6 +147,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(error::log_server_errors))
         .with_state(state)
 }
 

@@ -38,6 +38,13 @@ pub struct Health {
     pub outbound_queue: usize,
     /// Events set aside as unprocessable (see the logs).
     pub quarantined: usize,
+    /// Nothing left to do: no message waiting to be sent and no event
+    /// pending. Exact in one reading — the queue is read before the
+    /// journal, and an event counts as pending from before the commit that
+    /// journals it until after the commit that applies it — so neither a
+    /// send finishing (its result is journaled as it leaves the queue) nor
+    /// an event queuing a reply as it is applied can fall between the two.
+    pub idle: bool,
     /// Contacts whose head event has run, or kept failing, longer than
     /// `pipeline.stall_after`.
     pub stalled_lanes: Vec<StalledLane>,
@@ -71,9 +78,12 @@ pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<
         (None, false) => (StatusCode::OK, "degraded"),
         (None, true) => (StatusCode::OK, "ok"),
     };
+    // After the queue: see `Health::idle`.
+    let journal_pending = p.journal.pending();
     let health = Health {
         status,
-        journal_pending: p.journal.pending(),
+        journal_pending,
+        idle: outbound_queue == 0 && journal_pending == 0,
         oldest_pending_ms: p.scheduler.oldest_since().map(|t| (now - t).max(0) as u64),
         outbound_queue,
         quarantined,

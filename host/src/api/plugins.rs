@@ -50,10 +50,6 @@ fn limits(config: &Config, tenant: &Tenant) -> crate::config::PluginLimits {
     tenant.limits.clone().unwrap_or_else(|| config.plugins.limits.clone())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::unavailable("the plugin worker stopped"))
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct WorldSummary {
     pub world: World,
@@ -245,7 +241,8 @@ pub async fn activate(
     let w = world(&name)?;
     let now = clock.now_ms();
     let record =
-        blocking(move || registry.activate_version(&tenant.id, w, body.version.as_deref(), &key.label, now)).await??;
+        super::blocking(move || registry.activate_version(&tenant.id, w, body.version.as_deref(), &key.label, now))
+            .await?;
     Ok(Json(record))
 }
 
@@ -277,7 +274,7 @@ pub async fn rollback(
             .version
     };
     let now = clock.now_ms();
-    let record = blocking(move || registry.rollback(&tenant.id, w, to.as_deref(), &key.label, now)).await??;
+    let record = super::blocking(move || registry.rollback(&tenant.id, w, to.as_deref(), &key.label, now)).await?;
     Ok(Json(record))
 }
 

@@ -171,9 +171,7 @@ async fn accept(
         Default::default()
     } else {
         let pipeline = state.pipeline.clone();
-        let appended = tokio::task::spawn_blocking(move || pipeline.submit(events, Batch::new()))
-            .await
-            .map_err(|_| ApiError::unavailable("the journal writer stopped"))??;
+        let appended = super::blocking(move || pipeline.submit(events, Batch::new())).await?;
         s.store.sync().await?;
         appended
     };
