@@ -229,3 +229,31 @@ fn cli_errors_are_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: reading missing.wasm"), "{stderr}");
 }
+
+/// Without `--url`, the CLI talks to the server where the configuration
+/// has it listen — here a random port, not 8080.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_find_the_server_at_the_configured_address() {
+    let host = TestHost::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = host.base.trim_start_matches("http://").to_string();
+    assert!(!listen.ends_with(":8080"), "the test needs a port other than the default");
+    std::fs::write(tmp.path().join("switchboard.toml"), format!("[server]\nlisten = \"{listen}\"\n")).unwrap();
+    // Stamped with the test clock's now, and sent as stamped.
+    let body = tmp.path().join("greeting.json");
+    std::fs::write(&body, serde_json::to_vec(&payload("greeting.json", host.now_secs())).unwrap()).unwrap();
+    let cwd = tmp.path().to_path_buf();
+    let (send, logs) = tokio::task::spawn_blocking(move || {
+        let send =
+            switchboard(&["webhook", "send", "greeting.json", "--keep-timestamps", "--secret", APP_SECRET], &cwd);
+        let logs = switchboard(&["plugin", "logs", "--world", "router", "--key", API_KEY], &cwd);
+        (send, logs)
+    })
+    .await
+    .unwrap();
+    assert!(send.status.success(), "{}", String::from_utf8_lossy(&send.stderr));
+    assert!(String::from_utf8_lossy(&send.stdout).starts_with("200"), "{}", String::from_utf8_lossy(&send.stdout));
+    assert!(logs.status.success(), "{}", String::from_utf8_lossy(&logs.stderr));
+    host.settle().await;
+    assert!(host.contact("+5511987654321").await.is_some(), "the message reached the server");
+}

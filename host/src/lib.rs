@@ -7,8 +7,8 @@
 //! | stage | module | owner |
 //! |---|---|---|
 //! | ingest: verify, parse, journal, de-duplicate | [`ingest`], [`pipeline::journal`] | host |
-//! | tenancy: phone-number id → tenant, keys, limits | [`tenants`] | host |
-//! | identity: `wa_id` → E.164 → one contact; import, duplicates, merge | [`identity`] | host |
+//! | tenancy: phone-number id → tenant, keys, limits; creating and changing tenants | [`tenants`] | host |
+//! | identity: `wa_id` → E.164 → one contact; contacts created and changed by staff, import, duplicates, merge | [`identity`] | host |
 //! | context: thread, history, window, stats, signals | [`context`] | host |
 //! | routing: the fallback; acting under the host's rules | [`routing`] ([`routing::act`]); the call is [`plugins`]' one call path | tenant plugin decides, host enforces |
 //! | follow-up: plans, durable timers, rules at firing time | [`followup`] (follow-up world), `pipeline::timer` | plugin plans, host enforces |
@@ -17,7 +17,7 @@
 //! | sending: the message log entry and the send queue, then Meta | [`outbound`] | host |
 //! | the pipeline: one unit of work per event, in order per contact | [`pipeline`] (`inbound`, `timer`, `status`) | host |
 //! | plugin runtime: sandbox, one call path for every world | [`plugins`] ([`plugins::call`]) | host |
-//! | CRM records | [`crm`] | host |
+//! | CRM records; companies and deals as staff change them | [`crm`] | host |
 //! | CRM sync: transactional outbox → signed webhooks | [`sync`] | host |
 //!
 //! Beneath the stages, leaves that import no stage: [`model`] (the values

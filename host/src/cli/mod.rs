@@ -41,9 +41,10 @@ enum WebhookCommand {
     /// Sign FILE with the app secret and POST it to the webhook.
     Send {
         file: PathBuf,
-        /// Webhook URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080/webhooks/whatsapp")]
-        url: String,
+        /// Webhook URL; default: `/webhooks/whatsapp` at the configured
+        /// `server.listen` address.
+        #[arg(long)]
+        url: Option<String>,
         /// App secret; default: the demo tenant's, from <data_dir>/demo.env.
         #[arg(long, env = "SWITCHBOARD_DEMO_APP_SECRET", hide_env_values = true)]
         secret: Option<String>,
@@ -74,6 +75,7 @@ pub fn main() -> Result<()> {
                 Some(s) => s,
                 None => webhook::demo_secret(&config.server.data_dir)?,
             };
+            let url = url.unwrap_or_else(|| format!("{}/webhooks/whatsapp", server_url(&config)));
             runtime.block_on(webhook::send(&file, &url, &secret, keep_timestamps, new_ids))
         }
         Command::Plugin(command) => runtime.block_on(plugin::run(command, &config)),
@@ -82,6 +84,25 @@ pub fn main() -> Result<()> {
             println!("X-Hub-Signature-256: {}", signature::sign(secret.as_bytes(), &body));
             Ok(())
         }
+    }
+}
+
+/// Where a command finds the server when it is given no `--url`: the
+/// address the configuration has it listen on, so a server moved to
+/// another port is still found. An unspecified address (`0.0.0.0`, `::`)
+/// is reached on loopback; a host name is used as written.
+fn server_url(config: &Config) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match config.server.listen.parse::<SocketAddr>() {
+        Ok(mut addr) => {
+            if addr.ip().is_unspecified() {
+                let loopback: IpAddr =
+                    if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() };
+                addr.set_ip(loopback);
+            }
+            format!("http://{addr}")
+        }
+        Err(_) => format!("http://{}", config.server.listen),
     }
 }
 
@@ -142,4 +163,22 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_found_where_the_configuration_has_it_listen() {
+        let at = |listen: &str| {
+            let mut config = Config::default();
+            config.server.listen = listen.into();
+            server_url(&config)
+        };
+        assert_eq!(at("127.0.0.1:9123"), "http://127.0.0.1:9123");
+        assert_eq!(at("0.0.0.0:8081"), "http://127.0.0.1:8081");
+        assert_eq!(at("[::]:8082"), "http://[::1]:8082");
+        assert_eq!(at("switchboard.internal:80"), "http://switchboard.internal:80");
+    }
 }

@@ -68,12 +68,19 @@ pub enum PluginCommand {
 
 #[derive(clap::Args)]
 pub struct Remote {
-    /// The host's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// The host's base URL; default: the configured `server.listen`.
+    #[arg(long)]
+    url: Option<String>,
     /// Tenant API key; default: $SWITCHBOARD_API_KEY, else the demo tenant's.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     key: Option<String>,
+}
+
+impl Remote {
+    fn base(&self, config: &Config) -> String {
+        let url = self.url.clone().unwrap_or_else(|| super::server_url(config));
+        url.trim_end_matches('/').to_string()
+    }
 }
 
 pub async fn run(command: PluginCommand, config: &Config) -> Result<()> {
@@ -179,7 +186,7 @@ async fn show(response: reqwest::Response) -> Result<Value> {
 
 async fn deploy(file: &Path, world: World, activate: bool, remote: &Remote, config: &Config) -> Result<()> {
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let url = format!("{}/v1/plugins/{world}?activate={activate}", remote.url.trim_end_matches('/'));
+    let url = format!("{}/v1/plugins/{world}?activate={activate}", remote.base(config));
     let response = reqwest::Client::new()
         .put(&url)
         .bearer_auth(api_key(remote, config)?)
@@ -201,7 +208,7 @@ async fn deploy(file: &Path, world: World, activate: bool, remote: &Remote, conf
 /// to its outcome, saying where it is meanwhile.
 async fn follow_upload(started: &Value, remote: &Remote, config: &Config) -> Result<Value> {
     let id = started["id"].as_str().context("the server answered 202 without an upload id")?;
-    let url = format!("{}/v1/plugins/uploads/{id}", remote.url.trim_end_matches('/'));
+    let url = format!("{}/v1/plugins/uploads/{id}", remote.base(config));
     let key = api_key(remote, config)?;
     let http = reqwest::Client::new();
     let mut last = String::new();
@@ -232,7 +239,7 @@ async fn follow_upload(started: &Value, remote: &Remote, config: &Config) -> Res
 }
 
 async fn logs(world: World, limit: usize, remote: &Remote, config: &Config) -> Result<()> {
-    let url = format!("{}/v1/plugins/{world}/logs?limit={limit}", remote.url.trim_end_matches('/'));
+    let url = format!("{}/v1/plugins/{world}/logs?limit={limit}", remote.base(config));
     let response = reqwest::Client::new().get(&url).bearer_auth(api_key(remote, config)?).send().await?;
     let body = show(response).await?;
     for line in body["logs"].as_array().into_iter().flatten() {
