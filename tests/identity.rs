@@ -8,13 +8,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
 
-async fn import(host: &TestHost, body: &str, content_type: &str) -> Value {
+async fn import(host: &TestHost, body: impl Into<Vec<u8>>, content_type: &str) -> Value {
     let resp = host
         .http
         .post(format!("{}/v1/contacts/import", host.base))
         .bearer_auth(API_KEY)
         .header("content-type", content_type)
-        .body(body.to_string())
+        .body(body.into())
         .send()
         .await
         .unwrap();
@@ -26,6 +26,28 @@ async fn import(host: &TestHost, body: &str, content_type: &str) -> Value {
         (j["status"] == "done").then_some(j)
     })
     .await
+}
+
+/// A spreadsheet saved as "CSV" by Excel on Windows in Brazil: `;`
+/// between columns, Windows-1252 text, numbers as people type them — a
+/// national number in area code 55 (Rio Grande do Sul, the digits of
+/// Brazil's country code), a glued `+1812-…`, an extension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semicolon_windows_1252_export_with_national_numbers_imports() {
+    let host = TestHost::start().await;
+    let mut csv = b"phone;name;tags\r\n".to_vec();
+    csv.extend_from_slice(b"(55) 99876-5432;Jo\xE3o Gon\xE7alves;ga\xFAcho\r\n");
+    csv.extend_from_slice(b"55 3212-3456;Loja Caxias;\r\n");
+    csv.extend_from_slice(b"+1812-576-8426;Sam;us\r\n");
+    csv.extend_from_slice(b"(11) 98765-4321 ramal 12;Ana;\r\n");
+    let job = import(&host, csv, "text/csv").await;
+    assert_eq!(job["format"], json!({ "delimiter": ";", "encoding": "windows-1252" }), "{job}");
+    assert_eq!((job["created"].as_u64(), job["failed"].as_u64()), (Some(4), Some(0)), "{job}");
+    let joao = host.contact("+5555998765432").await.expect("a national number in area code 55");
+    assert_eq!((joao["name"].as_str(), joao["tags"].clone()), (Some("João Gonçalves"), json!(["gaúcho"])));
+    assert!(host.contact("+555532123456").await.is_some(), "a landline in area code 55");
+    assert!(host.contact("+18125768426").await.is_some(), "+1 glued to the area code");
+    assert!(host.contact("+5511987654321").await.is_some(), "the extension dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +108,7 @@ async fn thousands_of_rows_import_with_progress() {
     for i in 0..3000 {
         csv.push_str(&format!("+55 11 9{:04}-{:04},Cliente {i}\n", 1000 + i / 1000, i % 10000));
     }
-    let job = import(&host, &csv, "text/csv").await;
+    let job = import(&host, csv.as_str(), "text/csv").await;
     assert_eq!(
         (job["created"].as_u64(), job["failed"].as_u64(), job["processed"].as_u64()),
         (Some(3000), Some(0), Some(3000))

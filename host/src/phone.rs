@@ -99,14 +99,17 @@ fn to_phone(number: &PhoneNumber) -> Phone {
 /// international numbers too, turning `+49 1511…` read in the US into
 /// `+49 511…`; such numbers are therefore parsed without a region.)
 pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, InvalidPhone> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(invalid(raw, "empty"));
+    let number = without_extension(raw.trim());
+    if !number.chars().any(|c| c.is_ascii_digit()) {
+        return Err(invalid(raw, if raw.trim().is_empty() { "empty" } else { "no digits" }));
+    }
+    if let Some(bad) = number.chars().find(|c| !is_part_of_number(*c)) {
+        return Err(invalid(raw, format!("{bad:?} is not part of a phone number")));
     }
     let region = default_region.trim().to_ascii_uppercase().parse::<Id>().ok();
-    let written = international_forms(trimmed, region);
+    let written = international_forms(number, region);
     if written.is_empty() {
-        return parse_valid(region, trimmed).map_err(|why| invalid(raw, why));
+        return parse_national(region, number).map_err(|why| invalid(raw, why));
     }
     // Where the prefix could be read two ways (Brazil's `00` + carrier
     // code vs a plain `00`), the reading that gives a valid number wins.
@@ -120,6 +123,56 @@ pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, InvalidPhone>
         }
     }
     Err(invalid(raw, first_error.unwrap_or_default()))
+}
+
+/// Digits and what people write between them: spaces (any Unicode
+/// space), `-`, `.`, `/`, brackets, and a leading `+` (or the full-width
+/// `＋`).
+fn is_part_of_number(c: char) -> bool {
+    c.is_ascii_digit() || c.is_whitespace() || "+\u{ff0b}-‐‑‒–—.·/()[]".contains(c)
+}
+
+/// The number without its extension, as libphonenumber recognises them:
+/// `;ext=7` (RFC 3966), `ext`/`ext.`/`extn`/`extension`, `x`, `#`, and the
+/// Spanish and Portuguese `anexo`/`ramal`, each before the extension's
+/// digits at the end. WhatsApp numbers have no extension, so it is dropped.
+fn without_extension(text: &str) -> &str {
+    const MARKERS: [&str; 9] = [";ext=", "extension", "extn", "ext.", "ext", "anexo", "ramal", "x", "#"];
+    let lower = text.to_ascii_lowercase();
+    let cut = MARKERS
+        .iter()
+        .filter_map(|m| lower.find(m).map(|at| (at, m.len())))
+        .filter(|(at, len)| {
+            let tail = lower[at + len..].trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == '.');
+            lower[..*at].chars().any(|c| c.is_ascii_digit())
+                && (1..=7).contains(&tail.len())
+                && tail.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|(at, _)| at)
+        .min();
+    match cut {
+        Some(at) => text[..at].trim_end(),
+        None => text,
+    }
+}
+
+/// A number written nationally, read in `region` as libphonenumber's
+/// `parse(text, region)` reads it: leading digits that equal the region's
+/// country code are that code only if the whole number is not valid as a
+/// national one (`maybeExtractCountryCode`). The `phonenumber` crate takes
+/// them as the code first, so an Italian mobile written `391 234 5678`
+/// (country code 39), an Indian `91234 56789` (91) or a Brazilian number in
+/// area code 55 would be refused or read as another number; the whole
+/// number is therefore tried first.
+fn parse_national(region: Option<Id>, text: &str) -> Result<Phone, String> {
+    let code = region.and_then(|r| phonenumber::metadata::DATABASE.by_id(r.as_ref())).map(|m| m.country_code());
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    if let Some(code) = code.map(|c| c.to_string()).filter(|c| digits.starts_with(c.as_str()))
+        && let Ok(whole) = parse_valid(None, &format!("+{code}{digits}"))
+    {
+        return Ok(whole);
+    }
+    parse_valid(region, text)
 }
 
 /// Parses and validates, bringing an outdated form (a Brazilian mobile
@@ -147,10 +200,11 @@ fn international_forms(text: &str, region: Option<Id>) -> Vec<String> {
         return Vec::new();
     };
     let text = &text[start..];
-    if let Some(rest) = text.strip_prefix('+').or_else(|| text.strip_prefix('\u{ff0b}')) {
-        return vec![format!("+{rest}")];
-    }
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    // Separators go: the crate reads `+1812-576-8426` as country code 1812.
+    if text.starts_with(['+', '\u{ff0b}']) {
+        return vec![format!("+{digits}")];
+    }
     let region_idd = region
         .and_then(|r| phonenumber::metadata::DATABASE.by_id(r.as_ref()))
         .and_then(|meta| meta.international_prefix()?.find(&digits))
@@ -159,26 +213,12 @@ fn international_forms(text: &str, region: Option<Id>) -> Vec<String> {
     let generic_idd = (digits.starts_with("00") && !digits.starts_with("000")).then_some(2);
     let mut forms: Vec<String> = Vec::new();
     for idd in [region_idd, generic_idd].into_iter().flatten() {
-        let form = format!("+{}", after_digits(text, idd));
+        let form = format!("+{}", &digits[idd..]);
         if !forms.contains(&form) {
             forms.push(form);
         }
     }
     forms
-}
-
-/// `text` after its first `n` digits, separators and extension kept.
-fn after_digits(text: &str, n: usize) -> &str {
-    let mut seen = 0;
-    for (i, c) in text.char_indices() {
-        if seen == n {
-            return &text[i..];
-        }
-        if c.is_ascii_digit() {
-            seen += 1;
-        }
-    }
-    ""
 }
 
 /// A WhatsApp `wa_id` (digits, country code first, no `+`). WhatsApp has
@@ -278,6 +318,49 @@ mod tests {
             let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
             assert_eq!(phone.e164, e164, "{written} in {region}");
         }
+    }
+
+    /// libphonenumber reads leading digits equal to the region's country
+    /// code as that code only when the whole number is not valid as a
+    /// national one: an Italian mobile starting 39, an Indian one starting
+    /// 91, a Brazilian number in area code 55 are national numbers.
+    #[test]
+    fn national_numbers_that_start_with_their_country_code_stay_national() {
+        for (region, written, e164) in [
+            ("IT", "391 234 5678", "+393912345678"),
+            ("IT", "3912345678", "+393912345678"),
+            ("IT", "312 345 6789", "+393123456789"),
+            ("IN", "91234 56789", "+919123456789"),
+            ("IN", "9123456789", "+919123456789"),
+            ("BR", "(55) 99876-5432", "+5555998765432"),
+            ("BR", "55 99876 5432", "+5555998765432"),
+            // Not valid as a national number: the leading digits are the code.
+            ("BR", "5511987654321", "+5511987654321"),
+            ("IT", "39 06 1234 5678", "+390612345678"),
+        ] {
+            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
+            assert_eq!(phone.e164, e164, "{written} in {region}");
+        }
+    }
+
+    /// Separators glued to the country code, and extensions in the forms
+    /// libphonenumber accepts (RFC 3966 `;ext=`, `ext.`, `x`, `#`, `ramal`).
+    #[test]
+    fn glued_separators_and_extensions() {
+        for (region, written, e164) in [
+            ("US", "+1812-576-8426", "+18125768426"),
+            ("US", "+1(812)576-8426", "+18125768426"),
+            ("US", "+18125768426;ext=12", "+18125768426"),
+            ("US", "812-576-8426 x12", "+18125768426"),
+            ("US", "812.576.8426 ext. 12", "+18125768426"),
+            ("BR", "+55 11 98765-4321 ramal 3", "+5511987654321"),
+            ("BR", "(11) 98765-4321 #12", "+5511987654321"),
+            ("CL", "+56 2 2345 6789 anexo 4", "+56223456789"),
+        ] {
+            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
+            assert_eq!(phone.e164, e164, "{written} in {region}");
+        }
+        assert!(normalize("+1 812 576 8426 call me", "US").is_err(), "words are not an extension");
     }
 
     #[test]

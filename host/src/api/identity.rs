@@ -47,8 +47,8 @@ pub async fn import(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv") || v.starts_with("application/csv"));
-    let rows = parse(&body, csv).map_err(|e| ApiError::bad_request("invalid_import", e.to_string()))?;
-    let job = importer.start(&tenant.id, rows.len())?;
+    let (rows, format) = parse(&body, csv).map_err(|e| ApiError::bad_request("invalid_import", e.to_string()))?;
+    let job = importer.start(&tenant.id, rows.len(), format)?;
     let started = job.clone();
     tokio::task::spawn_blocking(move || {
         if let Err(e) = importer.run(&tenant, job, rows) {

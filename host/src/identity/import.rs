@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::csv_file::CsvFormat;
 use super::{IdentityError, link_company_by_email};
 use crate::clock::SharedClock;
 use crate::crm::{Company, Contact, Crm};
@@ -46,7 +47,7 @@ fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     }
     Ok(match Option::<Tags>::deserialize(d)? {
         Some(Tags::List(v)) => v,
-        Some(Tags::Text(s)) => s.split(['|', ';']).map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        Some(Tags::Text(s)) => split_tags(&s),
         None => Vec::new(),
     })
 }
@@ -79,6 +80,9 @@ pub struct ImportJob {
     pub errors: Vec<RowError>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// How a CSV file was read (delimiter, encoding); absent for JSON.
+    #[serde(default)]
+    pub format: Option<CsvFormat>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,48 +93,30 @@ pub enum ImportError {
     Json(String),
     #[error("the file has no rows")]
     Empty,
-    #[error("the CSV needs a `phone` column (columns: phone, name, email, company, tags)")]
-    NoPhoneColumn,
+    #[error(
+        "the CSV needs a `phone` column (columns: phone, name, email, company, tags; read with {delimiter:?} between them)"
+    )]
+    NoPhoneColumn { delimiter: char },
 }
 
-/// Parses a CSV (header row; columns matched ignoring case) or a JSON list.
-pub fn parse(body: &[u8], csv: bool) -> Result<Vec<ImportRow>, ImportError> {
-    let rows: Vec<ImportRow> = if csv {
-        let mut reader = ::csv::ReaderBuilder::new().trim(::csv::Trim::All).flexible(true).from_reader(body);
-        let headers = reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.clone();
-        let lower: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
-        if !lower.iter().any(|h| h == "phone") {
-            return Err(ImportError::NoPhoneColumn);
-        }
-        let mut out = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| ImportError::Csv(e.to_string()))?;
-            let field = |name: &str| {
-                lower
-                    .iter()
-                    .position(|h| h == name)
-                    .and_then(|i| record.get(i))
-                    .map(str::to_string)
-                    .filter(|v| !v.is_empty())
-            };
-            out.push(ImportRow {
-                phone: field("phone").unwrap_or_default(),
-                name: field("name"),
-                email: field("email"),
-                company: field("company"),
-                tags: field("tags")
-                    .map(|t| t.split(['|', ';']).map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-                    .unwrap_or_default(),
-            });
-        }
-        out
+/// Parses a CSV (header row; columns matched ignoring case; see
+/// [`super::csv_file`] for delimiters and encodings) or a JSON list.
+pub fn parse(body: &[u8], csv: bool) -> Result<(Vec<ImportRow>, Option<CsvFormat>), ImportError> {
+    let (rows, format) = if csv {
+        let (rows, format) = super::csv_file::read(body)?;
+        (rows, Some(format))
     } else {
-        serde_json::from_slice(body).map_err(|e| ImportError::Json(e.to_string()))?
+        (serde_json::from_slice(body).map_err(|e| ImportError::Json(e.to_string()))?, None)
     };
     if rows.is_empty() {
         return Err(ImportError::Empty);
     }
-    Ok(rows)
+    Ok((rows, format))
+}
+
+/// Tags as written in one field: separated by `|` or `;`.
+pub(super) fn split_tags(text: &str) -> Vec<String> {
+    text.split(['|', ';']).map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
 }
 
 #[derive(Clone)]
@@ -156,7 +142,7 @@ impl Importer {
     }
 
     /// Records a new job for `rows` and returns it (to run with [`Importer::run`]).
-    pub fn start(&self, tenant: &str, total: usize) -> Result<ImportJob, StoreError> {
+    pub fn start(&self, tenant: &str, total: usize, format: Option<CsvFormat>) -> Result<ImportJob, StoreError> {
         let job = ImportJob {
             id: new_id("im"),
             status: ImportStatus::Running,
@@ -168,6 +154,7 @@ impl Importer {
             errors: Vec::new(),
             started_at: self.clock.now_ms(),
             finished_at: None,
+            format,
         };
         self.save(tenant, &job)?;
         Ok(job)

@@ -6,6 +6,7 @@
 //! metadata), never by hand, so national forms, `00` prefixes, spaces and
 //! punctuation all reach the same E.164 key.
 
+mod csv_file;
 pub mod duplicates;
 mod edit;
 pub mod import;
