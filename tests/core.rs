@@ -327,6 +327,70 @@ async fn sends_go_to_the_graph_api_and_statuses_only_move_forward() {
     assert_eq!(late["errors"][0]["code"], 131047);
 }
 
+/// Meta's status reference: besides sent, delivered, read and failed, a
+/// voice message is `played`, and a message can be `deleted` by the user or
+/// get a `warning`. All are accepted in one body with a new message; played
+/// moves the message past read; deleted and warning are recorded in its
+/// history without becoming its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn played_deleted_and_warning_statuses_are_accepted_beside_a_message() {
+    let meta = FakeMeta::start().await;
+    let host = TestHost::start_with(|c| {
+        c.outbound.graph_base = meta.base.clone();
+        c.demo.access_token = Some("EAAtoken".into());
+    })
+    .await;
+    host.post_payload(&payload("greeting.json", host.now_secs())).await;
+    host.settle().await;
+    let contact = host.contact("+5511987654321").await.unwrap();
+    let cid = host.conversations(contact["id"].as_str().unwrap()).await[0]["id"].as_str().unwrap().to_string();
+    let outbound = |view: &Value| {
+        view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").cloned().unwrap()
+    };
+    let wamid = outbound(&host.conversation(&cid).await)["wamid"].as_str().unwrap().to_string();
+
+    let t = host.now_secs();
+    let mut body = status_payload("status-read.json", &wamid, "5511987654321", t);
+    let read = first_value(&mut body)["statuses"][0].clone();
+    let statuses: Vec<Value> = ["read", "played", "deleted", "warning"]
+        .into_iter()
+        .map(|status| {
+            let mut s = read.clone();
+            s["status"] = json!(status);
+            s
+        })
+        .collect();
+    first_value(&mut body)["statuses"] = json!(statuses);
+    let message = payload("text.json", t);
+    first_value(&mut body)["messages"] = first_value(&mut message.clone())["messages"].clone();
+    first_value(&mut body)["contacts"] = first_value(&mut message.clone())["contacts"].clone();
+    let (status, ack) = host.post_payload(&body).await;
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ack["accepted"], 5, "one message and four statuses: {ack}");
+    host.settle().await;
+
+    let reply = outbound(&host.conversation(&cid).await);
+    assert_eq!(reply["status"], "played");
+    let history: Vec<(String, bool)> = reply["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["status"].as_str().unwrap().to_string(), h["applied"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("sent".into(), true),
+            ("read".into(), true),
+            ("played".into(), true),
+            ("deleted".into(), false),
+            ("warning".into(), false)
+        ]
+    );
+    let contact = host.contact("+5511987654321").await.unwrap();
+    assert_eq!(contact["stats"]["inbound_messages"], 2, "the message beside the statuses was applied too");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_that_overtakes_the_send_response_is_applied_when_it_arrives() {
     let meta = FakeMeta::start().await;

@@ -306,6 +306,28 @@ async fn metrics_are_for_the_operator_only() {
     assert!(text.contains("switchboard_journal_pending"), "{text}");
 }
 
+/// Every POST is signed, whatever it carries: a body with only statuses,
+/// or only a field other than `messages`, is refused unsigned or signed
+/// with the wrong secret, like one with messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_without_messages_must_be_signed_too() {
+    let host = TestHost::start().await;
+    let statuses =
+        serde_json::to_vec(&status_payload("status-read.json", "wamid.X", "5511987654321", host.now_secs())).unwrap();
+    let account_update = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "account_update",
+            "value": { "phone_number": "15550783881", "event": "VERIFIED_ACCOUNT" } }] }]
+    }))
+    .unwrap();
+    for body in [&statuses, &account_update] {
+        assert_eq!(host.post_raw(body, None).await.0, 401, "unsigned");
+        assert_eq!(host.post_raw(body, Some(&signature::sign(b"guess", body))).await.0, 401, "wrongly signed");
+    }
+    let (status, ack) = host.post_raw(&statuses, Some(&signature::sign(APP_SECRET.as_bytes(), &statuses))).await;
+    assert_eq!(status, 200, "{ack}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_for_unknown_numbers_must_be_signed_with_an_operator_secret() {
     let host = TestHost::start_with(|c| c.webhook.app_secrets = vec!["operator-app-secret".into()]).await;

@@ -289,9 +289,10 @@ pub struct Message {
 
 impl Message {
     /// Applies a delivery status if it moves the message forward; records
-    /// it in the history either way. Returns whether it applied.
+    /// it in the history either way (a `deleted` or `warning`, which are
+    /// not steps of delivery, only there). Returns whether it applied.
     pub fn apply_status(&mut self, status: DeliveryStatus, at: Millis, errors: &[WhatsAppError]) -> bool {
-        let applied = self.status.is_none_or(|current| current.advances_to(status));
+        let applied = status.is_ordered() && self.status.is_none_or(|current| current.advances_to(status));
         if applied {
             self.status = Some(status);
         }

@@ -196,8 +196,12 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
     let mut statuses = Vec::with_capacity(value.statuses.len());
     for (i, s) in value.statuses.into_iter().enumerate() {
         let at = seconds(&s.timestamp, received_at).map_err(|why| format!("statuses[{i}].timestamp: {why}"))?;
-        let status = DeliveryStatus::parse(&s.status)
-            .ok_or_else(|| format!("statuses[{i}].status {:?} is not sent, delivered, read or failed", s.status))?;
+        let status = DeliveryStatus::parse(&s.status).ok_or_else(|| {
+            format!(
+                "statuses[{i}].status {:?} is not sent, delivered, read, played, failed, deleted or warning",
+                s.status
+            )
+        })?;
         statuses.push(StatusUpdate {
             tenant: String::new(),
             phone_number_id: phone_number_id.clone(),

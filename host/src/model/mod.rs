@@ -123,13 +123,22 @@ pub enum DeliveryStatus {
     Failed,
     Delivered,
     Read,
+    /// A voice message was played (so it was read too).
+    Played,
+    /// The user deleted the message. Recorded in the message's history;
+    /// it is not a step of delivery, so it never becomes its status.
+    Deleted,
+    /// WhatsApp warns about the message (its errors say why). Recorded in
+    /// the history, never the message's status.
+    Warning,
 }
 
 impl DeliveryStatus {
     /// `failed` outranks `sent` (the send did not get through) but not
-    /// `delivered` or `read`, which prove it did.
-    fn rank(self) -> u8 {
-        match self {
+    /// `delivered`, `read` or `played`, which prove it did. `None`: not a
+    /// step of delivery.
+    fn rank(self) -> Option<u8> {
+        Some(match self {
             DeliveryStatus::Pending => 0,
             DeliveryStatus::Unknown => 1,
             DeliveryStatus::DryRun => 2,
@@ -137,12 +146,20 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => 3,
             DeliveryStatus::Delivered => 4,
             DeliveryStatus::Read => 5,
-        }
+            DeliveryStatus::Played => 6,
+            DeliveryStatus::Deleted | DeliveryStatus::Warning => return None,
+        })
+    }
+
+    /// Whether this is a step of delivery (and can become a message's
+    /// status), rather than an event recorded beside it.
+    pub fn is_ordered(self) -> bool {
+        self.rank().is_some()
     }
 
     /// Whether moving from `self` to `next` is progress.
     pub fn advances_to(self, next: DeliveryStatus) -> bool {
-        next.rank() > self.rank()
+        matches!((self.rank(), next.rank()), (Some(now), Some(then)) if then > now)
     }
 
     pub fn parse(s: &str) -> Option<DeliveryStatus> {
@@ -151,6 +168,9 @@ impl DeliveryStatus {
             "delivered" => DeliveryStatus::Delivered,
             "read" => DeliveryStatus::Read,
             "failed" => DeliveryStatus::Failed,
+            "played" => DeliveryStatus::Played,
+            "deleted" => DeliveryStatus::Deleted,
+            "warning" => DeliveryStatus::Warning,
             _ => return None,
         })
     }
@@ -164,6 +184,9 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Read => "read",
+            DeliveryStatus::Played => "played",
+            DeliveryStatus::Deleted => "deleted",
+            DeliveryStatus::Warning => "warning",
         }
     }
 }

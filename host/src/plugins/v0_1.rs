@@ -305,7 +305,9 @@ pub(super) fn lower_status(s: model::DeliveryStatus) -> wit::DeliveryStatus {
         S::Sent => wit::DeliveryStatus::Sent,
         S::Failed => wit::DeliveryStatus::Failed,
         S::Delivered => wit::DeliveryStatus::Delivered,
-        S::Read => wit::DeliveryStatus::Read,
+        // 0.1.0 ends at `read`: a played voice message was read. `deleted`
+        // and `warning` are never a message's status (only its history's).
+        S::Read | S::Played | S::Deleted | S::Warning => wit::DeliveryStatus::Read,
     }
 }
 
