@@ -193,8 +193,14 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
             referral: m.referral,
         });
     }
-    let mut statuses = Vec::with_capacity(value.statuses.len());
-    for (i, s) in value.statuses.into_iter().enumerate() {
+    let statuses = statuses(value.statuses, &phone_number_id, received_at)?;
+    Ok(ChangeBatch { phone_number_id, messages, statuses })
+}
+
+/// A change's delivery statuses, for messages the business sent.
+fn statuses(raw: Vec<RawStatus>, phone_number_id: &str, received_at: Millis) -> Result<Vec<StatusUpdate>, String> {
+    let mut statuses = Vec::with_capacity(raw.len());
+    for (i, s) in raw.into_iter().enumerate() {
         let at = seconds(&s.timestamp, received_at).map_err(|why| format!("statuses[{i}].timestamp: {why}"))?;
         let status = DeliveryStatus::parse(&s.status).ok_or_else(|| {
             format!(
@@ -204,7 +210,7 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
         })?;
         statuses.push(StatusUpdate {
             tenant: String::new(),
-            phone_number_id: phone_number_id.clone(),
+            phone_number_id: phone_number_id.to_string(),
             wamid: s.id,
             status,
             at,
@@ -214,7 +220,7 @@ fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, Strin
             callback_data: s.biz_opaque_callback_data,
         });
     }
-    Ok(ChangeBatch { phone_number_id, messages, statuses })
+    Ok(statuses)
 }
 
 impl From<RawError> for WhatsAppError {
