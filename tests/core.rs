@@ -287,9 +287,6 @@ async fn sends_go_to_the_graph_api_and_statuses_only_move_forward() {
 
     let contact = host.contact("+5511987654321").await.unwrap();
     let cid = host.conversations(contact["id"].as_str().unwrap()).await[0]["id"].as_str().unwrap().to_string();
-    let outbound = |view: &Value| {
-        view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").cloned().unwrap()
-    };
     let reply = outbound(&host.conversation(&cid).await);
     assert_eq!(reply["status"], "sent");
     let wamid = reply["wamid"].as_str().unwrap().to_string();
@@ -304,12 +301,7 @@ async fn sends_go_to_the_graph_api_and_statuses_only_move_forward() {
     host.settle().await;
     let reply = outbound(&host.conversation(&cid).await);
     assert_eq!(reply["status"], "read");
-    let history: Vec<(String, bool)> = reply["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["status"].as_str().unwrap().to_string(), h["applied"].as_bool().unwrap()))
-        .collect();
+    let history = status_history(&reply);
     assert_eq!(
         history,
         vec![("sent".into(), true), ("read".into(), true), ("delivered".into(), false)],
@@ -344,9 +336,6 @@ async fn played_deleted_and_warning_statuses_are_accepted_beside_a_message() {
     host.settle().await;
     let contact = host.contact("+5511987654321").await.unwrap();
     let cid = host.conversations(contact["id"].as_str().unwrap()).await[0]["id"].as_str().unwrap().to_string();
-    let outbound = |view: &Value| {
-        view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").cloned().unwrap()
-    };
     let wamid = outbound(&host.conversation(&cid).await)["wamid"].as_str().unwrap().to_string();
 
     let t = host.now_secs();
@@ -371,12 +360,7 @@ async fn played_deleted_and_warning_statuses_are_accepted_beside_a_message() {
 
     let reply = outbound(&host.conversation(&cid).await);
     assert_eq!(reply["status"], "played");
-    let history: Vec<(String, bool)> = reply["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["status"].as_str().unwrap().to_string(), h["applied"].as_bool().unwrap()))
-        .collect();
+    let history = status_history(&reply);
     assert_eq!(
         history,
         vec![
@@ -407,8 +391,7 @@ async fn a_status_that_overtakes_the_send_response_is_applied_when_it_arrives() 
     host.settle().await;
     let contact = host.contact("+5511987654321").await.unwrap();
     let cid = host.conversations(contact["id"].as_str().unwrap()).await[0]["id"].as_str().unwrap().to_string();
-    let view = host.conversation(&cid).await;
-    let reply = view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").unwrap();
+    let reply = outbound(&host.conversation(&cid).await);
     assert_eq!(reply["wamid"], "wamid.FAKE0001");
     assert_eq!(reply["status"], "delivered");
 }
@@ -687,4 +670,19 @@ async fn outside_the_24_hour_window_only_templates_go_out() {
     assert_eq!(out["kind"], "template");
     assert_eq!(out["content"]["name"], "follow_up_quote");
     assert_eq!(out["status"], "dry_run");
+}
+
+/// The (first) message the host sent in a conversation view.
+fn outbound(view: &Value) -> Value {
+    view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").cloned().unwrap()
+}
+
+/// A message's status history as (status, applied) pairs.
+fn status_history(message: &Value) -> Vec<(String, bool)> {
+    message["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["status"].as_str().unwrap().to_string(), h["applied"].as_bool().unwrap()))
+        .collect()
 }

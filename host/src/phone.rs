@@ -266,6 +266,14 @@ fn parse_wa_id(digits: &str) -> Phone {
 mod tests {
     use super::*;
 
+    /// Each `(region, written)` normalises to `e164`.
+    fn reads_as(cases: &[(&str, &str, &str)]) {
+        for (region, written, e164) in cases {
+            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
+            assert_eq!(phone.e164, *e164, "{written} in {region}");
+        }
+    }
+
     #[test]
     fn national_and_international_forms_agree() {
         let want = "+5511987654321";
@@ -298,7 +306,7 @@ mod tests {
     /// code whatever the region; one written nationally takes the region's.
     #[test]
     fn international_writing_wins_over_the_region() {
-        for (region, written, e164) in [
+        reads_as(&[
             ("US", "+4915112345678", "+4915112345678"),
             ("US", "+5511987654321", "+5511987654321"),
             ("US", "011 49 1511 2345678", "+4915112345678"),
@@ -314,10 +322,7 @@ mod tests {
             ("JP", "010 1 650 253 0000", "+16502530000"),
             ("IN", "+91 98765 43210", "+919876543210"),
             ("MX", "+52 1 55 1234 5678", "+525512345678"),
-        ] {
-            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
-            assert_eq!(phone.e164, e164, "{written} in {region}");
-        }
+        ]);
     }
 
     /// libphonenumber reads leading digits equal to the region's country
@@ -326,7 +331,7 @@ mod tests {
     /// 91, a Brazilian number in area code 55 are national numbers.
     #[test]
     fn national_numbers_that_start_with_their_country_code_stay_national() {
-        for (region, written, e164) in [
+        reads_as(&[
             ("IT", "391 234 5678", "+393912345678"),
             ("IT", "3912345678", "+393912345678"),
             ("IT", "312 345 6789", "+393123456789"),
@@ -337,17 +342,14 @@ mod tests {
             // Not valid as a national number: the leading digits are the code.
             ("BR", "5511987654321", "+5511987654321"),
             ("IT", "39 06 1234 5678", "+390612345678"),
-        ] {
-            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
-            assert_eq!(phone.e164, e164, "{written} in {region}");
-        }
+        ]);
     }
 
     /// Separators glued to the country code, and extensions in the forms
     /// libphonenumber accepts (RFC 3966 `;ext=`, `ext.`, `x`, `#`, `ramal`).
     #[test]
     fn glued_separators_and_extensions() {
-        for (region, written, e164) in [
+        reads_as(&[
             ("US", "+1812-576-8426", "+18125768426"),
             ("US", "+1(812)576-8426", "+18125768426"),
             ("US", "+18125768426;ext=12", "+18125768426"),
@@ -356,10 +358,7 @@ mod tests {
             ("BR", "+55 11 98765-4321 ramal 3", "+5511987654321"),
             ("BR", "(11) 98765-4321 #12", "+5511987654321"),
             ("CL", "+56 2 2345 6789 anexo 4", "+56223456789"),
-        ] {
-            let phone = normalize(written, region).unwrap_or_else(|e| panic!("{region} {written}: {e}"));
-            assert_eq!(phone.e164, e164, "{written} in {region}");
-        }
+        ]);
         assert!(normalize("+1 812 576 8426 call me", "US").is_err(), "words are not an extension");
     }
 

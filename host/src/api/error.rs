@@ -82,12 +82,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let cause = self.cause.unwrap_or_else(|| self.message.clone());
+        // Only a server error's cause is logged (by `log_server_errors`).
+        let cause = self.status.is_server_error().then(|| self.cause.unwrap_or_else(|| self.message.clone()));
         let body = ErrorBody {
             error: ErrorDetail { status: self.status.as_u16(), code: self.code.to_string(), message: self.message },
         };
         let mut response = (self.status, Json(body)).into_response();
-        response.extensions_mut().insert(Cause(cause));
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(Cause(cause));
+        }
         response
     }
 }
@@ -98,11 +101,14 @@ impl IntoResponse for ApiError {
 /// (storage refusing writes, shutting down) and is a warning; anything
 /// else is an error.
 pub async fn log_server_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    // Cheap to keep for every request: a method is a small value, a URI
+    // shares the request's bytes.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = next.run(request).await;
     let status = response.status();
     if status.is_server_error() {
         let cause = response.extensions().get::<Cause>().map_or("", |c| c.0.as_str());
+        let path = uri.path();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(%method, %path, status = status.as_u16(), %cause, "request refused");
         } else {

@@ -54,7 +54,7 @@ pub struct NewCompany {
     pub domain: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema, Clone)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyPatch {
     pub name: Option<String>,
@@ -75,7 +75,7 @@ pub struct NewDeal {
     pub owner: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema, Clone)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealPatch {
     pub name: Option<String>,
@@ -86,13 +86,36 @@ pub struct DealPatch {
     pub owner: Option<String>,
 }
 
-fn domain_of(d: Option<String>) -> Option<String> {
+fn domain_of(d: Option<&str>) -> Option<String> {
     d.map(|d| d.trim().trim_start_matches('@').to_lowercase()).filter(|d| !d.is_empty())
 }
 
 /// A trimmed, non-empty text, if `v` is one.
-fn text(v: Option<String>) -> Option<String> {
-    v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+fn text(v: Option<&str>) -> Option<String> {
+    v.map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+}
+
+impl DealPatch {
+    fn apply(&self, d: &mut Deal) {
+        if let Some(v) = text(self.name.as_deref()) {
+            d.name = v;
+        }
+        if let Some(v) = text(self.stage.as_deref()) {
+            d.stage = v;
+        }
+        if let Some(v) = self.status {
+            d.status = v;
+        }
+        if self.amount_minor.is_some() {
+            d.amount_minor = self.amount_minor;
+        }
+        if self.currency.is_some() {
+            d.currency.clone_from(&self.currency);
+        }
+        if self.owner.is_some() {
+            d.owner.clone_from(&self.owner);
+        }
+    }
 }
 
 fn domain_taken(e: StoreError) -> EditError {
@@ -104,9 +127,9 @@ fn domain_taken(e: StoreError) -> EditError {
 
 impl Crm {
     pub fn create_company(&self, tenant: &str, new: NewCompany, now: Millis) -> Result<Company> {
-        let name = text(Some(new.name)).ok_or_else(|| invalid("invalid_company", "name must not be empty"))?;
+        let name = text(Some(&new.name)).ok_or_else(|| invalid("invalid_company", "name must not be empty"))?;
         let mut company =
-            Company { id: new_id("co"), name, domain: domain_of(new.domain), created_at: now, version: 0 };
+            Company { id: new_id("co"), name, domain: domain_of(new.domain.as_deref()), created_at: now, version: 0 };
         let mut batch = Batch::new();
         self.put_company(&mut batch, tenant, &mut company, None)?;
         self.commit(batch).map_err(domain_taken)?;
@@ -121,11 +144,11 @@ impl Crm {
         let changed = optimistic(|| {
             let read = self.existing_company(tenant, id)?;
             let mut c = read.clone();
-            if let Some(n) = text(patch.name.clone()) {
+            if let Some(n) = text(patch.name.as_deref()) {
                 c.name = n;
             }
-            if let Some(d) = patch.domain.clone() {
-                c.domain = domain_of(Some(d));
+            if patch.domain.is_some() {
+                c.domain = domain_of(patch.domain.as_deref());
             }
             let mut batch = Batch::new();
             self.put_company(&mut batch, tenant, &mut c, Some(&read))?;
@@ -154,7 +177,7 @@ impl Crm {
         let contact = self
             .contact(tenant, &new.contact_id)?
             .ok_or_else(|| EditError::NotFound(format!("no contact {} in this tenant", new.contact_id)))?;
-        let (Some(name), Some(stage)) = (text(Some(new.name)), text(Some(new.stage))) else {
+        let (Some(name), Some(stage)) = (text(Some(&new.name)), text(Some(&new.stage))) else {
             return Err(invalid("invalid_deal", "name and stage must not be empty"));
         };
         let mut deal = Deal {
@@ -185,25 +208,7 @@ impl Crm {
         let changed = optimistic(|| {
             let read = self.existing_deal(tenant, id)?;
             let mut d = read.clone();
-            let p = patch.clone();
-            if let Some(v) = text(p.name) {
-                d.name = v;
-            }
-            if let Some(v) = text(p.stage) {
-                d.stage = v;
-            }
-            if let Some(v) = p.status {
-                d.status = v;
-            }
-            if p.amount_minor.is_some() {
-                d.amount_minor = p.amount_minor;
-            }
-            if p.currency.is_some() {
-                d.currency = p.currency;
-            }
-            if p.owner.is_some() {
-                d.owner = p.owner;
-            }
+            patch.apply(&mut d);
             d.updated_at = now;
             let mut batch = Batch::new();
             self.put_deal(&mut batch, tenant, &mut d, Some(&read))?;
