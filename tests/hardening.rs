@@ -23,15 +23,17 @@ async fn decisions(host: &TestHost, phone: &str) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_implausible_timestamp_is_refused_with_its_reason() {
+async fn an_implausible_timestamp_is_quarantined_with_its_reason() {
     let host = TestHost::start().await;
     let mut p = text_message("5511987654321", "Ana", "wamid.poison", "oi", host.now_secs());
     first_value(&mut p)["messages"][0]["timestamp"] = json!("9223372036854775");
     let (status, body) = host.post_payload(&p).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "not_a_notification");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("messages[0].timestamp") && message.contains("plausible"), "{message}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["accepted"].as_u64(), body["quarantined"].as_u64()), (Some(0), Some(1)), "{body}");
+    let (_, kept) = host.get("/v1/quarantine").await;
+    let reason = kept["items"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("timestamp") && reason.contains("plausible"), "{kept}");
+    assert_eq!(kept["items"][0]["path"], "entry[0].changes[0].value.messages[0]");
     // The tenant goes on.
     let (status, _) = host.post_payload(&text_message("5511987654321", "Ana", "wamid.ok", "oi", host.now_secs())).await;
     assert_eq!(status, 200);

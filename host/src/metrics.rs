@@ -87,6 +87,12 @@ pub mod labels {
         pub result: &'static str,
     }
 
+    /// An unreadable webhook item: a message, a status or a whole change.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Unreadable {
+        pub kind: &'static str,
+    }
+
     /// A quarantined event: its kind, and whether it panicked or failed.
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     pub struct Quarantine {
@@ -113,6 +119,10 @@ pub struct Metrics {
     pub unknown_phone_numbers: Counter,
     /// Webhooks refused because no tenant or operator secret verifies them.
     pub unverified_webhooks: Counter,
+    /// Webhook items quarantined because they could not be read, by kind.
+    pub unreadable_items: Family<labels::Unreadable, Counter>,
+    /// Webhook items in the quarantine now, every tenant's.
+    pub unreadable_kept: Gauge,
     /// Decisions by world and outcome (decided / fallback).
     pub decisions: Family<labels::Decision, Counter>,
     pub plugin_call_seconds: Family<labels::World, Histogram>,
@@ -159,6 +169,8 @@ impl Metrics {
             duplicates: Counter::default(),
             unknown_phone_numbers: Counter::default(),
             unverified_webhooks: Counter::default(),
+            unreadable_items: Family::default(),
+            unreadable_kept: Gauge::default(),
             decisions: Family::default(),
             plugin_call_seconds: Family::new_with_constructor(latency_histogram),
             plugin_failures: Family::default(),
@@ -204,6 +216,16 @@ impl Metrics {
             "unverified_webhooks",
             "Webhooks naming no known number and signed with no operator secret",
             m.unverified_webhooks.clone(),
+        );
+        registry.register(
+            "unreadable_webhook_items",
+            "Webhook items kept in the quarantine because they could not be read",
+            m.unreadable_items.clone(),
+        );
+        registry.register(
+            "unreadable_webhook_items_kept",
+            "Webhook items in the quarantine now (GET /v1/quarantine)",
+            m.unreadable_kept.clone(),
         );
         registry.register("decisions", "Plugin decisions by world and outcome", m.decisions.clone());
         registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_call_seconds.clone());

@@ -19,9 +19,32 @@ pub struct SledEngine {
     trees: RwLock<HashMap<&'static str, sled::Tree>>,
 }
 
+/// How long opening waits for another holder of the lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl SledEngine {
+    /// Opens the database under `dir`. A lock held by another process is
+    /// waited on for a few seconds before [`StoreError::Locked`]: the
+    /// previous instance of a restart (a supervisor's, or a test's in the
+    /// same process) can still be letting go of it.
     pub fn open(dir: &Path) -> Result<SledEngine> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Engine(format!("{}: {e}", dir.display())))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let mut said = false;
+        loop {
+            match Self::try_open(dir) {
+                Err(StoreError::Locked) if std::time::Instant::now() < deadline => {
+                    if !std::mem::replace(&mut said, true) {
+                        tracing::info!(dir = %dir.display(), "the database is locked; waiting for it to be released");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(dir: &Path) -> Result<SledEngine> {
         let db = sled::Config::new()
             .path(dir.join("db"))
             // We flush explicitly before every acknowledgement; the

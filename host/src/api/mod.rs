@@ -16,6 +16,7 @@ mod error;
 mod identity;
 mod ops;
 pub(crate) mod plugins;
+mod quarantine;
 mod records;
 mod sync;
 mod webhooks;
@@ -101,6 +102,7 @@ narrow_state! {
     StaffActions => |s| s.stages().staff.clone(),
     Control => |s| s.stages().control.clone(),
     Timers => |s| s.stages().timers.clone(),
+    crate::ingest::quarantine::Quarantine => |s| s.stages().quarantine.clone(),
     Signals => |s| s.stages().signals.clone(),
     SharedClock => |s| s.stages().clock.clone(),
 }
@@ -132,6 +134,7 @@ fn routes(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sync::routes())
         .merge(plugins::routes())
         .merge(admin::routes())
+        .merge(quarantine::routes())
         .merge(control::routes())
         .merge(ops::routes(config.server.metrics_listen.is_none()))
         .split_for_parts();

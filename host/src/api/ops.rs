@@ -38,6 +38,9 @@ pub struct Health {
     pub outbound_queue: usize,
     /// Events set aside as unprocessable (see the logs).
     pub quarantined: usize,
+    /// Webhook items that could not be read, kept in the quarantine
+    /// (`GET /v1/quarantine`, `GET /admin/v1/quarantine`).
+    pub unreadable_webhook_items: usize,
     /// Nothing left to do: no message waiting to be sent and no event
     /// pending. Exact in one reading — the queue is read before the
     /// journal, and an event counts as pending from before the commit that
@@ -68,10 +71,14 @@ pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<
     let storage_error = s.store.failure();
     let stalled_lanes = p.scheduler.stalled(s.config.pipeline.stall_after);
     let now = s.clock.now_ms();
-    let (outbound_queue, quarantined) = match storage_error {
+    let (outbound_queue, quarantined, unreadable_webhook_items) = match storage_error {
         // Reads may fail too; the answer must still come.
-        Some(_) => (s.outbox.len().unwrap_or_default(), p.journal.quarantined().unwrap_or_default()),
-        None => (s.outbox.len()?, p.journal.quarantined()?),
+        Some(_) => (
+            s.outbox.len().unwrap_or_default(),
+            p.journal.quarantined().unwrap_or_default(),
+            s.quarantine.count().unwrap_or_default(),
+        ),
+        None => (s.outbox.len()?, p.journal.quarantined()?, s.quarantine.count()?),
     };
     let (code, status) = match (&storage_error, stalled_lanes.is_empty()) {
         (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
@@ -87,6 +94,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<
         oldest_pending_ms: p.scheduler.oldest_since().map(|t| (now - t).max(0) as u64),
         outbound_queue,
         quarantined,
+        unreadable_webhook_items,
         stalled_lanes,
         storage: StorageHealth { writable: storage_error.is_none(), error: storage_error },
     };
@@ -115,6 +123,7 @@ async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     m.outbound_queue.set(s.outbox.len()? as i64);
     m.compiled_plugin_bytes.set(s.plugins.compiled_bytes() as i64);
     m.quarantined.set(p.journal.quarantined()? as i64);
+    m.unreadable_kept.set(s.quarantine.count()? as i64);
     let sync = &s.sync;
     for e in sync.endpoints.all()? {
         let l = crate::metrics::labels::Endpoint { tenant: e.tenant.clone(), endpoint: e.id.clone() };

@@ -1,6 +1,5 @@
 //! `GET|POST /webhooks/whatsapp`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::Json;
@@ -8,15 +7,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
 use crate::ingest::{IngestError, payload, signature};
 use crate::metrics::labels;
-use crate::pipeline::Event;
-use crate::store::Batch;
-use crate::tenants::Tenant;
+use crate::pipeline::{Owners, Received};
 
 #[derive(Deserialize, IntoParams)]
 pub struct Handshake {
@@ -47,30 +44,13 @@ pub async fn verify(State(state): State<AppState>, Query(q): Query<Handshake>) -
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Received {
-    /// Events journaled for processing.
-    pub accepted: usize,
-    /// Redeliveries dropped.
-    pub duplicates: usize,
-    /// Changes for phone-number ids no tenant owns (acknowledged, not processed).
-    pub unknown_phone_numbers: usize,
-    /// Change fields other than `messages`.
-    pub ignored: usize,
-}
-
 /// Every POST must be signed. A body is verified with the app secret of
 /// every tenant that owns one of its phone-number ids; a body that names
 /// no known number (a number no tenant owns yet, fields without one) with
 /// one of the operator's configured app secrets (`webhook.app_secrets`).
 /// Refusals of bodies that name no known number are counted, and past a
 /// rate they get `429` and no log line, so a flood costs little.
-fn authenticate(
-    state: &AppState,
-    owners: &BTreeMap<String, Option<Tenant>>,
-    body: &[u8],
-    header: Option<&str>,
-) -> Result<(), ApiError> {
+fn authenticate(state: &AppState, owners: &Owners, body: &[u8], header: Option<&str>) -> Result<(), ApiError> {
     let refused = |e: IngestError| {
         let code = if e == IngestError::MissingSignature { "missing_signature" } else { "bad_signature" };
         ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
@@ -116,6 +96,7 @@ fn authenticate(
               (status = 400, description = "not JSON / not a WhatsApp notification", body = super::error::ErrorBody),
               (status = 401, description = "missing or wrong signature", body = super::error::ErrorBody),
               (status = 413, description = "body over webhook.max_body_bytes", body = super::error::ErrorBody),
+              (status = 429, description = "too many refused bodies naming no known phone-number id", body = super::error::ErrorBody),
               (status = 503, description = "could not store durably; Meta will retry", body = super::error::ErrorBody)))]
 pub async fn receive(
     State(state): State<AppState>,
@@ -156,57 +137,17 @@ async fn accept(
     })?;
 
     // Each change belongs to the tenant owning its phone-number id.
-    let mut owners: BTreeMap<String, Option<Tenant>> = BTreeMap::new();
-    for id in parsed.phone_number_ids() {
-        if !owners.contains_key(id) {
-            owners.insert(id.to_string(), s.tenants.by_phone_number_id(id)?);
-        }
-    }
+    let pipeline = state.pipeline.clone();
+    let (parsed, owners) = super::blocking(move || pipeline.owners(&parsed).map(|owners| (parsed, owners))).await?;
     let signature_header = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
     authenticate(state, &owners, &body, signature_header)?;
 
-    let ignored = parsed.ignored_fields.len();
-    let (events, unknown) = to_events(s, parsed.changes, &owners);
-    let appended = if events.is_empty() {
-        Default::default()
-    } else {
-        let pipeline = state.pipeline.clone();
-        let appended = super::blocking(move || pipeline.submit(events, Batch::new())).await?;
+    let pipeline = state.pipeline.clone();
+    let received = super::blocking(move || pipeline.intake(parsed, &owners, now)).await?;
+    // Duplicates too: the first delivery may have been committed and not
+    // yet flushed when its answer failed.
+    if received.accepted + received.duplicates + received.quarantined > 0 {
         s.store.sync().await?;
-        appended
-    };
-    s.metrics.duplicates.inc_by(appended.duplicates as u64);
-    Ok(Received { accepted: appended.new, duplicates: appended.duplicates, unknown_phone_numbers: unknown, ignored })
-}
-
-/// Each change's messages and statuses as events of the tenant owning its
-/// phone-number id; changes no (enabled) tenant owns are counted, logged
-/// and dropped — acknowledged, so Meta does not retry them forever.
-fn to_events(
-    s: &crate::pipeline::Stages,
-    changes: Vec<payload::ChangeBatch>,
-    owners: &BTreeMap<String, Option<Tenant>>,
-) -> (Vec<Event>, usize) {
-    let (mut events, mut unknown) = (Vec::new(), 0);
-    for change in changes {
-        let Some(Some(tenant)) =
-            owners.get(&change.phone_number_id).filter(|t| t.as_ref().is_some_and(|t| !t.disabled))
-        else {
-            unknown += 1;
-            s.metrics.unknown_phone_numbers.inc();
-            tracing::warn!(phone_number_id = %change.phone_number_id, "webhook for a phone-number id no tenant owns; acknowledged and ignored");
-            continue;
-        };
-        for mut m in change.messages {
-            m.tenant = tenant.id.clone();
-            s.metrics.messages_in.get_or_create(&labels::MessageType { r#type: m.kind.as_str() }).inc();
-            events.push(Event::Inbound(m));
-        }
-        for mut st in change.statuses {
-            st.tenant = tenant.id.clone();
-            s.metrics.statuses_in.get_or_create(&labels::Status { status: st.status.as_str() }).inc();
-            events.push(Event::Status(st));
-        }
     }
-    (events, unknown)
+    Ok(received)
 }

@@ -271,6 +271,13 @@ impl Crm {
         batch.put_json(MESSAGES, log_key, message)
     }
 
+    /// Records a change its sender made to a logged message (an edit, a
+    /// deletion), and tells the tenant's CRM.
+    pub fn amend_message(&self, batch: &mut Batch, tenant: &str, message: &mut Message, at: Millis) -> Result<()> {
+        self.put_message(batch, tenant, message)?;
+        self.emit(batch, tenant, &message.contact_id, EventKind::MessageAmended, at, message)
+    }
+
     /// A conversation's messages written at or after `since`, oldest first,
     /// read from the newest back: the scan stops after a run of older ones
     /// (a late delivery can put an older message after newer ones, so one

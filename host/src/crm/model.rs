@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::clock::Millis;
 use crate::model::WhatsAppError;
-use crate::model::{Assignee, DeliveryStatus, Direction, MessageKind, Priority, RoutingDecision};
+use crate::model::{Assignee, DeliveryStatus, Direction, Forwarded, MessageKind, Priority, RoutingDecision};
 
 /// How many reply latencies a contact keeps for its median.
 pub const LATENCY_SAMPLES: usize = 32;
@@ -208,6 +208,10 @@ pub struct Conversation {
     /// When the conversation was last acknowledged automatically (at most
     /// once a day: the storm guard).
     pub acknowledged_at: Option<Millis>,
+    /// The click-to-WhatsApp ad (or post) the contact came from: the first
+    /// referral a message of this conversation carried, as Meta sent it.
+    #[schema(value_type = Option<Object>)]
+    pub referral: Option<serde_json::Value>,
     /// How many times the record has been written: one more with every
     /// change. Writers guard on it (a change made meanwhile makes theirs
     /// retry); CRM receivers can use it to drop an update older than one
@@ -285,9 +289,44 @@ pub struct Message {
     pub decision_id: Option<String>,
     /// Position in the conversation log (assigned when first recorded).
     pub log_seq: u64,
+    /// What it said before each edit by its sender, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<MessageEdit>,
+    /// When its sender deleted it for everyone. Its text stays for the
+    /// tenant's records; whoever shows it says it was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Millis>,
+    /// WhatsApp marked it forwarded (`context.forwarded`), or forwarded
+    /// many times (`frequently_forwarded`).
+    #[serde(default, skip_serializing_if = "Forwarded::is_not")]
+    pub forwarded: Forwarded,
+    /// The click-to-WhatsApp ad (or post) that started it, as Meta sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub referral: Option<serde_json::Value>,
+}
+
+/// A message as it was before an edit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageEdit {
+    /// When it was replaced.
+    pub replaced_at: Millis,
+    pub text: Option<String>,
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
 }
 
 impl Message {
+    /// Its sender changed it: it says `text` now, and keeps what it said.
+    pub fn edit(&mut self, text: Option<String>, content: serde_json::Value, at: Millis) {
+        let before = MessageEdit {
+            replaced_at: at,
+            text: std::mem::replace(&mut self.text, text),
+            content: std::mem::replace(&mut self.content, content),
+        };
+        self.edits.push(before);
+    }
+
     /// Applies a delivery status if it moves the message forward; records
     /// it in the history either way (a `deleted` or `warning`, which are
     /// not steps of delivery, only there). Returns whether it applied.

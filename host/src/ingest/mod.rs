@@ -7,13 +7,14 @@
 //! them durably before the webhook is answered.
 
 pub mod payload;
+pub mod quarantine;
 pub mod signature;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 pub use crate::model::WhatsAppError;
-use crate::model::{DeliveryStatus, MessageKind};
+use crate::model::{DeliveryStatus, Forwarded, MessageKind};
 
 /// One inbound WhatsApp message, normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,8 @@ pub struct InboundMessage {
     pub reply_to: Option<String>,
     /// Click-to-WhatsApp ad referral, if any.
     pub referral: Option<serde_json::Value>,
+    #[serde(default)]
+    pub forwarded: Forwarded,
 }
 
 /// A delivery status for a message the tenant sent.

@@ -1,40 +1,24 @@
 //! Meta's webhook payload: `object` → `entry[]` → `changes[]` → `value`
 //! with `messages[]` and/or `statuses[]`. Several of each per POST.
+//!
+//! Every item is read on its own. Only a body that is not a WhatsApp
+//! notification at all is refused; an item we cannot read (a shape newer
+//! than this release, an implausible time, a field missing) is returned as
+//! [`Unreadable`], verbatim, for the quarantine, and its neighbours are
+//! processed: one odd item must never cost the good ones beside it, nor
+//! make Meta retry the whole body until it gives up.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::{InboundMessage, IngestError, StatusUpdate, WhatsAppError};
 use crate::clock::Millis;
-use crate::model::{DeliveryStatus, MessageKind};
+use crate::model::{DeliveryStatus, Forwarded, MessageKind};
 
 #[derive(Deserialize)]
 struct Notification {
     object: String,
-    entry: Vec<Entry>,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    #[serde(default)]
-    changes: Vec<Change>,
-}
-
-#[derive(Deserialize)]
-struct Change {
-    field: String,
-    value: Value,
-}
-
-#[derive(Deserialize)]
-struct MessagesValue {
-    metadata: Metadata,
-    #[serde(default)]
-    contacts: Vec<Profile>,
-    #[serde(default)]
-    messages: Vec<RawMessage>,
-    #[serde(default)]
-    statuses: Vec<RawStatus>,
+    entry: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +57,10 @@ struct RawMessage {
 struct RawContext {
     #[serde(default)]
     id: Option<String>,
+    /// `forwarded`, `frequently_forwarded`: read leniently, a flag of an
+    /// odd type is not worth losing the message over.
+    #[serde(flatten)]
+    flags: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -112,23 +100,43 @@ pub struct ChangeBatch {
     pub statuses: Vec<StatusUpdate>,
 }
 
+/// Part of a body this release cannot read, kept as Meta sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    /// The change's `field` (`messages`…); empty when it had none.
+    pub field: String,
+    /// The business number it is for, when that much could be read.
+    pub phone_number_id: Option<String>,
+    /// Where it was in the body: `entry[0].changes[1].value.messages[2]`.
+    pub path: String,
+    pub reason: String,
+    /// The change's value reduced to this one item (with the change's
+    /// metadata and contacts), so reading it again is reading a change.
+    pub value: Value,
+}
+
 /// A parsed notification. `tenant` fields are empty until the caller has
 /// resolved the phone number to a tenant.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub changes: Vec<ChangeBatch>,
+    pub unreadable: Vec<Unreadable>,
     /// Change fields we do not process (template and account updates…).
     pub ignored_fields: Vec<String>,
 }
 
 impl Parsed {
+    /// Every phone-number id the body names, readable items or not: each
+    /// is checked against its owner's signature.
     pub fn phone_number_ids(&self) -> impl Iterator<Item = &str> {
-        self.changes.iter().map(|c| c.phone_number_id.as_str())
+        let unreadable = self.unreadable.iter().filter_map(|u| u.phone_number_id.as_deref());
+        self.changes.iter().map(|c| c.phone_number_id.as_str()).chain(unreadable)
     }
 }
 
-/// Parses a webhook body. All or nothing: one malformed message rejects
-/// the whole body, so a 400 never leaves part of a batch stored.
+/// Parses a webhook body. Fails only when the body is not JSON or not a
+/// WhatsApp Business notification; anything inside it that cannot be read
+/// is returned in [`Parsed::unreadable`].
 pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
     let notification: Notification =
@@ -141,86 +149,175 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
     }
     let mut parsed = Parsed::default();
     for (e, entry) in notification.entry.into_iter().enumerate() {
-        for (c, change) in entry.changes.into_iter().enumerate() {
-            if change.field != "messages" {
-                parsed.ignored_fields.push(change.field);
+        let changes = match entry.get("changes") {
+            None if entry.is_object() => continue,
+            Some(Value::Array(changes)) => changes.clone(),
+            _ => {
+                let why = "an entry is an object whose changes are a list";
+                parsed.unreadable.push(whole("", None, format!("entry[{e}]"), why, entry));
                 continue;
             }
-            let at = |what: String| IngestError::NotANotification(format!("entry[{e}].changes[{c}]: {what}"));
-            let value: MessagesValue = serde_json::from_value(change.value).map_err(|err| at(err.to_string()))?;
-            parsed.changes.push(batch(value, received_at).map_err(at)?);
+        };
+        for (c, change) in changes.into_iter().enumerate() {
+            let path = format!("entry[{e}].changes[{c}]");
+            let field = change.get("field").and_then(Value::as_str).map(String::from);
+            match (field, change.get("value")) {
+                (Some(field), Some(value)) if field == "messages" => {
+                    let read = read_change(value, &format!("{path}.value"), received_at);
+                    parsed.changes.extend(read.batch);
+                    parsed.unreadable.extend(read.unreadable);
+                }
+                (Some(field), Some(_)) => parsed.ignored_fields.push(field),
+                (field, _) => {
+                    let field = field.unwrap_or_default();
+                    parsed.unreadable.push(whole(&field, None, path, "a change needs a field and a value", change));
+                }
+            }
         }
     }
     Ok(parsed)
 }
 
-fn batch(value: MessagesValue, received_at: Millis) -> Result<ChangeBatch, String> {
-    let phone_number_id = value.metadata.phone_number_id;
-    let profile_name = |wa_id: &str| {
-        value
-            .contacts
-            .iter()
-            .find(|p| p.wa_id == wa_id)
-            .and_then(|p| p.profile.as_ref()?.name.clone())
-            .filter(|n| !n.trim().is_empty())
-    };
-    let mut messages = Vec::with_capacity(value.messages.len());
-    for (i, m) in value.messages.into_iter().enumerate() {
-        let at = seconds(&m.timestamp, received_at).map_err(|why| format!("messages[{i}].timestamp: {why}"))?;
-        if m.id.is_empty() || m.from.is_empty() {
-            return Err(format!("messages[{i}] lacks an id or a sender"));
-        }
-        let kind = MessageKind::parse(&m.kind);
-        let content = m.rest.get(&m.kind).cloned().unwrap_or(Value::Null);
-        let text = text_of(kind, &content, &m.rest);
-        let reply_to = match kind {
-            MessageKind::Reaction => content.get("message_id").and_then(Value::as_str).map(String::from),
-            _ => m.context.and_then(|c| c.id),
-        };
-        messages.push(InboundMessage {
-            tenant: String::new(),
-            phone_number_id: phone_number_id.clone(),
-            profile_name: profile_name(&m.from),
-            wamid: m.id,
-            from: m.from,
-            at,
-            received_at,
-            receipt_us: crate::clock::wall_micros(),
-            kind,
-            text,
-            content,
-            reply_to,
-            referral: m.referral,
-        });
-    }
-    let statuses = statuses(value.statuses, &phone_number_id, received_at)?;
-    Ok(ChangeBatch { phone_number_id, messages, statuses })
+/// What one `messages` change yields: its readable items (when its
+/// metadata could be read) and the ones that could not be.
+#[derive(Debug, Default)]
+pub struct ReadChange {
+    pub batch: Option<ChangeBatch>,
+    pub unreadable: Vec<Unreadable>,
 }
 
-/// A change's delivery statuses, for messages the business sent.
-fn statuses(raw: Vec<RawStatus>, phone_number_id: &str, received_at: Millis) -> Result<Vec<StatusUpdate>, String> {
-    let mut statuses = Vec::with_capacity(raw.len());
-    for (i, s) in raw.into_iter().enumerate() {
-        let at = seconds(&s.timestamp, received_at).map_err(|why| format!("statuses[{i}].timestamp: {why}"))?;
-        let status = DeliveryStatus::parse(&s.status).ok_or_else(|| {
-            format!(
-                "statuses[{i}].status {:?} is not sent, delivered, read, played, failed, deleted or warning",
-                s.status
-            )
-        })?;
-        statuses.push(StatusUpdate {
-            tenant: String::new(),
-            phone_number_id: phone_number_id.to_string(),
-            wamid: s.id,
-            status,
-            at,
-            received_at,
-            recipient: s.recipient_id,
-            errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
-            callback_data: s.biz_opaque_callback_data,
-        });
+/// Reads the value of one `messages` change, item by item. The
+/// quarantine's replay reads a kept item through here again.
+pub fn read_change(value: &Value, path: &str, received_at: Millis) -> ReadChange {
+    let mut out = ReadChange::default();
+    let metadata = value.get("metadata").cloned().map(serde_json::from_value::<Metadata>);
+    let phone_number_id = match metadata {
+        Some(Ok(m)) if !m.phone_number_id.is_empty() => m.phone_number_id,
+        _ => {
+            let why = "metadata.phone_number_id is missing: nothing says which business number this is for";
+            out.unreadable.push(whole("messages", None, path.to_string(), why, value.clone()));
+            return out;
+        }
+    };
+    let contacts: Vec<Profile> = match value.get("contacts").and_then(Value::as_array) {
+        Some(list) => list.iter().filter_map(|p| serde_json::from_value(p.clone()).ok()).collect(),
+        None => Vec::new(),
+    };
+    let mut batch = ChangeBatch { phone_number_id: phone_number_id.clone(), ..Default::default() };
+    let unreadable = |list: &str, i: Option<usize>, why: String, item: &Value| {
+        let at = match i {
+            Some(i) => format!("{path}.{list}[{i}]"),
+            None => format!("{path}.{list}"),
+        };
+        let mut reduced = value.as_object().cloned().unwrap_or_default();
+        reduced.remove("messages");
+        reduced.remove("statuses");
+        reduced.insert(list.to_string(), if i.is_some() { json!([item]) } else { item.clone() });
+        Unreadable {
+            field: "messages".into(),
+            phone_number_id: Some(phone_number_id.clone()),
+            path: at,
+            reason: why,
+            value: Value::Object(reduced),
+        }
+    };
+    for (list, items) in [("messages", value.get("messages")), ("statuses", value.get("statuses"))] {
+        let items = match items {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                out.unreadable.push(unreadable(list, None, format!("{list} is not a list"), other));
+                continue;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let read = match list {
+                "messages" => message(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
+                _ => status(item, &phone_number_id, received_at).map(|s| batch.statuses.push(s)),
+            };
+            if let Err(why) = read {
+                out.unreadable.push(unreadable(list, Some(i), why, item));
+            }
+        }
     }
-    Ok(statuses)
+    out.batch = Some(batch);
+    out
+}
+
+/// A change (or an entry) that could not be read at all.
+fn whole(field: &str, phone_number_id: Option<String>, path: String, why: &str, value: Value) -> Unreadable {
+    Unreadable { field: field.to_string(), phone_number_id, path, reason: why.to_string(), value }
+}
+
+fn message(
+    item: &Value,
+    phone_number_id: &str,
+    contacts: &[Profile],
+    received_at: Millis,
+) -> Result<InboundMessage, String> {
+    let m: RawMessage = serde_json::from_value(item.clone()).map_err(|e| e.to_string())?;
+    let at = seconds(&m.timestamp, received_at).map_err(|why| format!("timestamp: {why}"))?;
+    if m.id.is_empty() || m.from.is_empty() {
+        return Err("the message lacks an id or a sender".into());
+    }
+    let profile_name = contacts
+        .iter()
+        .find(|p| p.wa_id == m.from)
+        .and_then(|p| p.profile.as_ref()?.name.clone())
+        .filter(|n| !n.trim().is_empty());
+    let kind = MessageKind::parse(&m.kind);
+    let content = m.rest.get(&m.kind).cloned().unwrap_or(Value::Null);
+    let text = text_of(kind, &content, &m.rest);
+    let reply_to = match kind {
+        MessageKind::Reaction => content.get("message_id").and_then(Value::as_str).map(String::from),
+        MessageKind::Edit | MessageKind::Revoke => {
+            let original = content.get("original_message_id").and_then(Value::as_str).filter(|id| !id.is_empty());
+            Some(original.ok_or("an edit or revoke names no original_message_id")?.to_string())
+        }
+        _ => m.context.as_ref().and_then(|c| c.id.clone()),
+    };
+    let flag = |name: &str| m.context.as_ref().and_then(|c| c.flags.get(name)).and_then(Value::as_bool) == Some(true);
+    let forwarded = match (flag("frequently_forwarded"), flag("forwarded")) {
+        (true, _) => Forwarded::FrequentlyForwarded,
+        (false, true) => Forwarded::Forwarded,
+        _ => Forwarded::No,
+    };
+    Ok(InboundMessage {
+        tenant: String::new(),
+        phone_number_id: phone_number_id.to_string(),
+        profile_name,
+        wamid: m.id,
+        from: m.from,
+        at,
+        received_at,
+        receipt_us: crate::clock::wall_micros(),
+        kind,
+        text,
+        content,
+        reply_to,
+        referral: m.referral,
+        forwarded,
+    })
+}
+
+/// A delivery status, for a message the business sent.
+fn status(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<StatusUpdate, String> {
+    let s: RawStatus = serde_json::from_value(item.clone()).map_err(|e| e.to_string())?;
+    let at = seconds(&s.timestamp, received_at).map_err(|why| format!("timestamp: {why}"))?;
+    let status = DeliveryStatus::parse(&s.status).ok_or_else(|| {
+        format!("status {:?} is not sent, delivered, read, played, failed, deleted or warning", shown(&s.status))
+    })?;
+    Ok(StatusUpdate {
+        tenant: String::new(),
+        phone_number_id: phone_number_id.to_string(),
+        wamid: s.id,
+        status,
+        at,
+        received_at,
+        recipient: s.recipient_id,
+        errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
+        callback_data: s.biz_opaque_callback_data,
+    })
 }
 
 impl From<RawError> for WhatsAppError {
@@ -261,6 +358,20 @@ fn shown(s: &str) -> String {
     out
 }
 
+/// The message an `edit` carries: its kind, its type-specific object and
+/// the whole message.
+fn edited(edit: &Value) -> Option<(MessageKind, &Value, &Map<String, Value>)> {
+    let message = edit.get("message")?.as_object()?;
+    let kind = message.get("type")?.as_str()?;
+    Some((MessageKind::parse(kind), message.get(kind).unwrap_or(&Value::Null), message))
+}
+
+/// What an edited message says now, in the shape the original was kept
+/// in (its type-specific object).
+pub fn edited_content(edit: &Value) -> Value {
+    edited(edit).map(|(_, content, _)| content.clone()).unwrap_or(Value::Null)
+}
+
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str().filter(|s| !s.is_empty())
 }
@@ -299,6 +410,12 @@ fn text_of(kind: MessageKind, content: &Value, rest: &Map<String, Value>) -> Opt
             Some(format!("order of {items} item(s)"))
         }),
         MessageKind::System => s(&["body"]),
+        MessageKind::Edit => {
+            let (kind, content, message) = edited(content)?;
+            // An edit of an edit is not a shape WhatsApp sends.
+            (kind != MessageKind::Edit).then(|| text_of(kind, content, message)).flatten()
+        }
+        MessageKind::Revoke | MessageKind::RequestWelcome => None,
         MessageKind::Unsupported | MessageKind::Template | MessageKind::Other => rest
             .get("errors")
             .and_then(|e| e.get(0))

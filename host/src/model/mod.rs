@@ -50,6 +50,12 @@ pub enum MessageKind {
     System,
     Template,
     Unsupported,
+    /// The sender changed an earlier message (`edit.original_message_id`).
+    Edit,
+    /// The sender deleted an earlier message for everyone.
+    Revoke,
+    /// The user opened the chat for the first time and asks for a welcome.
+    RequestWelcome,
     Other,
 }
 
@@ -71,6 +77,9 @@ impl MessageKind {
             "system" => MessageKind::System,
             "template" => MessageKind::Template,
             "unsupported" | "unknown" => MessageKind::Unsupported,
+            "edit" => MessageKind::Edit,
+            "revoke" => MessageKind::Revoke,
+            "request_welcome" => MessageKind::RequestWelcome,
             _ => MessageKind::Other,
         }
     }
@@ -92,13 +101,30 @@ impl MessageKind {
             MessageKind::System => "system",
             MessageKind::Template => "template",
             MessageKind::Unsupported => "unsupported",
+            MessageKind::Edit => "edit",
+            MessageKind::Revoke => "revoke",
+            MessageKind::RequestWelcome => "request_welcome",
             MessageKind::Other => "other",
         }
     }
 }
 
-/// Delivery state of an outbound message. Ranked so that a status can only
-/// move forward: a `delivered` arriving after `read` changes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Forwarded {
+    #[default]
+    No,
+    Forwarded,
+    /// Forwarded through a chain of five or more chats.
+    FrequentlyForwarded,
+}
+
+impl Forwarded {
+    pub fn is_not(&self) -> bool {
+        *self == Forwarded::No
+    }
+}
+
 /// An error object from WhatsApp (in a failed status or a send response).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhatsAppError {
@@ -107,6 +133,8 @@ pub struct WhatsAppError {
     pub details: Option<String>,
 }
 
+/// Delivery state of an outbound message. Ranked so that a status can only
+/// move forward: a `delivered` arriving after `read` changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {

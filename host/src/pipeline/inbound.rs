@@ -16,7 +16,7 @@ use crate::crm::{Author, Contact, Conversation, DecisionOutcome, DecisionRecord,
 use crate::identity::Resolved;
 use crate::ingest::InboundMessage;
 use crate::metrics::labels;
-use crate::model::{CloseReason, Direction, Handler, new_id};
+use crate::model::{CloseReason, Direction, Handler, MessageKind, new_id};
 use crate::outbound::outgoing::{self, Outgoing};
 use crate::plugins::{RouterInput, Trigger};
 use crate::routing::Routed;
@@ -31,6 +31,9 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     };
     let span = tracing::info_span!("message", conversation = %w.conversation.id, contact = %w.contact.id);
     let _entered = span.enter();
+    if matches!(m.kind, MessageKind::Edit | MessageKind::Revoke) {
+        return w.amend(seq);
+    }
     w.close_exchange()?;
     w.consent()?;
     let input = RouterInput { context: w.context()?, message: w.message.clone() };
@@ -90,6 +93,9 @@ impl<'a> Work<'a> {
         if thread.previous.is_none() {
             contact.stats.conversations += 1;
             conversation.exchange_since = m.at;
+        }
+        if conversation.referral.is_none() {
+            conversation.referral.clone_from(&m.referral);
         }
         let message = inbound_message(m, &conversation, &contact);
         let batch = Batch::new();
@@ -249,6 +255,44 @@ impl<'a> Work<'a> {
         Ok(record)
     }
 
+    /// An edit or a revoke changes the message it names, which keeps what
+    /// it said; it is not a new message, so nothing is routed, planned or
+    /// counted. One naming a message we do not have (or another sender's)
+    /// is kept in the conversation as it came, still unrouted.
+    fn amend(mut self, seq: u64) -> Result<(), PipelineError> {
+        let (s, tenant) = (&self.p.stages, self.tenant.id.clone());
+        let original = match &self.m.reply_to {
+            Some(id) => s.crm.message(&tenant, id)?,
+            None => None,
+        };
+        match original.filter(|o| o.contact_id == self.contact.id && o.direction == Direction::Inbound) {
+            Some(mut original) => {
+                if self.m.kind == MessageKind::Edit {
+                    let content = crate::ingest::payload::edited_content(&self.m.content);
+                    original.edit(self.m.text.clone(), content, self.m.at);
+                } else {
+                    original.revoked_at = Some(self.m.at);
+                }
+                s.crm.amend_message(&mut self.batch, &tenant, &mut original, self.now)?;
+            }
+            None => {
+                tracing::warn!(
+                    kind = self.m.kind.as_str(),
+                    "an edit or revoke of a message we do not have; kept as it came"
+                );
+                s.crm.put_message(&mut self.batch, &tenant, &mut self.message)?;
+                s.crm.put_contact(&mut self.batch, &tenant, &mut self.contact, self.resolved.previous.as_ref())?;
+                if let Some((ended, read)) = &mut self.thread.closed {
+                    s.crm.put_conversation(&mut self.batch, &tenant, ended, Some(read))?;
+                }
+                let previous = self.thread.previous.as_ref();
+                s.crm.put_conversation(&mut self.batch, &tenant, &mut self.conversation, previous)?;
+            }
+        }
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
     /// Adds an audit entry about this conversation to the batch.
     fn audit(&mut self, entry: AuditEntry) -> Result<(), PipelineError> {
         let entry = entry.about(Some(&self.conversation.id), Some(&self.contact.id));
@@ -269,6 +313,8 @@ fn inbound_message(m: &InboundMessage, conversation: &Conversation, contact: &Co
         content: m.content.clone(),
         at: m.at,
         reply_to: m.reply_to.clone(),
+        forwarded: m.forwarded,
+        referral: m.referral.clone(),
         ..Default::default()
     }
 }

@@ -16,6 +16,7 @@
 pub mod event;
 mod followup;
 mod inbound;
+pub mod intake;
 pub mod journal;
 pub mod learn;
 mod observe;
@@ -25,6 +26,7 @@ mod timer;
 mod worker;
 
 pub use event::Event;
+pub use intake::{Owners, Received, Replayed};
 pub use journal::{Appended, Journal};
 pub use scheduler::{Scheduler, StalledLane};
 pub use worker::PipelineHandle;
@@ -80,6 +82,8 @@ pub struct Stages {
     /// What staff do to automation (takeover, replies, pauses…).
     pub staff: crate::control::staff::StaffActions,
     pub importer: crate::identity::import::Importer,
+    /// Webhook items that could not be read.
+    pub quarantine: crate::ingest::quarantine::Quarantine,
     pub duplicates: crate::identity::duplicates::Duplicates,
     pub control: crate::control::Control,
     pub signals: crate::feedback::Signals,

@@ -292,7 +292,7 @@ fn lower_kind(k: model::MessageKind) -> wit::MessageKind {
         K::System => wit::MessageKind::System,
         K::Template => wit::MessageKind::Template,
         K::Unsupported => wit::MessageKind::Unsupported,
-        K::Other => wit::MessageKind::Other,
+        K::Edit | K::Revoke | K::RequestWelcome | K::Other => wit::MessageKind::Other,
     }
 }
 

@@ -160,6 +160,7 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
         signals: crate::feedback::Signals::new(store.clone()),
         importer: crate::identity::import::Importer::new(store.clone(), crm.clone(), clock.clone()),
         duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
+        quarantine: crate::ingest::quarantine::Quarantine::new(store.clone()),
         control: control.clone(),
         staff: crate::control::staff::StaffActions::new(
             crm.clone(),

@@ -46,6 +46,9 @@ pub enum EventKind {
     ConversationResolved,
     #[serde(rename = "message.logged")]
     MessageLogged,
+    /// Its sender edited or deleted a logged message.
+    #[serde(rename = "message.amended")]
+    MessageAmended,
     #[serde(rename = "decision.made")]
     DecisionMade,
     #[serde(rename = "follow_up.sent")]
@@ -58,7 +61,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order a newcomer meets them.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::ContactCreated,
         EventKind::ContactUpdated,
         EventKind::ContactMerged,
@@ -66,6 +69,7 @@ impl EventKind {
         EventKind::ConversationAssigned,
         EventKind::ConversationResolved,
         EventKind::MessageLogged,
+        EventKind::MessageAmended,
         EventKind::DecisionMade,
         EventKind::FollowUpSent,
         EventKind::FollowUpSuppressed,
@@ -81,6 +85,7 @@ impl EventKind {
             EventKind::ConversationAssigned => "conversation.assigned",
             EventKind::ConversationResolved => "conversation.resolved",
             EventKind::MessageLogged => "message.logged",
+            EventKind::MessageAmended => "message.amended",
             EventKind::DecisionMade => "decision.made",
             EventKind::FollowUpSent => "follow_up.sent",
             EventKind::FollowUpSuppressed => "follow_up.suppressed",
@@ -99,7 +104,7 @@ impl EventKind {
         match self {
             EventKind::ContactCreated | EventKind::ContactMerged => 0,
             EventKind::ConversationOpened => 1,
-            EventKind::MessageLogged => 2,
+            EventKind::MessageLogged | EventKind::MessageAmended => 2,
             EventKind::DecisionMade => 3,
             EventKind::ConversationAssigned | EventKind::ConversationResolved => 4,
             EventKind::ContactUpdated => 5,

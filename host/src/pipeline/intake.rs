@@ -1,0 +1,208 @@
+//! Webhook bodies in: each change goes to the tenant owning its
+//! phone-number id; its events are journaled and its unreadable items
+//! quarantined in one commit, so what is acknowledged is all on disk. The
+//! quarantine's replay comes back through here.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Event, Pipeline};
+use crate::ingest::payload::{self, ChangeBatch, Parsed};
+use crate::ingest::quarantine::{OPERATOR, Quarantined};
+use crate::metrics::labels;
+use crate::store::{Batch, StoreError};
+use crate::tenants::Tenant;
+
+/// Each phone-number id a body names, with the tenant owning it.
+pub type Owners = BTreeMap<String, Option<Tenant>>;
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Received {
+    /// Events journaled for processing.
+    pub accepted: usize,
+    /// Redeliveries dropped.
+    pub duplicates: usize,
+    /// Changes for phone-number ids no tenant owns (acknowledged, not processed).
+    pub unknown_phone_numbers: usize,
+    /// Change fields other than `messages`.
+    pub ignored: usize,
+    /// Items that could not be read, kept in the quarantine (`GET /v1/quarantine`).
+    pub quarantined: usize,
+}
+
+/// What a replay of the quarantine did.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Replayed {
+    /// Items read this time: released, their events journaled.
+    pub released: usize,
+    /// Items still unreadable (kept, with the latest reason).
+    pub kept: usize,
+    /// Events journaled.
+    pub accepted: usize,
+    /// Events already recorded before.
+    pub duplicates: usize,
+}
+
+impl Pipeline {
+    /// The owner of every phone-number id in `parsed`.
+    pub fn owners(&self, parsed: &Parsed) -> Result<Owners, StoreError> {
+        let mut owners = Owners::new();
+        for id in parsed.phone_number_ids() {
+            if !owners.contains_key(id) {
+                owners.insert(id.to_string(), self.stages.tenants.by_phone_number_id(id)?);
+            }
+        }
+        Ok(owners)
+    }
+
+    /// Journals the events of an authenticated body and quarantines what
+    /// could not be read, in one commit. Durable after [`Store::sync`](crate::store::Store::sync).
+    pub fn intake(&self, parsed: Parsed, owners: &Owners, now: crate::clock::Millis) -> Result<Received, StoreError> {
+        let s = &self.stages;
+        let mut received = Received { ignored: parsed.ignored_fields.len(), ..Default::default() };
+        let mut batch = Batch::new();
+        for item in parsed.unreadable {
+            let tenant = match &item.phone_number_id {
+                None => OPERATOR.to_string(),
+                Some(id) => match owner(owners, id) {
+                    Some(t) => t.id.clone(),
+                    None => {
+                        received.unknown_phone_numbers += 1;
+                        continue;
+                    }
+                },
+            };
+            tracing::warn!(tenant, path = %item.path, reason = %item.reason, "an unreadable webhook item; quarantined");
+            let kind = item_kind(&item.path);
+            s.metrics.unreadable_items.get_or_create(&labels::Unreadable { kind }).inc();
+            s.quarantine.keep(&mut batch, &Quarantined::new(&tenant, item, now))?;
+            received.quarantined += 1;
+        }
+        let mut events = Vec::new();
+        for change in parsed.changes {
+            match owner(owners, &change.phone_number_id) {
+                Some(tenant) => events.extend(self.events(tenant, change)),
+                None => {
+                    received.unknown_phone_numbers += 1;
+                    s.metrics.unknown_phone_numbers.inc();
+                    tracing::warn!(phone_number_id = %change.phone_number_id, "webhook for a phone-number id no tenant owns; acknowledged and ignored");
+                }
+            }
+        }
+        if events.is_empty() && batch.is_empty() {
+            return Ok(received);
+        }
+        let appended = self.submit(events, batch)?;
+        s.metrics.duplicates.inc_by(appended.duplicates as u64);
+        (received.accepted, received.duplicates) = (appended.new, appended.duplicates);
+        Ok(received)
+    }
+
+    /// A change's messages and statuses as the tenant's events, counted.
+    fn events(&self, tenant: &Tenant, change: ChangeBatch) -> Vec<Event> {
+        let metrics = &self.stages.metrics;
+        let mut events = Vec::with_capacity(change.messages.len() + change.statuses.len());
+        for mut m in change.messages {
+            m.tenant = tenant.id.clone();
+            metrics.messages_in.get_or_create(&labels::MessageType { r#type: m.kind.as_str() }).inc();
+            events.push(Event::Inbound(m));
+        }
+        for mut st in change.statuses {
+            st.tenant = tenant.id.clone();
+            metrics.statuses_in.get_or_create(&labels::Status { status: st.status.as_str() }).inc();
+            events.push(Event::Status(st));
+        }
+        events
+    }
+
+    /// Reads all of `tenant`'s quarantined items again: those this release
+    /// can read are released and their events journaled in the same
+    /// commit; the rest stay with the latest reason. The operator's items
+    /// ([`OPERATOR`]) go to the tenant owning the number they turn out to
+    /// name; a tenant's stay the tenant's.
+    pub fn replay_all(&self, tenant: &str) -> Result<Replayed, StoreError> {
+        let mut replayed = Replayed::default();
+        let mut after: Option<String> = None;
+        loop {
+            let items = self.stages.quarantine.list(tenant, after.as_deref(), 100)?;
+            let Some(last) = items.last() else { return Ok(replayed) };
+            after = Some(last.id.clone());
+            for item in items {
+                self.replay_one(item, &mut replayed)?;
+            }
+        }
+    }
+
+    /// [`replay_all`](Self::replay_all) for one item; `None` if `tenant`
+    /// has no such item.
+    pub fn replay_item(&self, tenant: &str, id: &str) -> Result<Option<Replayed>, StoreError> {
+        let Some(item) = self.stages.quarantine.get(tenant, id)? else { return Ok(None) };
+        let mut replayed = Replayed::default();
+        self.replay_one(item, &mut replayed)?;
+        Ok(Some(replayed))
+    }
+
+    fn replay_one(&self, mut item: Quarantined, replayed: &mut Replayed) -> Result<(), StoreError> {
+        let (s, now) = (&self.stages, self.stages.clock.now_ms());
+        let read = match item.field.as_str() {
+            "messages" => payload::read_change(&item.value, &item.path, item.received_at),
+            // Nothing else is quarantined yet; kept as it is.
+            _ => payload::ReadChange { batch: None, unreadable: vec![unreadable_as_is(&item)] },
+        };
+        let mut batch = Batch::new();
+        let owner = match (&read.batch, item.tenant.as_str()) {
+            (Some(change), OPERATOR) => self.stages.tenants.by_phone_number_id(&change.phone_number_id)?,
+            (_, tenant) => s.tenants.get(tenant)?,
+        };
+        match (read.unreadable.into_iter().next(), read.batch, owner) {
+            (None, Some(change), Some(tenant)) if !tenant.disabled => {
+                s.quarantine.release(&mut batch, &item);
+                let appended = self.submit(self.events(&tenant, change), batch)?;
+                replayed.released += 1;
+                replayed.accepted += appended.new;
+                replayed.duplicates += appended.duplicates;
+            }
+            (still, _, _) => {
+                item.reason = match still {
+                    Some(u) => u.reason,
+                    None => "no enabled tenant owns its phone-number id".into(),
+                };
+                item.replays += 1;
+                item.last_replay_at = Some(now);
+                s.quarantine.keep(&mut batch, &item)?;
+                s.store.commit(batch)?;
+                replayed.kept += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The enabled tenant owning a phone-number id.
+fn owner<'a>(owners: &'a Owners, phone_number_id: &str) -> Option<&'a Tenant> {
+    owners.get(phone_number_id)?.as_ref().filter(|t| !t.disabled)
+}
+
+/// `message`, `status` or `change`: what an unreadable item was, by where
+/// it sat.
+fn item_kind(path: &str) -> &'static str {
+    if path.contains(".messages") {
+        "message"
+    } else if path.contains(".statuses") {
+        "status"
+    } else {
+        "change"
+    }
+}
+
+fn unreadable_as_is(item: &Quarantined) -> payload::Unreadable {
+    payload::Unreadable {
+        field: item.field.clone(),
+        phone_number_id: item.phone_number_id.clone(),
+        path: item.path.clone(),
+        reason: item.reason.clone(),
+        value: item.value.clone(),
+    }
+}

@@ -1,0 +1,279 @@
+//! WhatsApp conformance: every shape Meta's webhook reference documents is
+//! acknowledged, and nothing acknowledged is lost. The bodies are written
+//! from Meta's reference pages (messages, statuses, system, edit, revoke),
+//! not from what the parser happens to accept.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::*;
+use switchboard::ingest::payload::Unreadable;
+use switchboard::ingest::quarantine::{OPERATOR, Quarantined};
+use switchboard::store::Batch;
+
+/// One `messages` change for the demo tenant's number.
+fn change(messages: Value, statuses: Value) -> Value {
+    json!({ "field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+        "contacts": [{ "profile": { "name": "Ana Souza" }, "wa_id": "5511987654321" }],
+        "messages": messages,
+        "statuses": statuses,
+    }})
+}
+
+fn body(changes: Vec<Value>) -> Value {
+    json!({ "object": "whatsapp_business_account", "entry": [{ "id": "102290129340398", "changes": changes }] })
+}
+
+fn text(id: &str, body: &str, now: i64) -> Value {
+    json!({ "from": "5511987654321", "id": id, "timestamp": now.to_string(), "type": "text", "text": { "body": body } })
+}
+
+/// `switchboard_<name>{<labels>} <value>` from the metrics page.
+fn metric(page: &str, line_start: &str) -> Option<f64> {
+    page.lines().find(|l| l.starts_with(line_start))?.rsplit(' ').next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_mixing_good_messages_with_odd_items_is_acknowledged_and_the_odd_ones_kept() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    let odd_messages = json!([
+        text("wamid.good1", "Oi, tudo bem?", now),
+        // No id: nothing could ever de-duplicate or answer it.
+        { "from": "5511987654321", "timestamp": now.to_string(), "type": "text", "text": { "body": "sem id" } },
+        { "from": "5511987654321", "id": "wamid.late", "timestamp": "yesterday", "type": "text", "text": { "body": "?" } },
+        text("wamid.good2", "Quero o plano anual", now),
+    ]);
+    let odd_statuses = json!([
+        { "id": "wamid.out1", "status": "exploded", "timestamp": now.to_string(), "recipient_id": "5511987654321" },
+    ]);
+    let mut without_metadata = change(json!([text("wamid.lost", "sem número", now)]), json!([]));
+    without_metadata["value"].as_object_mut().unwrap().remove("metadata");
+    let payload = body(vec![change(odd_messages, odd_statuses), without_metadata]);
+
+    let (status, received) = host.post_payload(&payload).await;
+    assert_eq!(status, 200, "{received}");
+    assert_eq!(received["accepted"], 2, "{received}");
+    assert_eq!(received["quarantined"], 4, "{received}");
+
+    // The good ones are processed as if alone.
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let inbound: Vec<&str> = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(inbound, ["wamid.good1", "wamid.good2"]);
+
+    // The odd ones are the tenant's, verbatim, each with where it was and why.
+    let (status, page) = host.get("/v1/quarantine").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let mut paths: Vec<&str> = items.iter().map(|i| i["path"].as_str().unwrap()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "entry[0].changes[0].value.messages[1]",
+            "entry[0].changes[0].value.messages[2]",
+            "entry[0].changes[0].value.statuses[0]",
+        ]
+    );
+    let by_path = |p: &str| items.iter().find(|i| i["path"] == p).unwrap();
+    let late = by_path("entry[0].changes[0].value.messages[2]");
+    assert!(late["reason"].as_str().unwrap().contains("timestamp"), "{late}");
+    assert_eq!(late["value"]["messages"][0]["timestamp"], "yesterday", "kept as Meta sent it");
+    assert_eq!(late["value"]["metadata"]["phone_number_id"], PHONE_NUMBER_ID);
+    assert!(by_path("entry[0].changes[0].value.statuses[0]")["reason"].as_str().unwrap().contains("exploded"));
+    let (status, one) = host.get(&format!("/v1/quarantine/{}", late["id"].as_str().unwrap())).await;
+    assert_eq!((status, &one), (200, late));
+
+    // The change naming no number is the operator's, not any tenant's.
+    let (status, operator) = host.admin(Method::GET, "/admin/v1/quarantine", None).await;
+    assert_eq!(status, 200, "{operator}");
+    assert_eq!(operator["items"].as_array().unwrap().len(), 1, "{operator}");
+    assert_eq!(operator["items"][0]["path"], "entry[0].changes[1].value");
+    assert_eq!(operator["items"][0]["tenant"], "");
+
+    let (_, health) = host.get("/healthz").await;
+    assert_eq!(health["unreadable_webhook_items"], 4, "{health}");
+    let page = host.metrics().await;
+    assert_eq!(metric(&page, "switchboard_unreadable_webhook_items_total{kind=\"message\"}"), Some(2.0), "{page}");
+    assert_eq!(metric(&page, "switchboard_unreadable_webhook_items_total{kind=\"status\"}"), Some(1.0));
+    assert_eq!(metric(&page, "switchboard_unreadable_webhook_items_total{kind=\"change\"}"), Some(1.0));
+    assert_eq!(metric(&page, "switchboard_unreadable_webhook_items_kept "), Some(4.0));
+
+    // A redelivery keeps each odd item once.
+    let (status, again) = host.post_payload(&payload).await;
+    assert_eq!((status, again["duplicates"].as_u64()), (200, Some(2)), "{again}");
+    let (_, page) = host.get("/v1/quarantine").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 3, "{page}");
+}
+
+/// What an older release kept: a change it could not read, which this
+/// release can.
+fn kept_by_an_older_release(tenant: &str, id: &str, now: i64, received_at: i64) -> Quarantined {
+    let value = change(json!([text(id, "mensagem antiga", now)]), json!([]))["value"].clone();
+    let item = Unreadable {
+        field: "messages".into(),
+        phone_number_id: Some(PHONE_NUMBER_ID.into()),
+        path: "entry[0].changes[0].value.messages[0]".into(),
+        reason: "unknown message shape (release 0.9)".into(),
+        value,
+    };
+    Quarantined::new(tenant, item, received_at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_item_is_replayed_once_this_release_can_read_it_and_only_by_its_tenant() {
+    let host = TestHost::start().await;
+    let (now, received_at) = (host.now_secs(), host.clock_now());
+    let readable = kept_by_an_older_release("demo", "wamid.old1", now, received_at);
+    let mut unreadable = kept_by_an_older_release("demo", "wamid.old2", now, received_at);
+    unreadable.value["messages"][0]["timestamp"] = json!("not a time");
+    let mut operators = kept_by_an_older_release(OPERATOR, "wamid.old3", now, received_at);
+    operators.phone_number_id = None;
+    let stages = host.server().state.stages();
+    let mut batch = Batch::new();
+    for item in [&readable, &unreadable, &operators] {
+        stages.quarantine.keep(&mut batch, item).unwrap();
+    }
+    stages.store.commit(batch).unwrap();
+
+    // Another tenant sees none of it and cannot replay it.
+    let other = host.create_tenant("other", "100000000000777", "other-secret-123").await;
+    let (status, page) = host.get_as(&other, "/v1/quarantine").await;
+    assert_eq!((status, page["items"].as_array().map(Vec::len)), (200, Some(0)), "{page}");
+    let path = format!("/v1/quarantine/{}/replay", readable.id);
+    let (status, _) = host.call(Method::POST, &path, &other, None).await;
+    assert_eq!(status, 404);
+
+    let (status, replayed) = host.post_json(&path, json!({})).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!((replayed["released"].as_u64(), replayed["accepted"].as_u64()), (Some(1), Some(1)), "{replayed}");
+    let (status, _) = host.get(&format!("/v1/quarantine/{}", readable.id)).await;
+    assert_eq!(status, 404, "released");
+
+    let (status, replayed) = host.post_json("/v1/quarantine/replay", json!({})).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!((replayed["released"].as_u64(), replayed["kept"].as_u64()), (Some(0), Some(1)), "{replayed}");
+    let (_, still) = host.get(&format!("/v1/quarantine/{}", unreadable.id)).await;
+    assert_eq!(still["replays"], 1, "{still}");
+    assert!(still["reason"].as_str().unwrap().contains("not a time"), "the latest reason: {still}");
+
+    // The operator's item goes to the tenant owning the number it names.
+    let (status, replayed) = host.admin(Method::POST, "/admin/v1/quarantine/replay", None).await;
+    assert_eq!((status, replayed["released"].as_u64()), (200, Some(1)), "{replayed}");
+
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let inbound: Vec<&str> = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(inbound, ["wamid.old1", "wamid.old3"]);
+}
+
+fn post_messages(messages: Value) -> Value {
+    body(vec![change(messages, json!([]))])
+}
+
+fn inbound(view: &Value) -> Vec<Value> {
+    view["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "inbound").cloned().collect()
+}
+
+fn outbound_count(view: &Value) -> usize {
+    view["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "outbound").count()
+}
+
+/// Meta's `edit` and `revoke` webhooks (messages reference, "Edit messages"
+/// and "Revoke messages"): they name the original by
+/// `original_message_id`; an edit carries the new message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_changes_the_original_and_a_revoke_marks_it_deleted_and_neither_is_routed() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    let (status, _) =
+        host.post_payload(&post_messages(json!([text("wamid.e1", "Qual o preço do plano anual?", now)]))).await;
+    assert_eq!(status, 200);
+    host.settle().await;
+    let before = host.conversation_of("+5511987654321").await;
+    assert_eq!(before["decisions"].as_array().unwrap().len(), 1);
+
+    let edit = json!({ "from": "5511987654321", "id": "wamid.e2", "timestamp": now.to_string(), "type": "edit",
+        "edit": { "original_message_id": "wamid.e1",
+                  "message": { "type": "text", "text": { "body": "Qual o preço do plano mensal?" } } } });
+    let (status, received) = host.post_payload(&post_messages(json!([edit]))).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(1)), "{received}");
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let messages = inbound(&view);
+    assert_eq!(messages.len(), 1, "an edit is not a new message: {messages:?}");
+    assert_eq!(messages[0]["text"], "Qual o preço do plano mensal?");
+    assert_eq!(messages[0]["content"]["body"], "Qual o preço do plano mensal?");
+    assert_eq!(messages[0]["edits"][0]["text"], "Qual o preço do plano anual?", "the history is kept");
+    assert_eq!(view["decisions"].as_array().unwrap().len(), 1, "an edit is not routed");
+    assert_eq!(outbound_count(&view), outbound_count(&before), "and not answered");
+
+    let revoke = json!({ "from": "5511987654321", "id": "wamid.e3", "timestamp": now.to_string(), "type": "revoke",
+        "revoke": { "original_message_id": "wamid.e1" } });
+    let (status, _) = host.post_payload(&post_messages(json!([revoke]))).await;
+    assert_eq!(status, 200);
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let messages = inbound(&view);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["revoked_at"], json!(now * 1000), "{messages:?}");
+    assert_eq!(view["decisions"].as_array().unwrap().len(), 1);
+
+    // An edit of a message we never had is kept as it came, unrouted.
+    let stray = json!({ "from": "5511987654321", "id": "wamid.e4", "timestamp": now.to_string(), "type": "edit",
+        "edit": { "original_message_id": "wamid.never", "message": { "type": "text", "text": { "body": "oi?" } } } });
+    host.post_payload(&post_messages(json!([stray]))).await;
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let kept: Vec<&Value> = view["messages"].as_array().unwrap().iter().filter(|m| m["id"] == "wamid.e4").collect();
+    assert_eq!(kept.len(), 1, "{view}");
+    assert_eq!((kept[0]["kind"].as_str(), kept[0]["text"].as_str()), (Some("edit"), Some("oi?")));
+    assert_eq!(kept[0]["reply_to"], "wamid.never");
+    assert_eq!(view["decisions"].as_array().unwrap().len(), 1);
+}
+
+/// `context.forwarded` / `frequently_forwarded` and a click-to-WhatsApp
+/// `referral` (messages reference, "Text messages" and "Referral").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_flags_and_the_ad_referral_are_kept_on_the_message_and_the_conversation() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    let referral = json!({ "source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120212345678900",
+        "source_type": "ad", "headline": "Plano anual com 20% off", "body": "Fale com a gente",
+        "media_type": "image", "image_url": "https://scontent.xx.fbcdn.net/v/t45.1600-4/ad.png",
+        "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-ZABDLQWXjUl9BsxIbQ" });
+    let mut from_ad = text("wamid.f1", "Vi o anúncio", now);
+    from_ad["referral"] = referral.clone();
+    let mut forwarded = text("wamid.f2", "olha isso", now);
+    forwarded["context"] = json!({ "forwarded": true });
+    let mut viral = text("wamid.f3", "corrente", now);
+    viral["context"] = json!({ "frequently_forwarded": true });
+    let (status, received) = host.post_payload(&post_messages(json!([from_ad, forwarded, viral]))).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(3)), "{received}");
+    host.settle().await;
+
+    let view = host.conversation_of("+5511987654321").await;
+    let messages = inbound(&view);
+    let by_id = |id: &str| messages.iter().find(|m| m["id"] == id).unwrap().clone();
+    assert_eq!(by_id("wamid.f1")["referral"], referral);
+    assert_eq!(view["conversation"]["referral"], referral, "the conversation remembers where it came from");
+    assert_eq!(by_id("wamid.f1").get("forwarded"), None);
+    assert_eq!(by_id("wamid.f2")["forwarded"], "forwarded");
+    assert_eq!(by_id("wamid.f3")["forwarded"], "frequently_forwarded");
+}
