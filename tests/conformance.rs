@@ -277,3 +277,204 @@ async fn forwarded_flags_and_the_ad_referral_are_kept_on_the_message_and_the_con
     assert_eq!(by_id("wamid.f2")["forwarded"], "forwarded");
     assert_eq!(by_id("wamid.f3")["forwarded"], "frequently_forwarded");
 }
+
+const ANA_BSUID: &str = "BR.13491208655302741918";
+
+/// A message as Meta sends it since BSUIDs (business-scoped user ids
+/// reference): `contacts[].user_id` always, `wa_id`/`from` only when the
+/// phone number may be shared.
+fn bsuid_message(id: &str, body: &str, now: i64, wa_id: Option<&str>, user_id: &str) -> Value {
+    let mut contact = json!({ "profile": { "name": "Ana Souza", "username": "@ana.souza" }, "user_id": user_id });
+    let mut message = json!({ "from_user_id": user_id, "id": id, "timestamp": now.to_string(), "type": "text",
+        "text": { "body": body } });
+    if let Some(w) = wa_id {
+        contact["wa_id"] = json!(w);
+        message["from"] = json!(w);
+    }
+    let mut change = change(json!([message]), json!([]));
+    change["value"]["contacts"] = json!([contact]);
+    body_of(change)
+}
+
+fn body_of(change: Value) -> Value {
+    body(vec![change])
+}
+
+async fn contacts_matching(host: &TestHost, q: &str) -> Vec<Value> {
+    let (status, page) = host.get(&format!("/v1/contacts?q={}", q.replace('+', "%2B"))).await;
+    assert_eq!(status, 200, "{page}");
+    page["contacts"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_known_only_by_bsuid_is_one_contact_routed_and_answered_by_bsuid_then_linked_to_their_phone() {
+    let meta = FakeMeta::start().await;
+    let host = TestHost::start_with(|c| {
+        c.outbound.graph_base = meta.base.clone();
+        c.demo.access_token = Some("EAAtoken".into());
+    })
+    .await;
+    let now = host.now_secs();
+    let (status, received) = host.post_payload(&bsuid_message("wamid.b1", "Oi, bom dia!", now, None, ANA_BSUID)).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(1)), "{received}");
+    host.settle().await;
+
+    let found = contacts_matching(&host, ANA_BSUID).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let ana = &found[0];
+    assert_eq!((ana["phone"].as_str(), ana["user_id"].as_str()), (None, Some(ANA_BSUID)), "{ana}");
+    assert_eq!(ana["username"], "@ana.souza");
+    assert_eq!(ana["country"], "BR", "the BSUID's country");
+    let conversations = host.conversations(ana["id"].as_str().unwrap()).await;
+    let view = host.conversation(conversations[0]["id"].as_str().unwrap()).await;
+    assert_eq!(view["decisions"].as_array().unwrap().len(), 1, "routed");
+    let sent = meta.sent();
+    assert_eq!(sent.len(), 1, "the greeting is answered");
+    assert_eq!(sent[0].body["recipient"], ANA_BSUID, "{}", sent[0].body);
+    assert!(sent[0].body.get("to").is_none(), "{}", sent[0].body);
+
+    // The same person, now with the phone number too: the same contact.
+    host.post_payload(&bsuid_message("wamid.b2", "meu número", now, Some("5511987654321"), ANA_BSUID)).await;
+    host.settle().await;
+    let found = contacts_matching(&host, ANA_BSUID).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0]["id"].as_str(), found[0]["phone"].as_str()), (ana["id"].as_str(), Some("+5511987654321")));
+    assert_eq!(found[0]["identity_history"][0]["kind"], "phone", "{}", found[0]);
+    assert_eq!(found[0]["identity_history"][0]["cause"], "message");
+
+    // And an old-style message by phone alone finds it too.
+    host.post_payload(&text_message("5511987654321", "Ana", "wamid.b3", "de novo", now)).await;
+    host.settle().await;
+    assert_eq!(host.contact("+5511987654321").await.unwrap()["id"], ana["id"]);
+    let (_, all) = host.get("/v1/contacts").await;
+    assert_eq!(all["contacts"].as_array().unwrap().len(), 1, "one person, one contact: {all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_known_by_phone_learns_its_bsuid_and_is_found_by_it_alone() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    host.post_payload(&text_message("5511987654321", "Ana", "wamid.p1", "oi", now)).await;
+    host.post_payload(&bsuid_message("wamid.p2", "oi", now, Some("5511987654321"), ANA_BSUID)).await;
+    host.post_payload(&bsuid_message("wamid.p3", "sem número agora", now, None, ANA_BSUID)).await;
+    host.settle().await;
+    let (_, all) = host.get("/v1/contacts").await;
+    let contacts = all["contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), 1, "{all}");
+    assert_eq!(
+        (contacts[0]["phone"].as_str(), contacts[0]["user_id"].as_str()),
+        (Some("+5511987654321"), Some(ANA_BSUID))
+    );
+    let view = host.conversation_of("+5511987654321").await;
+    assert_eq!(inbound(&view).len(), 3);
+}
+
+/// Meta's system messages reference: `user_changed_number` comes from the
+/// old number with the new one in `system.wa_id`; `user_changed_user_id`
+/// may name no sender, only `system.previous_user_id` and `user_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_number_or_bsuid_moves_the_contact_and_keeps_the_old_one() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    host.post_payload(&bsuid_message("wamid.c1", "oi", now, Some("5511987654321"), ANA_BSUID)).await;
+    host.settle().await;
+    let ana = host.contact("+5511987654321").await.unwrap();
+
+    let new_bsuid = "BR.88805551234500011122";
+    let changed = json!({ "from": "5511987654321", "id": "wamid.c2", "timestamp": now.to_string(), "type": "system",
+        "system": { "body": "User Ana Souza changed from 5511987654321 to 5511912345678",
+                    "wa_id": "5511912345678", "type": "user_changed_number",
+                    "user_id": new_bsuid, "previous_user_id": ANA_BSUID } });
+    let mut c = change(json!([changed]), json!([]));
+    c["value"].as_object_mut().unwrap().remove("contacts");
+    let (status, received) = host.post_payload(&body_of(c)).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(1)), "{received}");
+    host.settle().await;
+
+    assert!(host.contact("+5511987654321").await.is_none(), "the old number is no longer the contact's");
+    let moved = host.contact("+5511912345678").await.expect("the contact moved to the new number");
+    assert_eq!(moved["id"], ana["id"]);
+    assert_eq!(moved["user_id"], new_bsuid, "a new number comes with a new BSUID");
+    let history = moved["identity_history"].as_array().unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h["kind"] == "phone" && h["previous"] == "+5511987654321" && h["cause"] == "user_changed_number"),
+        "{history:?}"
+    );
+    // The next message from the new number is the same person.
+    host.post_payload(&bsuid_message("wamid.c3", "número novo", now, Some("5511912345678"), new_bsuid)).await;
+    // A BSUID change, with no sender at all.
+    let newer_bsuid = "BR.99900011122233344455";
+    let changed_id = json!({ "id": "wamid.c4", "timestamp": now.to_string(), "type": "system",
+        "system": { "body": "User Ana Souza changed their user ID", "type": "user_changed_user_id",
+                    "user_id": newer_bsuid, "previous_user_id": new_bsuid } });
+    let mut c = change(json!([changed_id]), json!([]));
+    c["value"].as_object_mut().unwrap().remove("contacts");
+    let (status, received) = host.post_payload(&body_of(c)).await;
+    assert_eq!((status, received["accepted"].as_u64(), received["quarantined"].as_u64()), (200, Some(1), Some(0)));
+    host.post_payload(&bsuid_message("wamid.c5", "ainda eu", now, None, newer_bsuid)).await;
+    host.settle().await;
+
+    let (_, all) = host.get("/v1/contacts").await;
+    let contacts = all["contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), 1, "{all}");
+    assert_eq!(contacts[0]["user_id"], newer_bsuid);
+    let view = host.conversation_of("+5511912345678").await;
+    let mut decided: Vec<&str> =
+        view["decisions"].as_array().unwrap().iter().map(|d| d["message_id"].as_str().unwrap()).collect();
+    decided.sort();
+    assert_eq!(decided, ["wamid.c1", "wamid.c3", "wamid.c5"], "system messages are not routed");
+    let (_, audit) = host.get("/v1/audit").await;
+    let changes: Vec<&Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "identity_changed").collect();
+    assert_eq!(changes.len(), 2, "{audit}");
+}
+
+/// Contacts known only by BSUID can be created and imported, and a sender
+/// who later writes by BSUID finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_created_and_imported_by_bsuid_and_found_by_senders() {
+    let host = TestHost::start().await;
+    let (status, created) = host.post_json("/v1/contacts", json!({ "user_id": ANA_BSUID, "name": "Ana" })).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["phone"].as_str(), created["user_id"].as_str()), (None, Some(ANA_BSUID)));
+    let (status, taken) = host.post_json("/v1/contacts", json!({ "user_id": ANA_BSUID })).await;
+    assert_eq!((status, taken["error"]["code"].as_str()), (409, Some("already_exists")), "{taken}");
+    for (body, code) in [
+        (json!({ "name": "nobody" }), "missing_identity"),
+        (json!({ "user_id": "13491208655302741918" }), "invalid_user_id"),
+    ] {
+        let (status, err) = host.post_json("/v1/contacts", body).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (400, Some(code)), "{err}");
+    }
+
+    let csv = "phone,name\nUS.77712345678901234567,Sam\n(11) 91234-5678,Bia\n";
+    let resp = host
+        .http
+        .post(format!("{}/v1/contacts/import", host.base))
+        .bearer_auth(API_KEY)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let job = wait_for("the import to finish", || async {
+        let (_, j) = host.get(&format!("/v1/imports/{id}")).await;
+        (j["status"] == "done").then_some(j)
+    })
+    .await;
+    assert_eq!((job["created"].as_u64(), job["failed"].as_u64()), (Some(2), Some(0)), "{job}");
+    let sam = contacts_matching(&host, "US.77712345678901234567").await;
+    assert_eq!((sam.len(), sam[0]["country"].as_str()), (1, Some("US")));
+
+    let now = host.now_secs();
+    host.post_payload(&bsuid_message("wamid.i1", "oi", now, None, ANA_BSUID)).await;
+    host.settle().await;
+    let (_, all) = host.get("/v1/contacts").await;
+    assert_eq!(all["contacts"].as_array().unwrap().len(), 3, "the sender found the contact made for them: {all}");
+    let found = contacts_matching(&host, ANA_BSUID).await;
+    assert_eq!((found[0]["id"].as_str(), found[0]["name"].as_str()), (created["id"].as_str(), Some("Ana")));
+}

@@ -131,7 +131,7 @@ fn check_parse(body: &[u8]) -> Result<(), TestCaseError> {
             for change in &parsed.changes {
                 for m in &change.messages {
                     prop_assert!(m.at >= 1_230_768_000_000 && m.at <= now + 86_400_000, "time {}", m.at);
-                    prop_assert!(!m.wamid.is_empty() && !m.from.is_empty());
+                    prop_assert!(!m.wamid.is_empty() && !m.lane().is_empty());
                 }
                 for s in &change.statuses {
                     prop_assert!(s.at >= 1_230_768_000_000 && s.at <= now + 86_400_000);

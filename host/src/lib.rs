@@ -22,6 +22,7 @@
 //!
 //! Beneath the stages, leaves that import no stage: [`model`] (the values
 //! every stage shares), [`phone`] (numbers to E.164 and match keys),
+//! [`bsuid`] (business-scoped user ids),
 //! [`config`], [`clock`], [`metrics`]; and beneath everything the crate
 //! `switchboard-store` (`store/`, re-exported as [`store`]): the storage
 //! engines behind one trait (sled, memory), which cargo keeps from
@@ -40,6 +41,7 @@
 //! and the tests call too: the same code runs in both.
 
 pub(crate) mod api;
+pub mod bsuid;
 pub mod cli;
 pub mod clock;
 pub mod config;

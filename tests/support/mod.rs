@@ -426,12 +426,22 @@ impl FakeMeta {
             if let Some((status, error)) = planned {
                 return (StatusCode::from_u16(status).unwrap(), axum::Json(error));
             }
-            let to = body["to"].clone();
+            // As Meta: the recipient is `to` (a phone) or `recipient` (a
+            // BSUID); `to` wins when both are given; one is required.
+            let contact = match (body["to"].as_str(), body["recipient"].as_str()) {
+                (Some(to), _) => json!({ "input": to, "wa_id": to }),
+                (None, Some(bsuid)) => json!({ "input": bsuid, "user_id": bsuid }),
+                (None, None) => {
+                    let error = json!({ "error": { "message": "(#100) The parameter to is required.",
+                        "type": "OAuthException", "code": 100, "fbtrace_id": "AbCdEf" } });
+                    return (StatusCode::BAD_REQUEST, axum::Json(error));
+                }
+            };
             (
                 StatusCode::OK,
                 axum::Json(json!({
                     "messaging_product": "whatsapp",
-                    "contacts": [{ "input": to, "wa_id": to }],
+                    "contacts": [contact],
                     "messages": [{ "id": format!("wamid.FAKE{n:04}") }]
                 })),
             )

@@ -179,7 +179,7 @@ pub async fn resolve(
     let closed = crate::pipeline::learn::ExchangeClosed {
         tenant: tenant.id.clone(),
         conversation_id: c.id.clone(),
-        wa_id: contact.wa_id.unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string()),
+        wa_id: contact.lane(),
         closed_by: crate::model::CloseReason::Resolved,
         at: clock.now_ms(),
     };
@@ -372,7 +372,10 @@ pub async fn pending_follow_up(
 pub struct InboxItem {
     pub conversation: Conversation,
     pub contact_name: Option<String>,
-    pub contact_phone: String,
+    /// Absent for a contact known only by BSUID.
+    pub contact_phone: Option<String>,
+    /// The contact's WhatsApp username, if any.
+    pub contact_username: Option<String>,
     /// Past its respond-within deadline.
     pub overdue: bool,
     /// Milliseconds left before the deadline (negative: overdue by).
@@ -399,7 +402,8 @@ pub async fn inbox(
         let contact = crm.contact(&tenant.id, &c.contact_id)?;
         items.push(InboxItem {
             contact_name: contact.as_ref().and_then(|x| x.display_name().map(String::from)),
-            contact_phone: contact.map(|x| x.phone).unwrap_or_default(),
+            contact_username: contact.as_ref().and_then(|x| x.username.clone()),
+            contact_phone: contact.and_then(|x| x.phone),
             overdue: c.respond_by.is_some_and(|by| by < now),
             due_in_ms: c.respond_by.map(|by| by - now),
             conversation: c,

@@ -39,6 +39,8 @@ pub enum AuditAction {
     // The contact, through keywords
     OptedOut,
     OptedIn,
+    /// WhatsApp said the contact changed phone number or BSUID.
+    IdentityChanged,
     // Automation carried out or stopped by the host
     BotReply,
     AutomationSuppressed,

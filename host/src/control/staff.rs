@@ -310,7 +310,7 @@ mod tests {
         let (timers, control) = (Timers::new(store.clone()), Control::new(store.clone(), sync));
         let clock: SharedClock = Arc::new(SystemClock);
         let now = clock.now_ms();
-        let mut contact = Contact { id: "ct_1".into(), phone: "+5511987654321".into(), ..Default::default() };
+        let mut contact = Contact { id: "ct_1".into(), phone: Some("+5511987654321".into()), ..Default::default() };
         contact.stats.last_inbound_at = Some(now - wrote_ago);
         let mut conversation = Conversation { id: "cv_1".into(), contact_id: "ct_1".into(), ..Default::default() };
         let timer = Timer {

@@ -22,6 +22,7 @@ use crate::sync::{EventKind, Outbox};
 
 const CONTACTS: Tree = Tree("crm.contacts");
 const CONTACT_PHONES: Tree = Tree("crm.contacts.by_phone");
+const CONTACT_USER_IDS: Tree = Tree("crm.contacts.by_user_id");
 const CONVERSATIONS: Tree = Tree("crm.conversations");
 const CONVERSATIONS_BY_CONTACT: Tree = Tree("crm.conversations.by_contact");
 const MESSAGES: Tree = Tree("crm.messages");
@@ -106,9 +107,15 @@ impl Crm {
         Ok(out)
     }
 
-    /// Points a phone's index entry at another contact (a merge and its undo).
-    pub fn point_phone(&self, batch: &mut Batch, tenant: &str, phone: &str, contact_id: &str) {
-        batch.put(CONTACT_PHONES, key(tenant, &crate::phone::match_key(phone)), contact_id.as_bytes());
+    /// Points the index entries of `ids`' phone and BSUID at another
+    /// contact (a merge and its undo).
+    pub fn point_identities(&self, batch: &mut Batch, tenant: &str, ids: &Contact, contact_id: &str) {
+        if let Some(phone) = &ids.phone {
+            batch.put(CONTACT_PHONES, key(tenant, &crate::phone::match_key(phone)), contact_id.as_bytes());
+        }
+        if let Some(user_id) = &ids.user_id {
+            batch.put(CONTACT_USER_IDS, key(tenant, user_id), contact_id.as_bytes());
+        }
     }
 
     /// Every contact of the tenant, merged ones included.
@@ -128,15 +135,10 @@ impl Crm {
     ) -> Result<()> {
         let k = key(tenant, &contact.id);
         contact.version = batch.versioned(CONTACTS, &k, previous.map_or(0, |p| p.version));
-        let match_key = |c: &Contact| key(tenant, &crate::phone::match_key(&c.phone));
-        if previous.is_none_or(|p| match_key(p) != match_key(contact)) {
-            let phone_key = match_key(contact);
-            batch.require_absent(CONTACT_PHONES, phone_key.clone());
-            batch.put(CONTACT_PHONES, phone_key, contact.id.as_bytes());
-            if let Some(p) = previous {
-                batch.delete(CONTACT_PHONES, match_key(p));
-            }
-        }
+        let phone_key = |c: &Contact| c.phone.as_deref().map(|p| key(tenant, &crate::phone::match_key(p)));
+        let user_key = |c: &Contact| c.user_id.as_deref().map(|u| key(tenant, u));
+        index_unique(batch, CONTACT_PHONES, phone_key(contact), previous.and_then(phone_key), &contact.id);
+        index_unique(batch, CONTACT_USER_IDS, user_key(contact), previous.and_then(user_key), &contact.id);
         let kind = match previous {
             None => Some(EventKind::ContactCreated),
             Some(p) if p.merged_into.is_none() && contact.merged_into.is_some() => Some(EventKind::ContactMerged),
@@ -149,6 +151,14 @@ impl Crm {
             self.emit(batch, tenant, &contact.id, kind, contact.updated_at, contact)?;
         }
         batch.put_json(CONTACTS, k, contact)
+    }
+
+    /// The contact WhatsApp names by the BSUID `user_id`.
+    pub fn contact_by_user_id(&self, tenant: &str, user_id: &str) -> Result<Option<Contact>> {
+        match self.store.get(CONTACT_USER_IDS, &key(tenant, user_id))? {
+            Some(id) => self.contact(tenant, &String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
     }
 
     // ---- conversations ----
@@ -379,12 +389,28 @@ impl ContactQuery {
 
     fn matches(&self, c: &Contact) -> bool {
         if !self.digits.is_empty() {
-            return c.phone.contains(&self.digits) || c.wa_id.as_deref().is_some_and(|w| w.contains(&self.digits));
+            let has = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains(&self.digits));
+            return has(&c.phone) || has(&c.wa_id) || has(&c.user_id);
         }
-        [c.name.as_deref(), c.profile_name.as_deref(), c.email.as_deref()]
+        [c.name.as_deref(), c.profile_name.as_deref(), c.email.as_deref(), c.username.as_deref(), c.user_id.as_deref()]
             .into_iter()
             .flatten()
             .any(|n| n.to_lowercase().contains(&self.text))
+    }
+}
+
+/// Keeps a unique index entry pointing at `id` when its key changes: the
+/// new key must be free (checked in the commit), the old one is let go.
+fn index_unique(batch: &mut Batch, tree: Tree, now: Option<Vec<u8>>, before: Option<Vec<u8>>, id: &str) {
+    if now == before {
+        return;
+    }
+    if let Some(k) = now {
+        batch.require_absent(tree, k.clone());
+        batch.put(tree, k, id.as_bytes());
+    }
+    if let Some(k) = before {
+        batch.delete(tree, k);
     }
 }
 

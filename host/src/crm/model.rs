@@ -16,11 +16,20 @@ pub const LATENCY_SAMPLES: usize = 32;
 #[serde(default)]
 pub struct Contact {
     pub id: String,
-    /// E.164, e.g. `+5511987654321`.
-    pub phone: String,
+    /// E.164, e.g. `+5511987654321`. Absent for a person known only by
+    /// their BSUID (a WhatsApp username user who has not shared a number).
+    pub phone: Option<String>,
     /// The WhatsApp id last seen for this contact (digits, no `+`); can
     /// differ from `phone` (e.g. Brazilian numbers without the ninth digit).
     pub wa_id: Option<String>,
+    /// The business-scoped user id WhatsApp names this person by, for
+    /// this tenant's business portfolio (`US.13491208655302741918`).
+    pub user_id: Option<String>,
+    /// The WhatsApp username, as last seen (display only: it can change).
+    pub username: Option<String>,
+    /// Earlier phone numbers, BSUIDs and usernames, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity_history: Vec<IdentityChange>,
     pub name: Option<String>,
     /// The WhatsApp profile name, as last seen.
     pub profile_name: Option<String>,
@@ -51,7 +60,68 @@ pub struct Contact {
     pub version: u64,
 }
 
+/// One of a contact's identifiers, replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IdentityChange {
+    pub kind: IdentityKind,
+    /// The value it had (absent: it had none).
+    pub previous: Option<String>,
+    pub current: Option<String>,
+    pub at: Millis,
+    /// What told us: `message` (Meta gave both ids together),
+    /// `user_changed_number`, `user_changed_user_id`, `staff`.
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    Phone,
+    UserId,
+    Username,
+}
+
 impl Contact {
+    /// What WhatsApp knows this person by, as the send API takes it: the
+    /// `wa_id`, else the phone's digits, else the BSUID.
+    pub fn address(&self) -> String {
+        let phone = || self.phone.as_deref().map(|p| p.trim_start_matches('+').to_string());
+        self.wa_id.clone().or_else(phone).or_else(|| self.user_id.clone()).unwrap_or_default()
+    }
+
+    /// The id the contact's events are ordered by (one pipeline lane per
+    /// person): the BSUID, which Meta puts in every webhook since 2026,
+    /// else the phone. Events naming the person only by a phone they
+    /// shared before their BSUID was known may take another lane for that
+    /// while; their writes are still guarded, only not ordered.
+    pub fn lane(&self) -> String {
+        self.user_id.clone().unwrap_or_else(|| self.address())
+    }
+
+    /// Whether the contact had `value` as its `kind` of id and moved away
+    /// from it.
+    pub fn moved_from(&self, kind: IdentityKind, value: &str) -> bool {
+        self.identity_history.iter().any(|h| h.kind == kind && h.previous.as_deref() == Some(value))
+    }
+
+    /// Sets one identifier, keeping the one it replaces in the history
+    /// (a stored contact's first value too: when it was learned).
+    pub fn set_identity(&mut self, kind: IdentityKind, value: Option<String>, at: Millis, cause: &str) {
+        let slot = match kind {
+            IdentityKind::Phone => &mut self.phone,
+            IdentityKind::UserId => &mut self.user_id,
+            IdentityKind::Username => &mut self.username,
+        };
+        if *slot == value {
+            return;
+        }
+        let previous = std::mem::replace(slot, value.clone());
+        if previous.is_some() || self.version > 0 {
+            let change = IdentityChange { kind, previous, current: value, at, cause: cause.to_string() };
+            self.identity_history.push(change);
+        }
+    }
+
     /// Counts an inbound message written at `at`; if we had written last,
     /// how long the contact took to answer joins the latency samples.
     pub fn record_inbound(&mut self, at: Millis) {
@@ -74,7 +144,7 @@ impl Contact {
     }
 
     pub fn display_name(&self) -> Option<&str> {
-        self.name.as_deref().or(self.profile_name.as_deref())
+        self.name.as_deref().or(self.profile_name.as_deref()).or(self.username.as_deref())
     }
 }
 
@@ -416,7 +486,7 @@ mod tests {
     /// included (serde_json's `float_roundtrip`).
     #[test]
     fn records_round_trip_to_identical_bytes() {
-        let mut c = Contact { id: "ct".into(), phone: "+5511987654321".into(), ..Default::default() };
+        let mut c = Contact { id: "ct".into(), phone: Some("+5511987654321".into()), ..Default::default() };
         for (i, v) in [0.047619047619047616, 1.0 / 3.0, 0.1 + 0.2, 1e-300, 12345.678901234567].into_iter().enumerate() {
             c.signals.insert(format!("s{i}"), Signal { value: v, updated_at: i as i64 });
         }

@@ -17,7 +17,8 @@ pub struct Timer {
     pub tenant: String,
     pub conversation_id: String,
     pub contact_id: String,
-    /// The contact's `wa_id`, so the firing goes to the contact's worker.
+    /// The contact's lane (its BSUID, else its `wa_id`), so the firing
+    /// goes to the contact's worker.
     pub wa_id: String,
     pub follow_up: ScheduledFollowUp,
     /// When the plan was made (a reply after this cancels it).

@@ -91,7 +91,9 @@ impl Duplicates {
         // Only compare within blocks that can produce evidence.
         let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, c) in contacts.iter().enumerate() {
-            blocks.entry(format!("phone:{}", crate::phone::match_key(&c.phone))).or_default().push(i);
+            if let Some(phone) = &c.phone {
+                blocks.entry(format!("phone:{}", crate::phone::match_key(phone))).or_default().push(i);
+            }
             if let Some(e) = &c.email {
                 blocks.entry(format!("email:{}", e.to_lowercase())).or_default().push(i);
             }
@@ -163,7 +165,7 @@ impl Duplicates {
             merged.updated_at = now;
             self.crm.put_contact(&mut batch, tenant, &mut survivor, Some(&s0))?;
             self.crm.put_contact(&mut batch, tenant, &mut merged, Some(&m0))?;
-            self.crm.point_phone(&mut batch, tenant, &m0.phone, &survivor.id);
+            self.crm.point_identities(&mut batch, tenant, &m0, &survivor.id);
             let record = Merge {
                 id: new_id("mg"),
                 at: now,
@@ -219,8 +221,8 @@ impl Duplicates {
             merged.updated_at = now;
             self.crm.put_contact(&mut batch, tenant, &mut survivor, Some(&s_now))?;
             self.crm.put_contact(&mut batch, tenant, &mut merged, Some(&m_now))?;
-            self.crm.point_phone(&mut batch, tenant, &merged.phone, &merged.id);
-            self.crm.point_phone(&mut batch, tenant, &survivor.phone, &survivor.id);
+            self.crm.point_identities(&mut batch, tenant, &merged, &merged.id);
+            self.crm.point_identities(&mut batch, tenant, &survivor, &survivor.id);
             record.undone_at = Some(now);
             record.undone_by = Some(by.to_string());
             batch.put_json(MERGES, keys::join(&[tenant.as_bytes(), record.id.as_bytes()]), &record)?;
@@ -299,9 +301,11 @@ fn absorb(survivor: &mut Contact, merged: &Contact) {
 fn score(a: &Contact, b: &Contact) -> Option<Candidate> {
     let mut score: f64 = 0.0;
     let mut evidence = Vec::new();
-    if crate::phone::match_key(&a.phone) == crate::phone::match_key(&b.phone) {
+    if let (Some(x), Some(y)) = (&a.phone, &b.phone)
+        && crate::phone::match_key(x) == crate::phone::match_key(y)
+    {
         score = 1.0;
-        evidence.push(format!("{} and {} are the same line", a.phone, b.phone));
+        evidence.push(format!("{x} and {y} are the same line"));
     }
     if let (Some(x), Some(y)) = (&a.email, &b.email)
         && x.eq_ignore_ascii_case(y)
@@ -331,7 +335,7 @@ mod tests {
     fn c(id: &str, phone: &str, name: &str, email: Option<&str>, company: Option<&str>) -> Contact {
         Contact {
             id: id.into(),
-            phone: phone.into(),
+            phone: Some(phone.into()),
             name: Some(name.into()),
             email: email.map(String::from),
             company_id: company.map(String::from),

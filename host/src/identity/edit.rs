@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{Identity, link_company_by_email};
 use crate::clock::Millis;
-use crate::crm::{Contact, EditError};
+use crate::crm::{Contact, EditError, IdentityKind};
 use crate::model::new_id;
 use crate::phone::{Phone, normalize};
 use crate::store::{Batch, StoreError, committed, optimistic};
@@ -21,7 +21,10 @@ type Result<T, E = EditError> = std::result::Result<T, E>;
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     /// Any format; numbers without a country code use the tenant's region.
-    pub phone: String,
+    /// A phone, a `user_id`, or both.
+    pub phone: Option<String>,
+    /// The person's business-scoped user id (`US.13491208655302741918`).
+    pub user_id: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
     pub company_id: Option<String>,
@@ -52,22 +55,48 @@ fn phone_taken(other: &Contact, e164: &str) -> EditError {
     EditError::Taken(format!("contact {} already has phone {e164}", other.id))
 }
 
+/// A new contact's phone and BSUID: at least one, each well formed.
+fn identifiers(new: &NewContact, tenant: &Tenant) -> Result<(Option<Phone>, Option<String>)> {
+    let phone = new.phone.as_deref().map(|p| phone_of(p, tenant)).transpose()?;
+    let user_id = new.user_id.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    if let Some(u) = user_id.filter(|u| !crate::bsuid::is_bsuid(u)) {
+        let message =
+            format!("{u:?} is not a business-scoped user id (a country code, a dot, up to 128 letters and digits)");
+        return Err(EditError::Invalid { code: "invalid_user_id", message });
+    }
+    if phone.is_none() && user_id.is_none() {
+        let message = "a contact needs a phone or a user_id".to_string();
+        return Err(EditError::Invalid { code: "missing_identity", message });
+    }
+    Ok((phone, user_id.map(String::from)))
+}
+
 impl Identity {
     /// A new contact; its phone stored in E.164 and unique in the tenant.
     pub fn create_contact(&self, tenant: &Tenant, new: NewContact, now: Millis) -> Result<Contact> {
-        let phone = phone_of(&new.phone, tenant)?;
-        if let Some(existing) = self.crm.contact_by_phone(&tenant.id, &phone.e164)? {
-            return Err(phone_taken(&existing, &phone.e164));
+        let (phone, user_id) = identifiers(&new, tenant)?;
+        if let Some(p) = &phone
+            && let Some(existing) = self.crm.contact_by_phone(&tenant.id, &p.e164)?
+        {
+            return Err(phone_taken(&existing, &p.e164));
         }
+        if let Some(u) = &user_id
+            && let Some(existing) = self.crm.contact_by_user_id(&tenant.id, u)?
+        {
+            return Err(EditError::Taken(format!("contact {} already has user_id {u}", existing.id)));
+        }
+        let country = phone.as_ref().and_then(|p| p.region.clone());
+        let country = country.or_else(|| user_id.as_deref().and_then(crate::bsuid::region).map(String::from));
         if let Some(company) = &new.company_id {
             self.crm.existing_company(&tenant.id, company)?;
         }
         let mut contact = Contact {
             id: new_id("ct"),
-            phone: phone.e164,
+            phone: phone.map(|p| p.e164),
+            user_id,
             name: new.name.filter(|n| !n.trim().is_empty()),
             email: new.email.filter(|e| !e.trim().is_empty()),
-            country: phone.region,
+            country,
             company_id: new.company_id,
             tags: new.tags,
             created_at: now,
@@ -79,9 +108,7 @@ impl Identity {
         self.crm.put_contact(&mut batch, &tenant.id, &mut contact, None)?;
         self.crm.commit(batch).map_err(|e| match e {
             // Another request created a contact with this phone meanwhile.
-            StoreError::Taken { .. } => {
-                EditError::Taken(format!("a contact with phone {} already exists", contact.phone))
-            }
+            StoreError::Taken { .. } => EditError::Taken("a contact with this phone or user_id already exists".into()),
             other => other.into(),
         })?;
         Ok(contact)
@@ -101,7 +128,7 @@ impl Identity {
                 .contact(&tenant.id, id)?
                 .ok_or_else(|| EditError::NotFound(format!("no contact {id} in this tenant")))?;
             let mut c = read.clone();
-            self.apply(&tenant.id, &mut c, &patch, phone.as_ref())?;
+            self.apply(&tenant.id, &mut c, &patch, phone.as_ref(), now)?;
             link_company_by_email(&self.crm, &tenant.id, &mut c)?;
             c.updated_at = now;
             let mut batch = Batch::new();
@@ -112,7 +139,14 @@ impl Identity {
     }
 
     /// The patch's fields on `c`; a new phone must not be another contact's.
-    fn apply(&self, tenant: &str, c: &mut Contact, patch: &ContactPatch, phone: Option<&Phone>) -> Result<()> {
+    fn apply(
+        &self,
+        tenant: &str,
+        c: &mut Contact,
+        patch: &ContactPatch,
+        phone: Option<&Phone>,
+        now: Millis,
+    ) -> Result<()> {
         if let Some(v) = &patch.name {
             c.name = Some(v.trim().to_string()).filter(|v| !v.is_empty());
         }
@@ -134,7 +168,7 @@ impl Identity {
             if let Some(other) = self.crm.contact_by_phone(tenant, &p.e164)?.filter(|o| o.id != c.id) {
                 return Err(phone_taken(&other, &p.e164));
             }
-            c.phone = p.e164.clone();
+            c.set_identity(IdentityKind::Phone, Some(p.e164.clone()), now, "staff");
             c.country = p.region.clone();
         }
         Ok(())

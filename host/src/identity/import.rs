@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use super::csv_file::CsvFormat;
 use super::{IdentityError, link_company_by_email};
-use crate::clock::SharedClock;
+use crate::clock::{Millis, SharedClock};
 use crate::crm::{Company, Contact, Crm};
 use crate::model::new_id;
-use crate::phone::normalize;
+use crate::phone::{Phone, normalize};
 use crate::store::{Batch, Store, StoreError, Tree, keys};
 use crate::tenants::Tenant;
 
@@ -187,17 +187,15 @@ impl Importer {
 
     /// One row; `Ok(true)` when a contact was created.
     fn apply(&self, tenant: &Tenant, row: &ImportRow) -> Result<bool, RowFailure> {
-        let phone = normalize(&row.phone, &tenant.default_region)?;
+        // The phone column may hold a BSUID instead, for people known only by one.
+        let written = row.phone.trim();
+        let (phone, user_id) = match crate::bsuid::is_bsuid(written) {
+            true => (None, Some(written.to_string())),
+            false => (Some(normalize(written, &tenant.default_region)?), None),
+        };
         let done = crate::store::optimistic(|| {
             let now = self.clock.now_ms();
-            let existing = self.crm.contact_by_phone(&tenant.id, &phone.e164)?;
-            let mut contact = existing.clone().unwrap_or_else(|| Contact {
-                id: new_id("ct"),
-                phone: phone.e164.clone(),
-                country: phone.region.clone(),
-                created_at: now,
-                ..Default::default()
-            });
+            let (mut contact, existing) = self.find_or_new(&tenant.id, phone.as_ref(), user_id.as_deref(), now)?;
             let mut batch = Batch::new();
             if contact.name.is_none() {
                 contact.name = row.name.clone().filter(|n| !n.trim().is_empty());
@@ -237,6 +235,34 @@ impl Importer {
             Ok::<_, RowFailure>(crate::store::committed(self.crm.commit(batch))?.then_some(existing.is_none()))
         })?;
         done.ok_or_else(|| RowFailure("the contact kept changing while importing".into()))
+    }
+}
+
+impl Importer {
+    /// The contact a row names (by phone, else BSUID) as stored, or a new
+    /// one; with what was read.
+    fn find_or_new(
+        &self,
+        tenant: &str,
+        phone: Option<&Phone>,
+        user_id: Option<&str>,
+        now: Millis,
+    ) -> Result<(Contact, Option<Contact>), StoreError> {
+        let existing = match (phone, user_id) {
+            (Some(p), _) => self.crm.contact_by_phone(tenant, &p.e164)?,
+            (None, Some(u)) => self.crm.contact_by_user_id(tenant, u)?,
+            (None, None) => None,
+        };
+        let region = user_id.and_then(crate::bsuid::region).map(String::from);
+        let contact = existing.clone().unwrap_or_else(|| Contact {
+            id: new_id("ct"),
+            phone: phone.map(|p| p.e164.clone()),
+            user_id: user_id.map(String::from),
+            country: phone.and_then(|p| p.region.clone()).or(region),
+            created_at: now,
+            ..Default::default()
+        });
+        Ok((contact, existing))
     }
 }
 

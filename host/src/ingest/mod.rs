@@ -22,8 +22,16 @@ pub struct InboundMessage {
     pub tenant: String,
     pub phone_number_id: String,
     pub wamid: String,
-    /// The sender's `wa_id` (digits, no `+`).
-    pub from: String,
+    /// The sender's `wa_id` (digits, no `+`). Absent when Meta omits the
+    /// phone number: a user with a username the business has not talked
+    /// to by phone lately is known only by their BSUID.
+    pub from: Option<String>,
+    /// The sender's business-scoped user id (`from_user_id`).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The sender's WhatsApp username, if they adopted one.
+    #[serde(default)]
+    pub username: Option<String>,
     /// The WhatsApp profile name from the same change, if given.
     pub profile_name: Option<String>,
     /// WhatsApp's timestamp of the message.
@@ -55,13 +63,40 @@ pub struct StatusUpdate {
     pub status: DeliveryStatus,
     pub at: Millis,
     pub received_at: Millis,
-    /// The contact's `wa_id`.
-    pub recipient: String,
+    /// The contact's `wa_id` (absent for a user known only by BSUID).
+    pub recipient: Option<String>,
+    /// The contact's business-scoped user id (`recipient_user_id`).
+    #[serde(default)]
+    pub recipient_user_id: Option<String>,
     pub errors: Vec<WhatsAppError>,
     /// `biz_opaque_callback_data`: the host's id of the message, which it
     /// sent with the message and Meta echoes back.
     #[serde(default)]
     pub callback_data: Option<String>,
+}
+
+impl InboundMessage {
+    /// The sender's lane, as [`Contact::lane`](crate::crm::Contact::lane):
+    /// the BSUID when Meta gave one, else the phone number. A `system`
+    /// message moving the person to a new id takes the new id's lane, so
+    /// it is applied before the messages that come from the new id.
+    pub fn lane(&self) -> &str {
+        let new_id = |field: &str| self.content.get(field).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+        let moved = match self.content.get("type").and_then(|t| t.as_str()) {
+            Some("user_changed_number" | "user_changed_user_id") if self.kind == MessageKind::System => {
+                new_id("user_id").or_else(|| new_id("wa_id"))
+            }
+            _ => None,
+        };
+        moved.or(self.user_id.as_deref()).or(self.from.as_deref()).unwrap_or_default()
+    }
+}
+
+impl StatusUpdate {
+    /// As [`InboundMessage::lane`], for the recipient.
+    pub fn lane(&self) -> &str {
+        self.recipient_user_id.as_deref().or(self.recipient.as_deref()).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -26,9 +26,16 @@ struct Metadata {
     phone_number_id: String,
 }
 
+/// One `contacts[]` entry: who wrote, by phone (`wa_id`), BSUID
+/// (`user_id`) or both.
 #[derive(Deserialize)]
 struct Profile {
-    wa_id: String,
+    #[serde(default)]
+    wa_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
     #[serde(default)]
     profile: Option<ProfileName>,
 }
@@ -36,11 +43,32 @@ struct Profile {
 #[derive(Deserialize)]
 struct ProfileName {
     name: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+impl Profile {
+    fn is(&self, wa_id: Option<&str>, user_id: Option<&str>) -> bool {
+        let same = |a: &Option<String>, b: Option<&str>| b.is_some() && a.as_deref() == b;
+        same(&self.wa_id, wa_id) || same(&self.user_id, user_id)
+    }
+
+    fn name(&self) -> Option<String> {
+        self.profile.as_ref()?.name.clone().filter(|n| !n.trim().is_empty())
+    }
+
+    fn username(&self) -> Option<String> {
+        let nested = self.profile.as_ref().and_then(|p| p.username.clone());
+        self.username.clone().or(nested).filter(|n| !n.trim().is_empty())
+    }
 }
 
 #[derive(Deserialize)]
 struct RawMessage {
-    from: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    from_user_id: Option<String>,
     id: String,
     timestamp: String,
     #[serde(rename = "type")]
@@ -68,7 +96,10 @@ struct RawStatus {
     id: String,
     status: String,
     timestamp: String,
-    recipient_id: String,
+    #[serde(default)]
+    recipient_id: Option<String>,
+    #[serde(default)]
+    recipient_user_id: Option<String>,
     #[serde(default)]
     errors: Vec<RawError>,
     #[serde(default)]
@@ -257,16 +288,13 @@ fn message(
 ) -> Result<InboundMessage, String> {
     let m: RawMessage = serde_json::from_value(item.clone()).map_err(|e| e.to_string())?;
     let at = seconds(&m.timestamp, received_at).map_err(|why| format!("timestamp: {why}"))?;
-    if m.id.is_empty() || m.from.is_empty() {
-        return Err("the message lacks an id or a sender".into());
-    }
-    let profile_name = contacts
-        .iter()
-        .find(|p| p.wa_id == m.from)
-        .and_then(|p| p.profile.as_ref()?.name.clone())
-        .filter(|n| !n.trim().is_empty());
     let kind = MessageKind::parse(&m.kind);
     let content = m.rest.get(&m.kind).cloned().unwrap_or(Value::Null);
+    let (from, user_id) = sender(&m, kind, &content)?;
+    if m.id.is_empty() {
+        return Err("the message lacks an id".into());
+    }
+    let profile = contacts.iter().find(|p| p.is(from.as_deref(), user_id.as_deref()));
     let text = text_of(kind, &content, &m.rest);
     let reply_to = match kind {
         MessageKind::Reaction => content.get("message_id").and_then(Value::as_str).map(String::from),
@@ -285,9 +313,11 @@ fn message(
     Ok(InboundMessage {
         tenant: String::new(),
         phone_number_id: phone_number_id.to_string(),
-        profile_name,
+        profile_name: profile.and_then(Profile::name),
+        username: profile.and_then(Profile::username),
         wamid: m.id,
-        from: m.from,
+        from,
+        user_id,
         at,
         received_at,
         receipt_us: crate::clock::wall_micros(),
@@ -298,6 +328,24 @@ fn message(
         referral: m.referral,
         forwarded,
     })
+}
+
+/// Who wrote: the phone number (`from`), the BSUID (`from_user_id`), or
+/// both; at least one. A `system` message about a changed id may carry
+/// neither: the person is then the one its `previous_user_id` named.
+fn sender(m: &RawMessage, kind: MessageKind, content: &Value) -> Result<(Option<String>, Option<String>), String> {
+    let from = m.from.clone().filter(|f| !f.is_empty());
+    let mut user_id = m.from_user_id.clone().filter(|u| !u.is_empty());
+    if kind == MessageKind::System && from.is_none() && user_id.is_none() {
+        user_id = str_at(content, &["previous_user_id"]).map(String::from);
+    }
+    if let Some(u) = user_id.as_deref().filter(|u| !crate::bsuid::is_bsuid(u)) {
+        return Err(format!("from_user_id {:?} is not a business-scoped user id", shown(u)));
+    }
+    if from.is_none() && user_id.is_none() {
+        return Err("the message names no sender (neither from nor from_user_id)".into());
+    }
+    Ok((from, user_id))
 }
 
 /// A delivery status, for a message the business sent.
@@ -314,7 +362,8 @@ fn status(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<St
         status,
         at,
         received_at,
-        recipient: s.recipient_id,
+        recipient: s.recipient_id.filter(|r| !r.is_empty()),
+        recipient_user_id: s.recipient_user_id.filter(|r| !r.is_empty()),
         errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
         callback_data: s.biz_opaque_callback_data,
     })

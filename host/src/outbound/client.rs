@@ -96,8 +96,21 @@ impl GraphClient {
 }
 
 /// The request body; `biz_opaque_callback_data` carries our message id so
-/// status webhooks can be matched even before the send response is.
+/// status webhooks can be matched even before the send response is. A
+/// person known only by BSUID is addressed with `recipient` instead of
+/// `to` (Meta's business-scoped user id send).
 fn body(to: &str, reply: &Reply, idempotency_key: &str) -> Value {
+    let mut body = content(to, reply, idempotency_key);
+    if crate::bsuid::is_bsuid(to)
+        && let Some(fields) = body.as_object_mut()
+        && let Some(bsuid) = fields.remove("to")
+    {
+        fields.insert("recipient".into(), bsuid);
+    }
+    body
+}
+
+fn content(to: &str, reply: &Reply, idempotency_key: &str) -> Value {
     match reply {
         Reply::Text { body } => json!({
             "messaging_product": "whatsapp",
@@ -129,6 +142,15 @@ fn body(to: &str, reply: &Reply, idempotency_key: &str) -> Value {
 mod tests {
     use super::*;
     use crate::model::Template;
+
+    #[test]
+    fn a_person_known_only_by_bsuid_is_addressed_as_recipient() {
+        let text = body("US.13491208655302741918", &Reply::Text { body: "Hi".into() }, "msg_1");
+        assert_eq!(text["recipient"], "US.13491208655302741918");
+        assert!(text.get("to").is_none(), "{text}");
+        let text = body("15551234567", &Reply::Text { body: "Hi".into() }, "msg_1");
+        assert_eq!((text["to"].as_str(), text.get("recipient")), (Some("15551234567"), None));
+    }
 
     #[test]
     fn bodies_follow_the_cloud_api() {

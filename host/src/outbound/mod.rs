@@ -49,8 +49,12 @@ pub struct SendJob {
     pub message_id: String,
     pub tenant: String,
     pub phone_number_id: String,
-    /// Recipient `wa_id`.
+    /// Recipient `wa_id` (or BSUID, for a person known only by one).
     pub to: String,
+    /// The contact's lane ([`Contact::lane`](crate::crm::Contact::lane)),
+    /// for the result to be applied in order with its other events.
+    #[serde(default)]
+    pub lane: Option<String>,
     pub reply: Reply,
     pub queued_at: Millis,
     #[serde(default)]
@@ -81,6 +85,8 @@ pub struct SendResult {
     pub tenant: String,
     pub message_id: String,
     pub to: String,
+    #[serde(default)]
+    pub lane: Option<String>,
     pub at: Millis,
     #[serde(flatten)]
     pub outcome: SendOutcome,

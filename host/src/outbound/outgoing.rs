@@ -31,7 +31,7 @@ pub fn queue(
     contact: &mut Contact,
     o: Outgoing<'_>,
 ) -> Result<Message> {
-    let to = contact.wa_id.clone().unwrap_or_else(|| contact.phone.trim_start_matches('+').to_string());
+    let to = contact.address();
     let mut message = Message {
         id: o.id,
         conversation_id: conversation.id.clone(),
@@ -59,6 +59,7 @@ pub fn queue(
             tenant: tenant.to_string(),
             phone_number_id: o.phone_number_id.to_string(),
             to,
+            lane: Some(contact.lane()),
             reply: o.reply.clone(),
             queued_at: o.now,
             kind: match &message.author {

@@ -106,6 +106,7 @@ impl Worker {
             tenant: job.tenant.clone(),
             message_id: job.message_id.clone(),
             to: job.to.clone(),
+            lane: job.lane.clone(),
             at: self.clock.now_ms(),
             outcome,
         };

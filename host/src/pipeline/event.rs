@@ -39,9 +39,9 @@ impl Event {
     /// Events about the same contact share a shard.
     pub fn shard_key(&self) -> u64 {
         match self {
-            Event::Inbound(m) => identity::shard_key(&m.tenant, &m.from),
-            Event::Status(s) => identity::shard_key(&s.tenant, &s.recipient),
-            Event::SendResult(r) => identity::shard_key(&r.tenant, &r.to),
+            Event::Inbound(m) => identity::shard_key(&m.tenant, m.lane()),
+            Event::Status(s) => identity::shard_key(&s.tenant, s.lane()),
+            Event::SendResult(r) => identity::shard_key(&r.tenant, r.lane.as_deref().unwrap_or(&r.to)),
             Event::TimerFired(t) => identity::shard_key(&t.tenant, &t.wa_id),
             Event::ExchangeClosed(e) => identity::shard_key(&e.tenant, &e.wa_id),
         }

@@ -89,7 +89,7 @@ pub(super) fn plan(
                 tenant: tenant.id.clone(),
                 conversation_id: conversation.id.clone(),
                 contact_id: contact.id.clone(),
-                wa_id: contact.wa_id.clone().unwrap_or_else(|| contact.phone.trim_start_matches('+').into()),
+                wa_id: contact.lane(),
                 follow_up,
                 scheduled_at: now,
                 reason: plan.reason,

@@ -13,7 +13,7 @@ use crate::control::optout::{Consent, consent_change};
 use crate::control::storm::Storm;
 use crate::control::{Actor, AuditAction, AuditEntry, automation_blocked};
 use crate::crm::{Author, Contact, Conversation, DecisionOutcome, DecisionRecord, Message};
-use crate::identity::Resolved;
+use crate::identity::{Resolved, Sender};
 use crate::ingest::InboundMessage;
 use crate::metrics::labels;
 use crate::model::{CloseReason, Direction, Handler, MessageKind, new_id};
@@ -33,6 +33,9 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     let _entered = span.enter();
     if matches!(m.kind, MessageKind::Edit | MessageKind::Revoke) {
         return w.amend(seq);
+    }
+    if let Some(change) = super::amend::identity_change(m) {
+        return w.change_identity(seq, change);
     }
     w.close_exchange()?;
     w.consent()?;
@@ -54,19 +57,19 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
 }
 
 /// One inbound message's unit of work.
-struct Work<'a> {
-    p: &'a Pipeline,
-    m: &'a InboundMessage,
-    tenant: Tenant,
-    now: Millis,
-    batch: Batch,
+pub(super) struct Work<'a> {
+    pub(super) p: &'a Pipeline,
+    pub(super) m: &'a InboundMessage,
+    pub(super) tenant: Tenant,
+    pub(super) now: Millis,
+    pub(super) batch: Batch,
     /// The contact, as it was read and as it will be written.
-    resolved: Resolved,
-    contact: Contact,
+    pub(super) resolved: Resolved,
+    pub(super) contact: Contact,
     /// The conversation, its stored form, and any it closed.
-    thread: Thread,
-    conversation: Conversation,
-    message: Message,
+    pub(super) thread: Thread,
+    pub(super) conversation: Conversation,
+    pub(super) message: Message,
 }
 
 impl<'a> Work<'a> {
@@ -86,7 +89,13 @@ impl<'a> Work<'a> {
             return Ok(None);
         }
         let now = s.clock.now_ms();
-        let resolved = s.identity.resolve(&tenant, &m.from, m.profile_name.as_deref(), now)?;
+        let sender = Sender {
+            wa_id: m.from.as_deref(),
+            user_id: m.user_id.as_deref(),
+            username: m.username.as_deref(),
+            profile_name: m.profile_name.as_deref(),
+        };
+        let resolved = s.identity.resolve(&tenant, &sender, now)?;
         let mut contact = resolved.contact.clone();
         let thread = s.context.thread(&tenant.id, &contact, m.reply_to.as_deref(), m.at, resolved.deal.as_ref())?;
         let mut conversation = thread.conversation.clone();
@@ -255,46 +264,8 @@ impl<'a> Work<'a> {
         Ok(record)
     }
 
-    /// An edit or a revoke changes the message it names, which keeps what
-    /// it said; it is not a new message, so nothing is routed, planned or
-    /// counted. One naming a message we do not have (or another sender's)
-    /// is kept in the conversation as it came, still unrouted.
-    fn amend(mut self, seq: u64) -> Result<(), PipelineError> {
-        let (s, tenant) = (&self.p.stages, self.tenant.id.clone());
-        let original = match &self.m.reply_to {
-            Some(id) => s.crm.message(&tenant, id)?,
-            None => None,
-        };
-        match original.filter(|o| o.contact_id == self.contact.id && o.direction == Direction::Inbound) {
-            Some(mut original) => {
-                if self.m.kind == MessageKind::Edit {
-                    let content = crate::ingest::payload::edited_content(&self.m.content);
-                    original.edit(self.m.text.clone(), content, self.m.at);
-                } else {
-                    original.revoked_at = Some(self.m.at);
-                }
-                s.crm.amend_message(&mut self.batch, &tenant, &mut original, self.now)?;
-            }
-            None => {
-                tracing::warn!(
-                    kind = self.m.kind.as_str(),
-                    "an edit or revoke of a message we do not have; kept as it came"
-                );
-                s.crm.put_message(&mut self.batch, &tenant, &mut self.message)?;
-                s.crm.put_contact(&mut self.batch, &tenant, &mut self.contact, self.resolved.previous.as_ref())?;
-                if let Some((ended, read)) = &mut self.thread.closed {
-                    s.crm.put_conversation(&mut self.batch, &tenant, ended, Some(read))?;
-                }
-                let previous = self.thread.previous.as_ref();
-                s.crm.put_conversation(&mut self.batch, &tenant, &mut self.conversation, previous)?;
-            }
-        }
-        self.p.commit(&self.m.tenant, seq, self.batch)?;
-        Ok(())
-    }
-
     /// Adds an audit entry about this conversation to the batch.
-    fn audit(&mut self, entry: AuditEntry) -> Result<(), PipelineError> {
+    pub(super) fn audit(&mut self, entry: AuditEntry) -> Result<(), PipelineError> {
         let entry = entry.about(Some(&self.conversation.id), Some(&self.contact.id));
         self.p.stages.control.audit.record(&mut self.batch, &self.tenant.id, &entry)?;
         Ok(())

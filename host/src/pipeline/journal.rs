@@ -224,6 +224,7 @@ mod tests {
             tenant: "t".into(),
             message_id: format!("m{n}"),
             to: "1".into(),
+            lane: None,
             at: 0,
             outcome: SendOutcome::DryRun,
         })

@@ -22,6 +22,7 @@ use crate::tenants::Tenant;
 pub struct ExchangeClosed {
     pub tenant: String,
     pub conversation_id: String,
+    /// The contact's lane (see `Contact::lane`): its worker measures.
     pub wa_id: String,
     pub closed_by: CloseReason,
     pub at: Millis,

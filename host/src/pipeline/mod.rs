@@ -13,6 +13,7 @@
 //! is bounded (plugin limits), so they never stall the async runtime that
 //! serves the webhook.
 
+mod amend;
 pub mod event;
 mod followup;
 mod inbound;

@@ -301,6 +301,7 @@ mod tests {
             tenant: tenant.into(),
             message_id: format!("m{n}"),
             to: "1".into(),
+            lane: None,
             at: 0,
             outcome: SendOutcome::DryRun,
         })
@@ -372,6 +373,7 @@ mod stress {
                 tenant: tenant.into(),
                 message_id: n.to_string(),
                 to: "1".into(),
+                lane: None,
                 at: 0,
                 outcome: SendOutcome::DryRun,
             });

@@ -51,7 +51,7 @@ fn main() {
             for &i in chunk {
                 let mut c = Contact {
                     id: new_id("ct"),
-                    phone: phone(i),
+                    phone: Some(phone(i)),
                     name: Some(format!("Contact {i}")),
                     country: Some("BR".into()),
                     ..Default::default()

@@ -1,0 +1,132 @@
+//! Messages about other messages, or about their sender: an `edit` or a
+//! `revoke` changes the message it names; a `system` message saying the
+//! user changed number or BSUID moves the contact to the new id. None is a
+//! new message from the person, so nothing is routed, planned or counted.
+
+use serde_json::json;
+
+use super::PipelineError;
+use super::inbound::Work;
+use crate::control::{Actor, AuditAction, AuditEntry};
+use crate::crm::IdentityKind;
+use crate::ingest::InboundMessage;
+use crate::model::{Direction, MessageKind};
+
+/// What a `system` message says changed.
+pub(super) enum IdentityChange {
+    /// `user_changed_number`: the new `wa_id`, and the new BSUID if given.
+    Number { wa_id: String, user_id: Option<String> },
+    /// `user_changed_user_id`: the new BSUID.
+    UserId { user_id: String },
+}
+
+/// The identity change a message announces, if it is one.
+pub(super) fn identity_change(m: &InboundMessage) -> Option<IdentityChange> {
+    if m.kind != MessageKind::System {
+        return None;
+    }
+    let field = |name: &str| m.content.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(String::from);
+    let user_id = field("user_id").filter(|u| crate::bsuid::is_bsuid(u));
+    match field("type")?.as_str() {
+        // `new_wa_id` is the field's name in older Graph API versions.
+        "user_changed_number" => {
+            Some(IdentityChange::Number { wa_id: field("wa_id").or(field("new_wa_id"))?, user_id })
+        }
+        "user_changed_user_id" => Some(IdentityChange::UserId { user_id: user_id? }),
+        _ => None,
+    }
+}
+
+impl Work<'_> {
+    /// An edit or a revoke changes the message it names, which keeps what
+    /// it said. One naming a message we do not have (or another sender's)
+    /// is kept in the conversation as it came, still unrouted.
+    pub(super) fn amend(mut self, seq: u64) -> Result<(), PipelineError> {
+        let (s, tenant) = (&self.p.stages, self.tenant.id.clone());
+        let original = match &self.m.reply_to {
+            Some(id) => s.crm.message(&tenant, id)?,
+            None => None,
+        };
+        match original.filter(|o| o.contact_id == self.contact.id && o.direction == Direction::Inbound) {
+            Some(mut original) => {
+                if self.m.kind == MessageKind::Edit {
+                    let content = crate::ingest::payload::edited_content(&self.m.content);
+                    original.edit(self.m.text.clone(), content, self.m.at);
+                } else {
+                    original.revoked_at = Some(self.m.at);
+                }
+                s.crm.amend_message(&mut self.batch, &tenant, &mut original, self.now)?;
+            }
+            None => {
+                tracing::warn!(
+                    kind = self.m.kind.as_str(),
+                    "an edit or revoke of a message we do not have; kept as it came"
+                );
+                self.keep_unrouted()?;
+            }
+        }
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
+    /// The contact moves to its new phone or BSUID; the old one stays in
+    /// its identity history, and the system message in the conversation.
+    /// If another contact already holds the new id, nothing moves (the two
+    /// are then a duplicate suggestion for staff) and the audit says so.
+    pub(super) fn change_identity(mut self, seq: u64, change: IdentityChange) -> Result<(), PipelineError> {
+        let s = &self.p.stages;
+        let (at, tenant) = (self.m.at, self.tenant.id.clone());
+        let (kind, cause) = match &change {
+            IdentityChange::Number { .. } => (IdentityKind::Phone, "user_changed_number"),
+            IdentityChange::UserId { .. } => (IdentityKind::UserId, "user_changed_user_id"),
+        };
+        let (phone, user_id) = match change {
+            IdentityChange::Number { wa_id, user_id } => (crate::phone::normalize_wa_id(&wa_id).ok(), user_id),
+            IdentityChange::UserId { user_id } => (None, Some(user_id)),
+        };
+        let phone_holder = match &phone {
+            Some(p) => s.crm.contact_by_phone(&tenant, &p.e164)?,
+            None => None,
+        };
+        let user_holder = match &user_id {
+            Some(u) => s.crm.contact_by_user_id(&tenant, u)?,
+            None => None,
+        };
+        let held = [phone_holder, user_holder].into_iter().flatten().find(|h| h.id != self.contact.id);
+        let text = match &held {
+            Some(other) => format!("{cause}, but contact {} already holds the new id: nothing moved", other.id),
+            None if kind == IdentityKind::Phone && phone.is_none() => {
+                format!("{cause}, but the new number is not a phone number: nothing moved")
+            }
+            None => {
+                if let Some(p) = &phone {
+                    self.contact.set_identity(IdentityKind::Phone, Some(p.e164.clone()), at, cause);
+                    self.contact.wa_id = Some(p.e164.trim_start_matches('+').to_string());
+                }
+                if user_id.is_some() {
+                    self.contact.set_identity(IdentityKind::UserId, user_id.clone(), at, cause);
+                }
+                format!("{cause}: {kind:?} moved")
+            }
+        };
+        let details = json!({ "phone": phone.map(|p| p.e164), "user_id": user_id });
+        self.audit(AuditEntry::new(self.now, Actor::Host, AuditAction::IdentityChanged, text).with(details))?;
+        self.keep_unrouted()?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
+    /// The message in its conversation, with the contact and conversation
+    /// as resolved, and no decision.
+    fn keep_unrouted(&mut self) -> Result<(), PipelineError> {
+        let (s, tenant) = (&self.p.stages, &self.tenant.id);
+        s.crm.put_message(&mut self.batch, tenant, &mut self.message)?;
+        s.crm.put_contact(&mut self.batch, tenant, &mut self.contact, self.resolved.previous.as_ref())?;
+        if let Some((ended, read)) = &mut self.thread.closed {
+            s.crm.put_conversation(&mut self.batch, tenant, ended, Some(read))?;
+        }
+        let previous = self.thread.previous.as_ref();
+        s.crm.put_conversation(&mut self.batch, tenant, &mut self.conversation, previous)?;
+        Ok(())
+    }
+}
