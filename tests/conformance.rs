@@ -478,3 +478,40 @@ async fn contacts_are_created_and_imported_by_bsuid_and_found_by_senders() {
     let found = contacts_matching(&host, ANA_BSUID).await;
     assert_eq!((found[0]["id"].as_str(), found[0]["name"].as_str()), (created["id"].as_str(), Some("Ana")));
 }
+
+/// Meta's reaction messages reference: `reaction.message_id` names the
+/// message reacted to; a reaction taken back comes without an `emoji`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaction_is_recorded_on_the_message_and_taking_it_back_is_not_routed() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    host.post_payload(&post_messages(json!([text("wamid.r1", "Oi, bom dia!", now)]))).await;
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let reply = view["messages"].as_array().unwrap().iter().find(|m| m["direction"] == "outbound").unwrap().clone();
+    let reply_id = reply["id"].as_str().unwrap();
+    // The business's reply has a wamid only once sent; the dry run keeps the host's id.
+    let target = reply["wamid"].as_str().unwrap_or(reply_id).to_string();
+
+    let react = |id: &str, emoji: Option<&str>| {
+        let mut reaction = json!({ "message_id": target });
+        if let Some(e) = emoji {
+            reaction["emoji"] = json!(e);
+        }
+        json!({ "from": "5511987654321", "id": id, "timestamp": now.to_string(), "type": "reaction", "reaction": reaction })
+    };
+    host.post_payload(&post_messages(json!([react("wamid.r2", Some("👍"))]))).await;
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let reacted = view["messages"].as_array().unwrap().iter().find(|m| m["id"] == reply_id).unwrap().clone();
+    assert_eq!(reacted["reaction"]["emoji"], "👍", "{reacted}");
+    let decisions = view["decisions"].as_array().unwrap().len();
+    assert_eq!(decisions, 2, "a reaction is also the person speaking");
+
+    host.post_payload(&post_messages(json!([react("wamid.r3", None)]))).await;
+    host.settle().await;
+    let view = host.conversation_of("+5511987654321").await;
+    let reacted = view["messages"].as_array().unwrap().iter().find(|m| m["id"] == reply_id).unwrap().clone();
+    assert_eq!(reacted.get("reaction"), None, "taken back: {reacted}");
+    assert_eq!(view["decisions"].as_array().unwrap().len(), decisions, "taking it back is not routed");
+}

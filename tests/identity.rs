@@ -48,6 +48,26 @@ async fn a_semicolon_windows_1252_export_with_national_numbers_imports() {
     assert!(host.contact("+555532123456").await.is_some(), "a landline in area code 55");
     assert!(host.contact("+18125768426").await.is_some(), "+1 glued to the area code");
     assert!(host.contact("+5511987654321").await.is_some(), "the extension dropped");
+    assert_eq!(job["warnings"], json!([]), "nothing here reads two ways: {job}");
+}
+
+/// A German tenant's export with a Berlin number written with its country
+/// code but no `+`: libphonenumber reads it as a (valid) national number,
+/// and it is also a valid number read internationally. Imported as
+/// libphonenumber reads it, and reported, not silently guessed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_that_reads_two_ways_is_imported_with_a_warning() {
+    let host = TestHost::start().await;
+    let (status, tenant) =
+        host.admin(Method::PATCH, "/admin/v1/tenants/demo", Some(json!({ "default_region": "DE" }))).await;
+    assert_eq!(status, 200, "{tenant}");
+    let job = import(&host, "phone,name\n49 30 12345678,Jonas\n030 98765432,Lena\n", "text/csv").await;
+    assert_eq!((job["created"].as_u64(), job["failed"].as_u64()), (Some(2), Some(0)), "{job}");
+    let warnings = job["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{job}");
+    assert_eq!((warnings[0]["row"].as_u64(), warnings[0]["phone"].as_str()), (Some(1), Some("49 30 12345678")));
+    let warning = warnings[0]["error"].as_str().unwrap();
+    assert!(warning.contains("+49493012345678") && warning.contains("+493012345678"), "{warning}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,32 @@ pub fn normalize(raw: &str, default_region: &str) -> Result<Phone, InvalidPhone>
     Err(invalid(raw, first_error.unwrap_or_default()))
 }
 
+/// When `raw`, written nationally, reads as two valid numbers — the whole
+/// number in `default_region` (what [`normalize`] keeps, as libphonenumber
+/// does) and, its leading digits being the region's country code, the same
+/// digits written internationally without their `+` — the warning that
+/// says both. An import reports it rather than guess silently.
+pub fn ambiguity(raw: &str, default_region: &str) -> Option<String> {
+    let number = without_extension(raw.trim());
+    let region = default_region.trim().to_ascii_uppercase().parse::<Id>().ok()?;
+    if !international_forms(number, Some(region)).is_empty() {
+        return None;
+    }
+    let code = phonenumber::metadata::DATABASE.by_id(region.as_ref())?.country_code().to_string();
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    if !digits.starts_with(&code) {
+        return None;
+    }
+    let national = parse_valid(None, &format!("+{code}{digits}")).ok()?;
+    let international = parse_valid(None, &format!("+{digits}")).ok()?;
+    (national.e164 != international.e164).then(|| {
+        format!(
+            "read as {} (a national number in {}); it could also be {} written without its +",
+            national.e164, default_region, international.e164
+        )
+    })
+}
+
 /// Digits and what people write between them: spaces (any Unicode
 /// space), `-`, `.`, `/`, brackets, and a leading `+` (or the full-width
 /// `＋`).
@@ -347,6 +373,26 @@ mod tests {
 
     /// Separators glued to the country code, and extensions in the forms
     /// libphonenumber accepts (RFC 3966 `;ext=`, `ext.`, `x`, `#`, `ramal`).
+    /// A Berlin number written `49 30 12345678` (its country code without
+    /// the `+`) is, for libphonenumber, also a valid German national
+    /// number (`+49 4930 12345678`), which it prefers; so is Jakarta's `62
+    /// 21 5551234` in Indonesia. Kept as libphonenumber reads them, and
+    /// named as ambiguous.
+    #[test]
+    fn numbers_readable_two_ways_are_named() {
+        for (written, region, kept, other) in [
+            ("49 30 12345678", "DE", "+49493012345678", "+493012345678"),
+            ("62 21 5551234", "ID", "+6262215551234", "+62215551234"),
+        ] {
+            assert_eq!(normalize(written, region).map(|p| p.e164), Ok(kept.to_string()));
+            let warning = ambiguity(written, region).expect("ambiguous");
+            assert!(warning.contains(kept) && warning.contains(other), "{warning}");
+        }
+        assert_eq!(ambiguity("+49 30 12345678", "DE"), None, "written internationally");
+        assert_eq!(ambiguity("030 12345678", "DE"), None, "written nationally, not starting with 49");
+        assert_eq!(ambiguity("(55) 99876-5432", "BR"), None, "+55 998765432 is not a valid number");
+    }
+
     #[test]
     fn glued_separators_and_extensions() {
         reads_as(&[

@@ -370,10 +370,21 @@ pub struct Message {
     /// many times (`frequently_forwarded`).
     #[serde(default, skip_serializing_if = "Forwarded::is_not")]
     pub forwarded: Forwarded,
+    /// The contact's reaction to it (WhatsApp allows one per person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<Reaction>,
     /// The click-to-WhatsApp ad (or post) that started it, as Meta sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub referral: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reaction {
+    pub emoji: String,
+    pub at: Millis,
+    /// The reaction message's `wamid`.
+    pub message_id: String,
 }
 
 /// A message as it was before an edit.

@@ -78,6 +78,11 @@ pub struct ImportJob {
     pub failed: usize,
     /// The first 1,000 failed rows and why.
     pub errors: Vec<RowError>,
+    /// The first 1,000 rows imported with a doubt: a number that reads as
+    /// two valid ones (kept as libphonenumber reads it; the warning names
+    /// both, for staff to check).
+    #[serde(default)]
+    pub warnings: Vec<RowError>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     /// How a CSV file was read (delimiter, encoding); absent for JSON.
@@ -152,6 +157,7 @@ impl Importer {
             updated: 0,
             failed: 0,
             errors: Vec::new(),
+            warnings: Vec::new(),
             started_at: self.clock.now_ms(),
             finished_at: None,
             format,
@@ -163,6 +169,11 @@ impl Importer {
     /// Applies the rows, saving progress every 100 rows. Blocking.
     pub fn run(&self, tenant: &Tenant, mut job: ImportJob, rows: Vec<ImportRow>) -> Result<ImportJob, StoreError> {
         for (i, row) in rows.into_iter().enumerate() {
+            if let Some(warning) = crate::phone::ambiguity(&row.phone, &tenant.default_region)
+                && job.warnings.len() < MAX_ERRORS
+            {
+                job.warnings.push(RowError { row: i + 1, phone: row.phone.clone(), error: warning });
+            }
             match self.apply(tenant, &row) {
                 Ok(true) => job.created += 1,
                 Ok(false) => job.updated += 1,

@@ -1,6 +1,7 @@
 //! Messages about other messages, or about their sender: an `edit` or a
-//! `revoke` changes the message it names; a `system` message saying the
-//! user changed number or BSUID moves the contact to the new id. None is a
+//! `revoke` changes the message it names, and a reaction is recorded on
+//! it; a `system` message saying the user changed number or BSUID moves
+//! the contact to the new id. Except a reaction with an emoji, none is a
 //! new message from the person, so nothing is routed, planned or counted.
 
 use serde_json::json;
@@ -111,6 +112,34 @@ impl Work<'_> {
         };
         let details = json!({ "phone": phone.map(|p| p.e164), "user_id": user_id });
         self.audit(AuditEntry::new(self.now, Actor::Host, AuditAction::IdentityChanged, text).with(details))?;
+        self.keep_unrouted()?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
+    /// A reaction is recorded on the message it reacts to (the business's
+    /// or the contact's own). Returns whether it is one to route: a
+    /// reaction with an emoji is also a message from the person; one
+    /// without (they took their reaction back) is not.
+    pub(super) fn react(&mut self) -> Result<bool, PipelineError> {
+        let (s, tenant) = (&self.p.stages, self.tenant.id.clone());
+        let emoji = self.m.text.clone().filter(|e| !e.is_empty());
+        let original = match &self.m.reply_to {
+            Some(id) => s.crm.message(&tenant, id)?,
+            None => None,
+        };
+        if let Some(mut original) = original.filter(|o| o.contact_id == self.contact.id) {
+            let (at, message_id) = (self.m.at, self.m.wamid.clone());
+            original.reaction = emoji.clone().map(|emoji| crate::crm::Reaction { emoji, at, message_id });
+            s.crm.amend_message(&mut self.batch, &tenant, &mut original, self.now)?;
+        }
+        Ok(emoji.is_some())
+    }
+
+    /// A reaction taken back: the message it named no longer carries it
+    /// ([`react`](Self::react)); the removal is kept in the conversation,
+    /// unrouted.
+    pub(super) fn unreact(mut self, seq: u64) -> Result<(), PipelineError> {
         self.keep_unrouted()?;
         self.p.commit(&self.m.tenant, seq, self.batch)?;
         Ok(())

@@ -37,6 +37,9 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     if let Some(change) = super::amend::identity_change(m) {
         return w.change_identity(seq, change);
     }
+    if m.kind == MessageKind::Reaction && !w.react()? {
+        return w.unreact(seq);
+    }
     w.close_exchange()?;
     w.consent()?;
     let input = RouterInput { context: w.context()?, message: w.message.clone() };
