@@ -515,3 +515,44 @@ async fn a_reaction_is_recorded_on_the_message_and_taking_it_back_is_not_routed(
     assert_eq!(reacted.get("reaction"), None, "taken back: {reacted}");
     assert_eq!(view["decisions"].as_array().unwrap().len(), decisions, "taking it back is not routed");
 }
+
+/// Each item is kept exactly as it came — fields this release does not
+/// know included — for `webhook.raw_retention`, then forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_item_is_kept_as_meta_sent_it_for_the_retention_and_then_forgotten() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    let mut message = text("wamid.raw1", "oi", now);
+    message["a_field_from_2027"] = json!({ "nested": [1, 2, 3] });
+    let status =
+        json!({ "id": "wamid.raw1", "status": "read", "timestamp": now.to_string(), "recipient_id": "5511987654321" });
+    host.post_payload(&body(vec![change(json!([message.clone()]), json!([status.clone()]))])).await;
+    host.settle().await;
+
+    let (code, raw) = host.get("/v1/messages/wamid.raw1/raw").await;
+    assert_eq!(code, 200, "{raw}");
+    let items = raw["items"].as_array().unwrap();
+    let kept_message = items.iter().find(|i| i["kind"] == "message").unwrap();
+    assert_eq!(kept_message["value"], message, "verbatim, unknown field included");
+    let kept_status = items.iter().find(|i| i["kind"] == "status").unwrap();
+    assert_eq!((kept_status["status"].as_str(), &kept_status["value"]), (Some("read"), &status));
+    // Another tenant cannot read it.
+    let other = host.create_tenant("other", "100000000000777", "other-secret-123").await;
+    let (code, _) = host.get_as(&other, "/v1/messages/wamid.raw1/raw").await;
+    assert_eq!(code, 404);
+
+    let raw_items = &host.server().state.stages().raw;
+    assert_eq!(raw_items.expire(host.clock_now() - 1000).unwrap(), 0, "younger than the cut-off: kept");
+    assert_eq!(raw_items.expire(host.clock_now() + 1).unwrap(), 2);
+    let (code, _) = host.get("/v1/messages/wamid.raw1/raw").await;
+    assert_eq!(code, 404, "forgotten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_raw_json_is_kept_with_a_zero_retention() {
+    let host = TestHost::start_with(|c| c.webhook.raw_retention = std::time::Duration::ZERO).await;
+    host.post_payload(&post_messages(json!([text("wamid.raw2", "oi", host.now_secs())]))).await;
+    host.settle().await;
+    let (code, _) = host.get("/v1/messages/wamid.raw2/raw").await;
+    assert_eq!(code, 404);
+}

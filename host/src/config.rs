@@ -112,6 +112,10 @@ pub struct WebhookConfig {
     /// without one). Such bodies are acknowledged only when signed with one
     /// of these; others get 401. Tenants' own app secrets are theirs.
     pub app_secrets: Vec<String>,
+    /// How long each message and status is kept exactly as Meta sent it
+    /// (`GET /v1/messages/{id}/raw`); `0s` keeps none.
+    #[serde(with = "humantime_serde")]
+    pub raw_retention: Duration,
 }
 
 impl Default for WebhookConfig {
@@ -121,6 +125,7 @@ impl Default for WebhookConfig {
             max_body_bytes: 4 * 1024 * 1024,
             dedup_window: Duration::from_secs(14 * 24 * 3600),
             app_secrets: Vec::new(),
+            raw_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

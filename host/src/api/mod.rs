@@ -103,6 +103,7 @@ narrow_state! {
     Control => |s| s.stages().control.clone(),
     Timers => |s| s.stages().timers.clone(),
     crate::ingest::quarantine::Quarantine => |s| s.stages().quarantine.clone(),
+    crate::ingest::raw::RawItems => |s| s.stages().raw.clone(),
     Signals => |s| s.stages().signals.clone(),
     SharedClock => |s| s.stages().clock.clone(),
 }

@@ -1,6 +1,7 @@
-//! The quarantine of webhook items that could not be read: a tenant lists
-//! and replays its own; the operator those no business number could be
-//! read from.
+//! What webhooks delivered, as delivered: the quarantine of items that
+//! could not be read (a tenant lists and replays its own; the operator
+//! those no business number could be read from), and each message's and
+//! status's raw JSON while `webhook.raw_retention` keeps it.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use utoipa_axum::routes;
 use super::admin::AdminAuth;
 use super::{ApiError, AppState, TenantAuth, blocking};
 use crate::ingest::quarantine::{OPERATOR, Quarantine, Quarantined};
+use crate::ingest::raw::{RawItem, RawItems};
 use crate::pipeline::{Pipeline, Replayed};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -24,6 +26,31 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_all))
         .routes(routes!(operator_list))
         .routes(routes!(operator_replay_all))
+        .routes(routes!(raw_of_message))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RawItemList {
+    /// The message, then its statuses, as Meta sent them.
+    pub items: Vec<RawItem>,
+}
+
+/// A message (by `wamid`) and the statuses about it exactly as Meta sent
+/// them, while `webhook.raw_retention` keeps them.
+#[utoipa::path(get, path = "/v1/messages/{id}/raw", tag = "webhook", params(("id" = String, Path, description = "the wamid")),
+    security(("tenant_key" = [])), responses((status = 200, body = RawItemList)))]
+pub async fn raw_of_message(
+    TenantAuth(tenant, _): TenantAuth,
+    State(raw): State<RawItems>,
+    Path(id): Path<String>,
+) -> Result<Json<RawItemList>, ApiError> {
+    let (items, id) = blocking(move || raw.of_message(&tenant.id, &id).map(|items| (items, id))).await?;
+    if items.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "nothing kept for message {id} (unknown, or past webhook.raw_retention)"
+        )));
+    }
+    Ok(Json(RawItemList { items }))
 }
 
 const MAX_PAGE: usize = 500;

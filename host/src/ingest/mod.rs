@@ -8,6 +8,7 @@
 
 pub mod payload;
 pub mod quarantine;
+pub mod raw;
 pub mod signature;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,9 @@ pub struct InboundMessage {
     pub referral: Option<serde_json::Value>,
     #[serde(default)]
     pub forwarded: Forwarded,
+    /// The item as Meta sent it, on its way to [`raw`]; not journaled.
+    #[serde(skip)]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// A delivery status for a message the tenant sent.
@@ -73,6 +77,9 @@ pub struct StatusUpdate {
     /// sent with the message and Meta echoes back.
     #[serde(default)]
     pub callback_data: Option<String>,
+    /// The item as Meta sent it, on its way to [`raw`]; not journaled.
+    #[serde(skip)]
+    pub raw: Option<serde_json::Value>,
 }
 
 impl InboundMessage {

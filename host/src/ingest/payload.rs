@@ -327,6 +327,7 @@ fn message(
         reply_to,
         referral: m.referral,
         forwarded,
+        raw: Some(item.clone()),
     })
 }
 
@@ -366,6 +367,7 @@ fn status(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<St
         recipient_user_id: s.recipient_user_id.filter(|r| !r.is_empty()),
         errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
         callback_data: s.biz_opaque_callback_data,
+        raw: Some(item.clone()),
     })
 }
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::{Event, Pipeline};
 use crate::ingest::payload::{self, ChangeBatch, Parsed};
 use crate::ingest::quarantine::{OPERATOR, Quarantined};
+use crate::ingest::raw::RawItem;
 use crate::metrics::labels;
 use crate::store::{Batch, StoreError};
 use crate::tenants::Tenant;
@@ -83,7 +84,7 @@ impl Pipeline {
         let mut events = Vec::new();
         for change in parsed.changes {
             match owner(owners, &change.phone_number_id) {
-                Some(tenant) => events.extend(self.events(tenant, change)),
+                Some(tenant) => events.extend(self.events(tenant, change, &mut batch)?),
                 None => {
                     received.unknown_phone_numbers += 1;
                     s.metrics.unknown_phone_numbers.inc();
@@ -100,21 +101,43 @@ impl Pipeline {
         Ok(received)
     }
 
-    /// A change's messages and statuses as the tenant's events, counted.
-    fn events(&self, tenant: &Tenant, change: ChangeBatch) -> Vec<Event> {
+    /// A change's messages and statuses as the tenant's events, counted,
+    /// each kept as it came ([`RawItems`](crate::ingest::raw::RawItems)).
+    fn events(&self, tenant: &Tenant, change: ChangeBatch, batch: &mut Batch) -> Result<Vec<Event>, StoreError> {
         let metrics = &self.stages.metrics;
         let mut events = Vec::with_capacity(change.messages.len() + change.statuses.len());
         for mut m in change.messages {
             m.tenant = tenant.id.clone();
             metrics.messages_in.get_or_create(&labels::MessageType { r#type: m.kind.as_str() }).inc();
+            self.keep_raw(batch, &tenant.id, ("message", &m.wamid, None, m.received_at), m.raw.take())?;
             events.push(Event::Inbound(m));
         }
         for mut st in change.statuses {
             st.tenant = tenant.id.clone();
             metrics.statuses_in.get_or_create(&labels::Status { status: st.status.as_str() }).inc();
+            let about = ("status", st.wamid.as_str(), Some(st.status.as_str()), st.received_at);
+            self.keep_raw(batch, &tenant.id, about, st.raw.take())?;
             events.push(Event::Status(st));
         }
-        events
+        Ok(events)
+    }
+
+    fn keep_raw(
+        &self,
+        batch: &mut Batch,
+        tenant: &str,
+        (kind, wamid, status, received_at): (&str, &str, Option<&str>, crate::clock::Millis),
+        raw: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let Some(value) = raw.filter(|_| !self.stages.config.webhook.raw_retention.is_zero()) else { return Ok(()) };
+        let item = RawItem {
+            kind: kind.to_string(),
+            wamid: wamid.to_string(),
+            status: status.map(String::from),
+            received_at,
+            value,
+        };
+        self.stages.raw.keep(batch, tenant, &item)
     }
 
     /// Reads all of `tenant`'s quarantined items again: those this release
@@ -159,7 +182,8 @@ impl Pipeline {
         match (read.unreadable.into_iter().next(), read.batch, owner) {
             (None, Some(change), Some(tenant)) if !tenant.disabled => {
                 s.quarantine.release(&mut batch, &item);
-                let appended = self.submit(self.events(&tenant, change), batch)?;
+                let events = self.events(&tenant, change, &mut batch)?;
+                let appended = self.submit(events, batch)?;
                 replayed.released += 1;
                 replayed.accepted += appended.new;
                 replayed.duplicates += appended.duplicates;

@@ -85,6 +85,8 @@ pub struct Stages {
     pub importer: crate::identity::import::Importer,
     /// Webhook items that could not be read.
     pub quarantine: crate::ingest::quarantine::Quarantine,
+    /// Webhook items as Meta sent them, for a while.
+    pub raw: crate::ingest::raw::RawItems,
     pub duplicates: crate::identity::duplicates::Duplicates,
     pub control: crate::control::Control,
     pub signals: crate::feedback::Signals,

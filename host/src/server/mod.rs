@@ -161,6 +161,7 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
         importer: crate::identity::import::Importer::new(store.clone(), crm.clone(), clock.clone()),
         duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
         quarantine: crate::ingest::quarantine::Quarantine::new(store.clone()),
+        raw: crate::ingest::raw::RawItems::new(store.clone()),
         control: control.clone(),
         staff: crate::control::staff::StaffActions::new(
             crm.clone(),
@@ -323,6 +324,13 @@ async fn maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: Cancel
         match tokio::task::spawn_blocking(move || p.journal.expire_seen(before)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot old de-duplication keys"),
             Ok(Err(e)) => tracing::warn!(error = %e, "expiring de-duplication keys failed"),
+            _ => {}
+        }
+        let p = pipeline.clone();
+        let before = p.stages.clock.now_ms() - p.stages.config.webhook.raw_retention.as_millis() as i64;
+        match tokio::task::spawn_blocking(move || p.stages.raw.expire(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot webhook items past webhook.raw_retention"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "expiring raw webhook items failed"),
             _ => {}
         }
     }
