@@ -556,3 +556,133 @@ async fn no_raw_json_is_kept_with_a_zero_retention() {
     let (code, _) = host.get("/v1/messages/wamid.raw2/raw").await;
     assert_eq!(code, 404);
 }
+
+/// A change of another field, in the shape of Meta's reference for it.
+fn field_change(waba: &str, field: &str, value: Value) -> Value {
+    json!({ "object": "whatsapp_business_account",
+            "entry": [{ "id": waba, "time": 1795453200, "changes": [{ "field": field, "value": value }] }] })
+}
+
+const WABA: &str = "102290129340398";
+
+/// Meta's `phone_number_quality_update`, `phone_number_name_update` and
+/// `account_update` references: the number's health is visible with its
+/// history, audited, counted; while it is flagged no business-initiated
+/// template goes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_health_events_are_visible_and_a_flagged_number_sends_no_template() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    // A message teaches which business account and display number are the tenant's.
+    let mut first = post_messages(json!([text("wamid.n1", "Quanto custa?", now)]));
+    first["entry"][0]["id"] = json!(WABA);
+    host.post_payload(&first).await;
+    host.settle().await;
+
+    let flagged = field_change(
+        WABA,
+        "phone_number_quality_update",
+        json!({
+        "display_phone_number": "15550783881", "event": "FLAGGED", "max_daily_conversations_per_business": "TIER_1K" }),
+    );
+    let (status, received) = host.post_payload(&flagged).await;
+    assert_eq!((status, received["fields"].as_u64()), (200, Some(1)), "{received}");
+    let named = field_change(
+        WABA,
+        "phone_number_name_update",
+        json!({
+        "display_phone_number": "15550783881", "decision": "APPROVED", "requested_verified_name": "Loja da Ana" }),
+    );
+    host.post_payload(&named).await;
+
+    let (status, numbers) = host.get("/v1/numbers").await;
+    assert_eq!(status, 200, "{numbers}");
+    let number = &numbers["numbers"][0];
+    assert_eq!(number["phone_number_id"], PHONE_NUMBER_ID);
+    assert_eq!(number["display_phone_number"], "15550783881", "learned from the message's metadata");
+    assert_eq!((number["status"].as_str(), number["messaging_limit"].as_str()), (Some("FLAGGED"), Some("TIER_1K")));
+    assert_eq!(number["verified_name"], "Loja da Ana");
+    assert_eq!(number["history"].as_array().unwrap().len(), 2, "{number}");
+    let (_, audit) = host.get("/v1/audit").await;
+    let health: Vec<&Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "number_health_changed").collect();
+    assert_eq!(health.len(), 2, "{audit}");
+    let page = host.metrics().await;
+    assert_eq!(
+        metric(&page, "switchboard_webhook_field_changes_total{field=\"phone_number_quality_update\"}"),
+        Some(1.0)
+    );
+    let (_, events) = host.get("/v1/webhook-events?field=phone_number_name_update").await;
+    assert_eq!(events["events"][0]["value"]["decision"], "APPROVED", "{events}");
+
+    // A template follow-up due now is suppressed, and says why.
+    let view = host.conversation_of("+5511987654321").await;
+    let (cv, contact) = (view["conversation"]["id"].as_str().unwrap(), view["contact"]["id"].as_str().unwrap());
+    let plant = |id: &str| {
+        switchboard::followup::Timer {
+        id: id.into(),
+        tenant: "demo".into(),
+        conversation_id: cv.into(),
+        contact_id: contact.into(),
+        wa_id: "5511987654321".into(),
+        follow_up: serde_json::from_value(json!({ "at": host.clock_now(), "attempt": 1,
+            "action": { "type": "send_template", "template": { "name": "oferta", "language": "pt_BR", "parameters": [] } } }))
+        .unwrap(),
+        scheduled_at: host.clock_now(),
+        reason: "test".into(),
+        planned_by: "test".into(),
+    }
+    };
+    let stages = host.server().state.stages();
+    let mut batch = Batch::new();
+    stages.timers.schedule(&mut batch, &plant("fu_flagged")).unwrap();
+    stages.store.commit(batch).unwrap();
+    let suppressed = wait_for("the suppression", || async {
+        let (_, audit) = host.get(&format!("/v1/conversations/{cv}/audit")).await;
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "follow_up_suppressed").cloned()
+    })
+    .await;
+    assert!(suppressed["reason"].as_str().unwrap().contains("flagged"), "{suppressed}");
+
+    // Unflagged, the next one goes.
+    let unflagged = field_change(
+        WABA,
+        "phone_number_quality_update",
+        json!({
+        "display_phone_number": "15550783881", "event": "UNFLAGGED", "max_daily_conversations_per_business": "TIER_1K" }),
+    );
+    host.post_payload(&unflagged).await;
+    let mut batch = Batch::new();
+    stages.timers.schedule(&mut batch, &plant("fu_unflagged")).unwrap();
+    stages.store.commit(batch).unwrap();
+    wait_for("the follow-up to go", || async {
+        let view = host.conversation(cv).await;
+        view["messages"].as_array().unwrap().iter().find(|m| m["id"] == "msg_fu_unflagged").cloned()
+    })
+    .await;
+}
+
+/// A field change that names neither a known number nor a known business
+/// account must be signed with an operator secret, and is the operator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_change_of_an_unknown_account_needs_an_operator_secret_and_is_the_operators() {
+    let host = TestHost::start_with(|c| c.webhook.app_secrets = vec!["operator-secret-1".into()]).await;
+    let update = field_change(
+        "999999999999999",
+        "account_update",
+        json!({
+        "phone_number": "15550001111", "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [{ "restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "expiration": 1795539600 }] }),
+    );
+    let (status, _) = host.post_payload(&update).await;
+    assert_eq!(status, 401, "the tenant's secret does not vouch for an account it is not known to own");
+    let body = serde_json::to_vec(&update).unwrap();
+    let (status, received) =
+        host.post_raw(&body, Some(&switchboard::ingest::signature::sign(b"operator-secret-1", &body))).await;
+    assert_eq!((status, received["fields"].as_u64()), (200, Some(1)), "{received}");
+    let (_, mine) = host.get("/v1/webhook-events").await;
+    assert_eq!(mine["events"], json!([]), "not the tenant's");
+    let (status, operator) = host.admin(Method::GET, "/admin/v1/webhook-events", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(operator["events"][0]["field"], "account_update", "{operator}");
+}

@@ -163,7 +163,7 @@ async fn every_documented_message_type_and_batches_are_recorded() {
     let (status, body) = host.post_payload(&payload("batch.json", host.now_secs())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 4, "two entries, three message changes");
-    assert_eq!(body["ignored"], 1, "the template status change is not a message");
+    assert_eq!(body["fields"], 1, "the template status change is kept, not a message");
     host.settle().await;
 
     let ana = host.contact("+5511987654321").await.unwrap();

@@ -54,6 +54,7 @@ pub(crate) mod identity;
 pub mod ingest;
 pub(crate) mod metrics;
 pub mod model;
+pub mod numbers;
 pub(crate) mod outbound;
 pub mod phone;
 pub mod pipeline;

@@ -87,6 +87,12 @@ pub mod labels {
         pub result: &'static str,
     }
 
+    /// A webhook field other than `messages`.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct WebhookField {
+        pub field: &'static str,
+    }
+
     /// An unreadable webhook item: a message, a status or a whole change.
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     pub struct Unreadable {
@@ -123,6 +129,8 @@ pub struct Metrics {
     pub unreadable_items: Family<labels::Unreadable, Counter>,
     /// Webhook items in the quarantine now, every tenant's.
     pub unreadable_kept: Gauge,
+    /// Changes of other webhook fields kept, by field.
+    pub webhook_fields: Family<labels::WebhookField, Counter>,
     /// Decisions by world and outcome (decided / fallback).
     pub decisions: Family<labels::Decision, Counter>,
     pub plugin_call_seconds: Family<labels::World, Histogram>,
@@ -171,6 +179,7 @@ impl Metrics {
             unverified_webhooks: Counter::default(),
             unreadable_items: Family::default(),
             unreadable_kept: Gauge::default(),
+            webhook_fields: Family::default(),
             decisions: Family::default(),
             plugin_call_seconds: Family::new_with_constructor(latency_histogram),
             plugin_failures: Family::default(),
@@ -226,6 +235,11 @@ impl Metrics {
             "unreadable_webhook_items_kept",
             "Webhook items in the quarantine now (GET /v1/quarantine)",
             m.unreadable_kept.clone(),
+        );
+        registry.register(
+            "webhook_field_changes",
+            "Changes of webhook fields other than messages (account, number, template…), by field",
+            m.webhook_fields.clone(),
         );
         registry.register("decisions", "Plugin decisions by world and outcome", m.decisions.clone());
         registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_call_seconds.clone());

@@ -11,12 +11,12 @@
 pub(crate) mod admin;
 mod companies;
 mod control;
+mod delivered;
 mod doc;
 mod error;
 mod identity;
 mod ops;
 pub(crate) mod plugins;
-mod quarantine;
 mod records;
 mod sync;
 mod webhooks;
@@ -104,6 +104,8 @@ narrow_state! {
     Timers => |s| s.stages().timers.clone(),
     crate::ingest::quarantine::Quarantine => |s| s.stages().quarantine.clone(),
     crate::ingest::raw::RawItems => |s| s.stages().raw.clone(),
+    crate::ingest::fields::FieldEvents => |s| s.stages().fields.clone(),
+    crate::numbers::Numbers => |s| s.stages().numbers.clone(),
     Signals => |s| s.stages().signals.clone(),
     SharedClock => |s| s.stages().clock.clone(),
 }
@@ -135,7 +137,7 @@ fn routes(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sync::routes())
         .merge(plugins::routes())
         .merge(admin::routes())
-        .merge(quarantine::routes())
+        .merge(delivered::routes())
         .merge(control::routes())
         .merge(ops::routes(config.server.metrics_listen.is_none()))
         .split_for_parts();

@@ -56,7 +56,7 @@ fn authenticate(state: &AppState, owners: &Owners, body: &[u8], header: Option<&
         ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
     };
     let mut verified = std::collections::BTreeSet::new();
-    for tenant in owners.values().flatten() {
+    for tenant in owners.tenants() {
         if verified.insert(tenant.id.clone()) {
             signature::verify(tenant.app_secret.as_bytes(), body, header).map_err(refused)?;
         }
@@ -82,7 +82,8 @@ fn authenticate(state: &AppState, owners: &Owners, body: &[u8], header: Option<&
         ));
     }
     tracing::warn!(
-        phone_number_ids = ?owners.keys().collect::<Vec<_>>(),
+        phone_number_ids = ?owners.phones.keys().collect::<Vec<_>>(),
+        business_accounts = ?owners.wabas.keys().collect::<Vec<_>>(),
         "refused a webhook that names no known phone-number id and is not signed with an operator app secret"
     );
     Err(refused(outcome.err().unwrap_or(IngestError::BadSignature)))

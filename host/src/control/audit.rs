@@ -41,6 +41,9 @@ pub enum AuditAction {
     OptedIn,
     /// WhatsApp said the contact changed phone number or BSUID.
     IdentityChanged,
+    /// Meta reported a change to a business number's quality, limit, name
+    /// or account standing.
+    NumberHealthChanged,
     // Automation carried out or stopped by the host
     BotReply,
     AutomationSuppressed,

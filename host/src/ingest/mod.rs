@@ -6,6 +6,7 @@
 //! [`StatusUpdate`], and hand them to the pipeline's journal, which stores
 //! them durably before the webhook is answered.
 
+pub mod fields;
 pub mod payload;
 pub mod quarantine;
 pub mod raw;

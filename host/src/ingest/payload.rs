@@ -127,6 +127,10 @@ struct ErrorData {
 #[derive(Debug, Default)]
 pub struct ChangeBatch {
     pub phone_number_id: String,
+    /// The entry's id: the WhatsApp Business Account the number is in.
+    pub waba_id: Option<String>,
+    /// The number as people dial it (`metadata.display_phone_number`).
+    pub display_phone_number: Option<String>,
     pub messages: Vec<InboundMessage>,
     pub statuses: Vec<StatusUpdate>,
 }
@@ -146,14 +150,26 @@ pub struct Unreadable {
     pub value: Value,
 }
 
+/// A change of a field other than `messages` (account, number quality,
+/// templates, calls, echoes…), kept as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    pub field: String,
+    /// The entry's id: the WhatsApp Business Account.
+    pub waba_id: Option<String>,
+    /// `metadata.phone_number_id`, for the fields that carry one.
+    pub phone_number_id: Option<String>,
+    pub path: String,
+    pub value: Value,
+}
+
 /// A parsed notification. `tenant` fields are empty until the caller has
 /// resolved the phone number to a tenant.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub changes: Vec<ChangeBatch>,
     pub unreadable: Vec<Unreadable>,
-    /// Change fields we do not process (template and account updates…).
-    pub ignored_fields: Vec<String>,
+    pub fields: Vec<FieldChange>,
 }
 
 impl Parsed {
@@ -161,7 +177,14 @@ impl Parsed {
     /// is checked against its owner's signature.
     pub fn phone_number_ids(&self) -> impl Iterator<Item = &str> {
         let unreadable = self.unreadable.iter().filter_map(|u| u.phone_number_id.as_deref());
-        self.changes.iter().map(|c| c.phone_number_id.as_str()).chain(unreadable)
+        let fields = self.fields.iter().filter_map(|f| f.phone_number_id.as_deref());
+        self.changes.iter().map(|c| c.phone_number_id.as_str()).chain(unreadable).chain(fields)
+    }
+
+    /// The business accounts of the changes that name no phone-number id:
+    /// their owner is the tenant the account is known to belong to.
+    pub fn waba_ids(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().filter(|f| f.phone_number_id.is_none()).filter_map(|f| f.waba_id.as_deref())
     }
 }
 
@@ -192,13 +215,21 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
         for (c, change) in changes.into_iter().enumerate() {
             let path = format!("entry[{e}].changes[{c}]");
             let field = change.get("field").and_then(Value::as_str).map(String::from);
+            let waba_id = entry.get("id").and_then(Value::as_str).filter(|w| !w.is_empty()).map(String::from);
             match (field, change.get("value")) {
                 (Some(field), Some(value)) if field == "messages" => {
-                    let read = read_change(value, &format!("{path}.value"), received_at);
+                    let mut read = read_change(value, &format!("{path}.value"), received_at);
+                    if let Some(batch) = &mut read.batch {
+                        batch.waba_id.clone_from(&waba_id);
+                    }
                     parsed.changes.extend(read.batch);
                     parsed.unreadable.extend(read.unreadable);
                 }
-                (Some(field), Some(_)) => parsed.ignored_fields.push(field),
+                (Some(field), Some(value)) => {
+                    let phone_number_id = str_at(value, &["metadata", "phone_number_id"]).map(String::from);
+                    let value = value.clone();
+                    parsed.fields.push(FieldChange { field, waba_id, phone_number_id, path, value });
+                }
                 (field, _) => {
                     let field = field.unwrap_or_default();
                     parsed.unreadable.push(whole(&field, None, path, "a change needs a field and a value", change));
@@ -234,7 +265,9 @@ pub fn read_change(value: &Value, path: &str, received_at: Millis) -> ReadChange
         Some(list) => list.iter().filter_map(|p| serde_json::from_value(p.clone()).ok()).collect(),
         None => Vec::new(),
     };
-    let mut batch = ChangeBatch { phone_number_id: phone_number_id.clone(), ..Default::default() };
+    let display_phone_number = str_at(value, &["metadata", "display_phone_number"]).map(String::from);
+    let mut batch =
+        ChangeBatch { phone_number_id: phone_number_id.clone(), display_phone_number, ..Default::default() };
     let unreadable = |list: &str, i: Option<usize>, why: String, item: &Value| {
         let at = match i {
             Some(i) => format!("{path}.{list}[{i}]"),

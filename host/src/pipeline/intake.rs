@@ -9,15 +9,43 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Event, Pipeline};
-use crate::ingest::payload::{self, ChangeBatch, Parsed};
+use crate::control::{Actor, AuditAction, AuditEntry};
+use crate::ingest::fields::FieldEvent;
+use crate::ingest::payload::{self, ChangeBatch, FieldChange, Parsed, Unreadable};
 use crate::ingest::quarantine::{OPERATOR, Quarantined};
 use crate::ingest::raw::RawItem;
 use crate::metrics::labels;
 use crate::store::{Batch, StoreError};
 use crate::tenants::Tenant;
 
-/// Each phone-number id a body names, with the tenant owning it.
-pub type Owners = BTreeMap<String, Option<Tenant>>;
+/// The tenants a body's changes belong to: by phone-number id, and, for
+/// changes that name none, by business account.
+#[derive(Debug, Default)]
+pub struct Owners {
+    pub phones: BTreeMap<String, Option<Tenant>>,
+    pub wabas: BTreeMap<String, Option<Tenant>>,
+}
+
+impl Owners {
+    /// The enabled tenant owning a phone-number id.
+    pub fn of_phone(&self, phone_number_id: &str) -> Option<&Tenant> {
+        self.phones.get(phone_number_id)?.as_ref().filter(|t| !t.disabled)
+    }
+
+    /// The enabled tenant a change of another field belongs to.
+    pub fn of_field(&self, change: &FieldChange) -> Option<&Tenant> {
+        match (&change.phone_number_id, &change.waba_id) {
+            (Some(phone), _) => self.of_phone(phone),
+            (None, Some(waba)) => self.wabas.get(waba)?.as_ref().filter(|t| !t.disabled),
+            (None, None) => None,
+        }
+    }
+
+    /// Every tenant named, for the signature check.
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.phones.values().chain(self.wabas.values()).flatten()
+    }
+}
 
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Received {
@@ -27,8 +55,9 @@ pub struct Received {
     pub duplicates: usize,
     /// Changes for phone-number ids no tenant owns (acknowledged, not processed).
     pub unknown_phone_numbers: usize,
-    /// Change fields other than `messages`.
-    pub ignored: usize,
+    /// Changes of other fields (account, number, template updates…),
+    /// kept (`GET /v1/webhook-events`).
+    pub fields: usize,
     /// Items that could not be read, kept in the quarantine (`GET /v1/quarantine`).
     pub quarantined: usize,
 }
@@ -47,27 +76,69 @@ pub struct Replayed {
 }
 
 impl Pipeline {
-    /// The owner of every phone-number id in `parsed`.
+    /// The owner of every phone-number id in `parsed`, and of every
+    /// business account its changes without one name.
     pub fn owners(&self, parsed: &Parsed) -> Result<Owners, StoreError> {
-        let mut owners = Owners::new();
+        let s = &self.stages;
+        let mut owners = Owners::default();
         for id in parsed.phone_number_ids() {
-            if !owners.contains_key(id) {
-                owners.insert(id.to_string(), self.stages.tenants.by_phone_number_id(id)?);
+            if !owners.phones.contains_key(id) {
+                owners.phones.insert(id.to_string(), s.tenants.by_phone_number_id(id)?);
+            }
+        }
+        for waba in parsed.waba_ids() {
+            if !owners.wabas.contains_key(waba) {
+                let tenant = match s.fields.waba_owner(waba)? {
+                    Some(id) => s.tenants.get(&id)?,
+                    None => None,
+                };
+                owners.wabas.insert(waba.to_string(), tenant);
             }
         }
         Ok(owners)
     }
 
-    /// Journals the events of an authenticated body and quarantines what
-    /// could not be read, in one commit. Durable after [`Store::sync`](crate::store::Store::sync).
+    /// Journals the events of an authenticated body, keeps its other
+    /// fields and quarantines what could not be read, in one commit.
+    /// Durable after [`Store::sync`](crate::store::Store::sync).
     pub fn intake(&self, parsed: Parsed, owners: &Owners, now: crate::clock::Millis) -> Result<Received, StoreError> {
-        let s = &self.stages;
-        let mut received = Received { ignored: parsed.ignored_fields.len(), ..Default::default() };
+        let mut received = Received::default();
         let mut batch = Batch::new();
-        for item in parsed.unreadable {
+        self.quarantine_unreadable(parsed.unreadable, owners, now, &mut batch, &mut received)?;
+        self.keep_fields(parsed.fields, owners, now, &mut batch, &mut received)?;
+        let mut events = Vec::new();
+        for change in parsed.changes {
+            match owners.of_phone(&change.phone_number_id) {
+                Some(tenant) => events.extend(self.events(tenant, change, &mut batch)?),
+                None => {
+                    received.unknown_phone_numbers += 1;
+                    self.stages.metrics.unknown_phone_numbers.inc();
+                    tracing::warn!(phone_number_id = %change.phone_number_id, "webhook for a phone-number id no tenant owns; acknowledged and ignored");
+                }
+            }
+        }
+        if events.is_empty() && batch.is_empty() {
+            return Ok(received);
+        }
+        let appended = self.submit(events, batch)?;
+        self.stages.metrics.duplicates.inc_by(appended.duplicates as u64);
+        (received.accepted, received.duplicates) = (appended.new, appended.duplicates);
+        Ok(received)
+    }
+
+    fn quarantine_unreadable(
+        &self,
+        items: Vec<Unreadable>,
+        owners: &Owners,
+        now: crate::clock::Millis,
+        batch: &mut Batch,
+        received: &mut Received,
+    ) -> Result<(), StoreError> {
+        let s = &self.stages;
+        for item in items {
             let tenant = match &item.phone_number_id {
                 None => OPERATOR.to_string(),
-                Some(id) => match owner(owners, id) {
+                Some(id) => match owners.of_phone(id) {
                     Some(t) => t.id.clone(),
                     None => {
                         received.unknown_phone_numbers += 1;
@@ -78,33 +149,53 @@ impl Pipeline {
             tracing::warn!(tenant, path = %item.path, reason = %item.reason, "an unreadable webhook item; quarantined");
             let kind = item_kind(&item.path);
             s.metrics.unreadable_items.get_or_create(&labels::Unreadable { kind }).inc();
-            s.quarantine.keep(&mut batch, &Quarantined::new(&tenant, item, now))?;
+            s.quarantine.keep(batch, &Quarantined::new(&tenant, item, now))?;
             received.quarantined += 1;
         }
-        let mut events = Vec::new();
-        for change in parsed.changes {
-            match owner(owners, &change.phone_number_id) {
-                Some(tenant) => events.extend(self.events(tenant, change, &mut batch)?),
-                None => {
-                    received.unknown_phone_numbers += 1;
-                    s.metrics.unknown_phone_numbers.inc();
-                    tracing::warn!(phone_number_id = %change.phone_number_id, "webhook for a phone-number id no tenant owns; acknowledged and ignored");
-                }
+        Ok(())
+    }
+
+    /// Keeps each change of another field for the tenant it belongs to
+    /// (the operator's when none), counted; a number's health change is
+    /// audited too.
+    fn keep_fields(
+        &self,
+        fields: Vec<FieldChange>,
+        owners: &Owners,
+        now: crate::clock::Millis,
+        batch: &mut Batch,
+        received: &mut Received,
+    ) -> Result<(), StoreError> {
+        let s = &self.stages;
+        for change in fields {
+            let tenant = owners.of_field(&change).map_or(OPERATOR.to_string(), |t| t.id.clone());
+            let event = FieldEvent::new(&tenant, change, now);
+            if !s.fields.keep(batch, &event)? {
+                continue;
+            }
+            received.fields += 1;
+            let kind = event.value.get("event").or(event.value.get("decision")).and_then(|e| e.as_str());
+            let field = KNOWN_FIELDS.iter().find(|f| **f == event.field).copied().unwrap_or("other");
+            s.metrics.webhook_fields.get_or_create(&labels::WebhookField { field }).inc();
+            if crate::numbers::FIELDS.contains(&event.field.as_str()) && tenant != OPERATOR {
+                let what = format!("{}: {}", event.field, kind.unwrap_or("update"));
+                let entry = AuditEntry::new(now, Actor::Host, AuditAction::NumberHealthChanged, what);
+                s.control.audit.record(batch, &tenant, &entry.with(event.value.clone()))?;
             }
         }
-        if events.is_empty() && batch.is_empty() {
-            return Ok(received);
-        }
-        let appended = self.submit(events, batch)?;
-        s.metrics.duplicates.inc_by(appended.duplicates as u64);
-        (received.accepted, received.duplicates) = (appended.new, appended.duplicates);
-        Ok(received)
+        Ok(())
     }
 
     /// A change's messages and statuses as the tenant's events, counted,
     /// each kept as it came ([`RawItems`](crate::ingest::raw::RawItems)).
     fn events(&self, tenant: &Tenant, change: ChangeBatch, batch: &mut Batch) -> Result<Vec<Event>, StoreError> {
-        let metrics = &self.stages.metrics;
+        let (s, metrics) = (&self.stages, &self.stages.metrics);
+        if let Some(waba) = &change.waba_id {
+            s.fields.learn_waba(batch, waba, &tenant.id)?;
+        }
+        if let Some(display) = &change.display_phone_number {
+            s.numbers.learn_display(batch, &tenant.id, &change.phone_number_id, display)?;
+        }
         let mut events = Vec::with_capacity(change.messages.len() + change.statuses.len());
         for mut m in change.messages {
             m.tenant = tenant.id.clone();
@@ -204,10 +295,22 @@ impl Pipeline {
     }
 }
 
-/// The enabled tenant owning a phone-number id.
-fn owner<'a>(owners: &'a Owners, phone_number_id: &str) -> Option<&'a Tenant> {
-    owners.get(phone_number_id)?.as_ref().filter(|t| !t.disabled)
-}
+/// The fields Meta's webhook reference lists besides `messages`; others
+/// are counted as `other` (a label's values must stay few).
+const KNOWN_FIELDS: [&str; 12] = [
+    "account_update",
+    "phone_number_quality_update",
+    "phone_number_name_update",
+    "message_template_status_update",
+    "message_template_quality_update",
+    "template_category_update",
+    "business_capability_update",
+    "user_preferences",
+    "smb_message_echoes",
+    "history",
+    "calls",
+    "account_alerts",
+];
 
 /// `message`, `status` or `change`: what an unreadable item was, by where
 /// it sat.

@@ -87,6 +87,10 @@ pub struct Stages {
     pub quarantine: crate::ingest::quarantine::Quarantine,
     /// Webhook items as Meta sent them, for a while.
     pub raw: crate::ingest::raw::RawItems,
+    /// Changes of webhook fields other than `messages`.
+    pub fields: crate::ingest::fields::FieldEvents,
+    /// The tenants' business numbers and their health.
+    pub numbers: crate::numbers::Numbers,
     pub duplicates: crate::identity::duplicates::Duplicates,
     pub control: crate::control::Control,
     pub signals: crate::feedback::Signals,

@@ -92,10 +92,18 @@ impl<'a> Firing<'a> {
         }))
     }
 
-    /// Why the host will not carry it out now, if it will not.
+    /// Why the host will not carry it out now, if it will not. A template
+    /// is a business-initiated message: none goes from a number Meta
+    /// flagged or restricted.
     fn suppression(&self) -> Result<Option<String>, PipelineError> {
         let (t, contact, conversation) = (self.t, &self.contact, &self.conversation);
         let tenant_pause = self.p.stages.control.tenant_pause(&self.tenant.id)?;
+        if matches!(t.follow_up.action, FollowUpAction::SendTemplate { .. }) {
+            let number = self.tenant.phone_number_ids.first().map(String::as_str).unwrap_or_default();
+            if let Some(paused) = self.p.stages.numbers.pause_reason(&self.tenant, number)? {
+                return Ok(Some(format!("{paused}: business-initiated templates are paused")));
+            }
+        }
         Ok(if contact.stats.last_inbound_at.is_some_and(|at| at > t.scheduled_at) {
             Some("the contact replied after it was planned".to_string())
         } else if conversation.status != ConversationStatus::Open {

@@ -162,6 +162,8 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
         duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
         quarantine: crate::ingest::quarantine::Quarantine::new(store.clone()),
         raw: crate::ingest::raw::RawItems::new(store.clone()),
+        fields: crate::ingest::fields::FieldEvents::new(store.clone()),
+        numbers: crate::numbers::Numbers::new(store.clone(), crate::ingest::fields::FieldEvents::new(store.clone())),
         control: control.clone(),
         staff: crate::control::staff::StaffActions::new(
             crm.clone(),

@@ -14,8 +14,10 @@ use utoipa_axum::routes;
 
 use super::admin::AdminAuth;
 use super::{ApiError, AppState, TenantAuth, blocking};
+use crate::ingest::fields::{FieldEvent, FieldEvents};
 use crate::ingest::quarantine::{OPERATOR, Quarantine, Quarantined};
 use crate::ingest::raw::{RawItem, RawItems};
+use crate::numbers::{NumberHealth, Numbers};
 use crate::pipeline::{Pipeline, Replayed};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -27,6 +29,71 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(operator_list))
         .routes(routes!(operator_replay_all))
         .routes(routes!(raw_of_message))
+        .routes(routes!(webhook_events))
+        .routes(routes!(operator_webhook_events))
+        .routes(routes!(numbers))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct FieldQuery {
+    /// Only this field (`account_update`, `message_template_status_update`…).
+    field: Option<String>,
+    /// Most recent events, 1–500 (default 100).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FieldEventList {
+    /// Newest first.
+    pub events: Vec<FieldEvent>,
+}
+
+async fn field_events(fields: FieldEvents, tenant: String, q: FieldQuery) -> Result<Json<FieldEventList>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let events = blocking(move || fields.list(&tenant, q.field.as_deref(), limit)).await?;
+    Ok(Json(FieldEventList { events }))
+}
+
+/// Changes of webhook fields other than `messages` — account and number
+/// updates, template reviews, calls, Business-app echoes, history, user
+/// preferences — as Meta sent them.
+#[utoipa::path(get, path = "/v1/webhook-events", tag = "webhook", params(FieldQuery), security(("tenant_key" = [])),
+    responses((status = 200, body = FieldEventList)))]
+pub async fn webhook_events(
+    TenantAuth(tenant, _): TenantAuth,
+    State(fields): State<FieldEvents>,
+    Query(q): Query<FieldQuery>,
+) -> Result<Json<FieldEventList>, ApiError> {
+    field_events(fields, tenant.id, q).await
+}
+
+/// Field changes no tenant's number or business account was named in.
+#[utoipa::path(get, path = "/admin/v1/webhook-events", tag = "operator", params(FieldQuery), security(("admin_token" = [])),
+    responses((status = 200, body = FieldEventList)))]
+pub async fn operator_webhook_events(
+    _: AdminAuth,
+    State(fields): State<FieldEvents>,
+    Query(q): Query<FieldQuery>,
+) -> Result<Json<FieldEventList>, ApiError> {
+    field_events(fields, OPERATOR.to_string(), q).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NumberList {
+    pub numbers: Vec<NumberHealth>,
+}
+
+/// The tenant's business numbers with their health as Meta reports it
+/// (quality events, messaging limit, name review, account standing) and
+/// its history. Business-initiated templates are paused while a number
+/// is `FLAGGED` or `RESTRICTED`.
+#[utoipa::path(get, path = "/v1/numbers", tag = "webhook", security(("tenant_key" = [])),
+    responses((status = 200, body = NumberList)))]
+pub async fn numbers(
+    TenantAuth(tenant, _): TenantAuth,
+    State(numbers): State<Numbers>,
+) -> Result<Json<NumberList>, ApiError> {
+    Ok(Json(NumberList { numbers: blocking(move || numbers.of_tenant(&tenant)).await? }))
 }
 
 #[derive(Serialize, ToSchema)]
