@@ -207,6 +207,39 @@ impl Metrics {
     /// Every metric under its exported name (`switchboard_…`).
     fn registry(&self) -> Registry {
         let (m, mut registry) = (self, Registry::with_prefix("switchboard"));
+        m.register_webhook(&mut registry);
+        registry.register("decisions", "Plugin decisions by world and outcome", m.decisions.clone());
+        registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_call_seconds.clone());
+        registry.register("plugin_failures", "Plugin traps and limit hits", m.plugin_failures.clone());
+        registry.register("fallbacks", "Fallback decisions by world and cause", m.fallbacks.clone());
+        registry.register("sends", "Outbound sends by outcome", m.sends.clone());
+        registry.register("event_seconds", "From receipt to effects committed", m.event_seconds.clone());
+        registry.register("sync_deliveries", "CRM event deliveries by endpoint and result", m.sync_deliveries.clone());
+        registry.register("sync_pending", "CRM events waiting per endpoint", m.sync_pending.clone());
+        registry.register("sync_endpoint_failing", "1 while an endpoint is failing", m.sync_failing.clone());
+        registry.register("sync_dead_letters", "Dead-lettered CRM events per endpoint", m.sync_dead_letters.clone());
+        registry.register("journal_pending", "Events waiting in the journal", m.journal_pending.clone());
+        registry.register("outbound_queue", "Messages waiting to be sent", m.outbound_queue.clone());
+        registry.register("quarantined_events", "Events set aside as unprocessable", m.quarantined.clone());
+        registry.register("quarantined", "Events quarantined since start, by kind", m.quarantined_total.clone());
+        registry.register("stalled_lanes", "Contact lanes stuck on one event", m.stalled_lanes.clone());
+        registry.register(
+            "oldest_pending_event_seconds",
+            "Age of the oldest event not yet applied",
+            m.oldest_pending_seconds.clone(),
+        );
+        registry.register("storage_unwritable", "1 while storage refuses writes", m.storage_unwritable.clone());
+        registry.register(
+            "compiled_plugin_bytes",
+            "Compiled plugin code cached in memory",
+            m.compiled_plugin_bytes.clone(),
+        );
+        registry
+    }
+
+    /// The webhook's metrics: requests, what they carried, what was kept.
+    fn register_webhook(&self, registry: &mut Registry) {
+        let m = self;
         registry.register("webhook_requests", "Webhook requests by result", m.webhooks.clone());
         registry.register(
             "webhook_ack_seconds",
@@ -241,33 +274,6 @@ impl Metrics {
             "Changes of webhook fields other than messages (account, number, template…), by field",
             m.webhook_fields.clone(),
         );
-        registry.register("decisions", "Plugin decisions by world and outcome", m.decisions.clone());
-        registry.register("plugin_call_seconds", "Plugin call latency", m.plugin_call_seconds.clone());
-        registry.register("plugin_failures", "Plugin traps and limit hits", m.plugin_failures.clone());
-        registry.register("fallbacks", "Fallback decisions by world and cause", m.fallbacks.clone());
-        registry.register("sends", "Outbound sends by outcome", m.sends.clone());
-        registry.register("event_seconds", "From receipt to effects committed", m.event_seconds.clone());
-        registry.register("sync_deliveries", "CRM event deliveries by endpoint and result", m.sync_deliveries.clone());
-        registry.register("sync_pending", "CRM events waiting per endpoint", m.sync_pending.clone());
-        registry.register("sync_endpoint_failing", "1 while an endpoint is failing", m.sync_failing.clone());
-        registry.register("sync_dead_letters", "Dead-lettered CRM events per endpoint", m.sync_dead_letters.clone());
-        registry.register("journal_pending", "Events waiting in the journal", m.journal_pending.clone());
-        registry.register("outbound_queue", "Messages waiting to be sent", m.outbound_queue.clone());
-        registry.register("quarantined_events", "Events set aside as unprocessable", m.quarantined.clone());
-        registry.register("quarantined", "Events quarantined since start, by kind", m.quarantined_total.clone());
-        registry.register("stalled_lanes", "Contact lanes stuck on one event", m.stalled_lanes.clone());
-        registry.register(
-            "oldest_pending_event_seconds",
-            "Age of the oldest event not yet applied",
-            m.oldest_pending_seconds.clone(),
-        );
-        registry.register("storage_unwritable", "1 while storage refuses writes", m.storage_unwritable.clone());
-        registry.register(
-            "compiled_plugin_bytes",
-            "Compiled plugin code cached in memory",
-            m.compiled_plugin_bytes.clone(),
-        );
-        registry
     }
 
     pub fn render(&self) -> String {
