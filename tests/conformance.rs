@@ -686,3 +686,39 @@ async fn a_field_change_of_an_unknown_account_needs_an_operator_secret_and_is_th
     assert_eq!(status, 200);
     assert_eq!(operator["events"][0]["field"], "account_update", "{operator}");
 }
+
+/// Meta's `smb_message_echoes` reference (WhatsApp Business app
+/// coexistence): what the business sends from the app comes back as an
+/// echo, `from` the business, `to` the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_from_the_whatsapp_business_app_joins_the_conversation_as_a_human_reply() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    host.post_payload(&post_messages(json!([text("wamid.e1", "Vocês entregam em Campinas?", now)]))).await;
+    host.settle().await;
+    let before = host.conversation_of("+5511987654321").await;
+    assert_eq!(before["conversation"]["needs_reply"], true, "the question waits for a person");
+
+    let echo = json!({ "from": "15550783881", "to": "5511987654321", "id": "wamid.echo1", "timestamp": now.to_string(),
+        "type": "text", "text": { "body": "Entregamos sim, em 2 dias." } });
+    let mut c = change(json!([]), json!([]));
+    c["field"] = json!("smb_message_echoes");
+    let value = c["value"].as_object_mut().unwrap();
+    for k in ["messages", "statuses", "contacts"] {
+        value.remove(k);
+    }
+    value.insert("message_echoes".into(), json!([echo]));
+    let (status, received) = host.post_payload(&body(vec![c])).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(1)), "{received}");
+    host.settle().await;
+
+    let view = host.conversation_of("+5511987654321").await;
+    let echoed = view["messages"].as_array().unwrap().iter().find(|m| m["id"] == "wamid.echo1").unwrap().clone();
+    assert_eq!((echoed["direction"].as_str(), echoed["status"].as_str()), (Some("outbound"), Some("sent")), "{echoed}");
+    assert_eq!(echoed["author"], json!({ "kind": "human", "staff": "whatsapp_business_app" }));
+    assert_eq!(echoed["text"], "Entregamos sim, em 2 dias.");
+    assert_eq!(view["decisions"], before["decisions"], "not routed");
+    assert_eq!(view["conversation"]["needs_reply"], false, "a person answered");
+    let (_, all) = host.get("/v1/contacts").await;
+    assert_eq!(all["contacts"].as_array().unwrap().len(), 1, "the business's number is not a contact: {all}");
+}

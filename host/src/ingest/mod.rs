@@ -53,6 +53,10 @@ pub struct InboundMessage {
     pub referral: Option<serde_json::Value>,
     #[serde(default)]
     pub forwarded: Forwarded,
+    /// Sent by the business itself from the WhatsApp Business app
+    /// (`smb_message_echoes`): `from` and `user_id` name its recipient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo: bool,
     /// The item as Meta sent it, on its way to [`raw`]; not journaled.
     #[serde(skip)]
     pub raw: Option<serde_json::Value>,

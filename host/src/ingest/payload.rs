@@ -217,8 +217,8 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
             let field = change.get("field").and_then(Value::as_str).map(String::from);
             let waba_id = entry.get("id").and_then(Value::as_str).filter(|w| !w.is_empty()).map(String::from);
             match (field, change.get("value")) {
-                (Some(field), Some(value)) if field == "messages" => {
-                    let mut read = read_change(value, &format!("{path}.value"), received_at);
+                (Some(field), Some(value)) if ITEM_FIELDS.contains(&field.as_str()) => {
+                    let mut read = read_change(&field, value, &format!("{path}.value"), received_at);
                     if let Some(batch) = &mut read.batch {
                         batch.waba_id.clone_from(&waba_id);
                     }
@@ -240,6 +240,11 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
     Ok(parsed)
 }
 
+/// The fields whose changes carry messages: the user's (`messages`, with
+/// statuses) and the business's own from the WhatsApp Business app
+/// (`smb_message_echoes`, Cloud API coexistence).
+pub const ITEM_FIELDS: [&str; 2] = ["messages", "smb_message_echoes"];
+
 /// What one `messages` change yields: its readable items (when its
 /// metadata could be read) and the ones that could not be.
 #[derive(Debug, Default)]
@@ -248,16 +253,16 @@ pub struct ReadChange {
     pub unreadable: Vec<Unreadable>,
 }
 
-/// Reads the value of one `messages` change, item by item. The
-/// quarantine's replay reads a kept item through here again.
-pub fn read_change(value: &Value, path: &str, received_at: Millis) -> ReadChange {
+/// Reads the value of one change of an [`ITEM_FIELDS`] field, item by
+/// item. The quarantine's replay reads a kept item through here again.
+pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) -> ReadChange {
     let mut out = ReadChange::default();
     let metadata = value.get("metadata").cloned().map(serde_json::from_value::<Metadata>);
     let phone_number_id = match metadata {
         Some(Ok(m)) if !m.phone_number_id.is_empty() => m.phone_number_id,
         _ => {
             let why = "metadata.phone_number_id is missing: nothing says which business number this is for";
-            out.unreadable.push(whole("messages", None, path.to_string(), why, value.clone()));
+            out.unreadable.push(whole(field, None, path.to_string(), why, value.clone()));
             return out;
         }
     };
@@ -278,14 +283,15 @@ pub fn read_change(value: &Value, path: &str, received_at: Millis) -> ReadChange
         reduced.remove("statuses");
         reduced.insert(list.to_string(), if i.is_some() { json!([item]) } else { item.clone() });
         Unreadable {
-            field: "messages".into(),
+            field: field.to_string(),
             phone_number_id: Some(phone_number_id.clone()),
             path: at,
             reason: why,
             value: Value::Object(reduced),
         }
     };
-    for (list, items) in [("messages", value.get("messages")), ("statuses", value.get("statuses"))] {
+    let lists = ["messages", "statuses", "message_echoes"];
+    for (list, items) in lists.map(|l| (l, value.get(l))) {
         let items = match items {
             None | Some(Value::Null) => continue,
             Some(Value::Array(items)) => items,
@@ -297,7 +303,8 @@ pub fn read_change(value: &Value, path: &str, received_at: Millis) -> ReadChange
         for (i, item) in items.iter().enumerate() {
             let read = match list {
                 "messages" => message(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
-                _ => status(item, &phone_number_id, received_at).map(|s| batch.statuses.push(s)),
+                "statuses" => status(item, &phone_number_id, received_at).map(|s| batch.statuses.push(s)),
+                _ => echo(item, &phone_number_id, received_at).map(|m| batch.messages.push(m)),
             };
             if let Err(why) = read {
                 out.unreadable.push(unreadable(list, Some(i), why, item));
@@ -360,8 +367,26 @@ fn message(
         reply_to,
         referral: m.referral,
         forwarded,
+        echo: false,
         raw: Some(item.clone()),
     })
+}
+
+/// A message the business sent from the WhatsApp Business app: read as
+/// a message whose person is its recipient (`to`, `to_user_id`), marked
+/// [`InboundMessage::echo`].
+fn echo(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<InboundMessage, String> {
+    let mut as_message = item.as_object().cloned().ok_or("an echo is an object")?;
+    as_message.remove("from");
+    for (theirs, ours) in [("to", "from"), ("to_user_id", "from_user_id")] {
+        if let Some(v) = item.get(theirs) {
+            as_message.insert(ours.into(), v.clone());
+        }
+    }
+    let mut m = message(&Value::Object(as_message), phone_number_id, &[], received_at)?;
+    m.echo = true;
+    m.raw = Some(item.clone());
+    Ok(m)
 }
 
 /// Who wrote: the phone number (`from`), the BSUID (`from_user_id`), or

@@ -1,17 +1,21 @@
 //! Messages about other messages, or about their sender: an `edit` or a
 //! `revoke` changes the message it names, and a reaction is recorded on
 //! it; a `system` message saying the user changed number or BSUID moves
-//! the contact to the new id. Except a reaction with an emoji, none is a
-//! new message from the person, so nothing is routed, planned or counted.
+//! the contact to the new id; an echo is the business's own reply, sent
+//! from the WhatsApp Business app. Except a reaction with an emoji, none
+//! is a new message from the person, so nothing is routed or planned.
 
 use serde_json::json;
 
 use super::PipelineError;
 use super::inbound::Work;
 use crate::control::{Actor, AuditAction, AuditEntry};
-use crate::crm::IdentityKind;
+use crate::crm::{Author, IdentityKind};
 use crate::ingest::InboundMessage;
-use crate::model::{Direction, MessageKind};
+use crate::model::{DeliveryStatus, Direction, MessageKind};
+
+/// The staff name of replies sent from the WhatsApp Business app.
+pub const BUSINESS_APP: &str = "whatsapp_business_app";
 
 /// What a `system` message says changed.
 pub(super) enum IdentityChange {
@@ -140,6 +144,25 @@ impl Work<'_> {
     /// ([`react`](Self::react)); the removal is kept in the conversation,
     /// unrouted.
     pub(super) fn unreact(mut self, seq: u64) -> Result<(), PipelineError> {
+        self.keep_unrouted()?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
+    /// A message the business sent from the WhatsApp Business app joins
+    /// the conversation as a person's reply (staff
+    /// [`BUSINESS_APP`]), already sent: the conversation no longer waits
+    /// for one, and nothing is routed or sent.
+    pub(super) fn record_echo(mut self, seq: u64) -> Result<(), PipelineError> {
+        let m = &mut self.message;
+        m.direction = Direction::Outbound;
+        m.author = Author::Human { staff: BUSINESS_APP.into() };
+        m.wamid = Some(self.m.wamid.clone());
+        m.status = Some(DeliveryStatus::Sent);
+        self.contact.record_outbound(self.m.at);
+        self.conversation.record_outbound(self.m.at);
+        self.conversation.needs_reply = false;
+        self.conversation.respond_by = None;
         self.keep_unrouted()?;
         self.p.commit(&self.m.tenant, seq, self.batch)?;
         Ok(())

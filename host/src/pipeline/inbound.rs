@@ -31,6 +31,9 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     };
     let span = tracing::info_span!("message", conversation = %w.conversation.id, contact = %w.contact.id);
     let _entered = span.enter();
+    if m.echo {
+        return w.record_echo(seq);
+    }
     if matches!(m.kind, MessageKind::Edit | MessageKind::Revoke) {
         return w.amend(seq);
     }

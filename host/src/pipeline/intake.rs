@@ -261,7 +261,9 @@ impl Pipeline {
     fn replay_one(&self, mut item: Quarantined, replayed: &mut Replayed) -> Result<(), StoreError> {
         let (s, now) = (&self.stages, self.stages.clock.now_ms());
         let read = match item.field.as_str() {
-            "messages" => payload::read_change(&item.value, &item.path, item.received_at),
+            field if payload::ITEM_FIELDS.contains(&field) => {
+                payload::read_change(field, &item.value, &item.path, item.received_at)
+            }
             // Nothing else is quarantined yet; kept as it is.
             _ => payload::ReadChange { batch: None, unreadable: vec![unreadable_as_is(&item)] },
         };
@@ -297,7 +299,7 @@ impl Pipeline {
 
 /// The fields Meta's webhook reference lists besides `messages`; others
 /// are counted as `other` (a label's values must stay few).
-const KNOWN_FIELDS: [&str; 12] = [
+const KNOWN_FIELDS: [&str; 11] = [
     "account_update",
     "phone_number_quality_update",
     "phone_number_name_update",
@@ -306,7 +308,6 @@ const KNOWN_FIELDS: [&str; 12] = [
     "template_category_update",
     "business_capability_update",
     "user_preferences",
-    "smb_message_echoes",
     "history",
     "calls",
     "account_alerts",
