@@ -31,6 +31,11 @@ fn text(id: &str, body: &str, now: i64) -> Value {
     json!({ "from": "5511987654321", "id": id, "timestamp": now.to_string(), "type": "text", "text": { "body": body } })
 }
 
+/// The ids of the conversation's inbound messages, in log order.
+fn inbound_ids(view: &Value) -> Vec<String> {
+    inbound(view).iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+}
+
 /// `switchboard_<name>{<labels>} <value>` from the metrics page.
 fn metric(page: &str, line_start: &str) -> Option<f64> {
     page.lines().find(|l| l.starts_with(line_start))?.rsplit(' ').next()?.parse().ok()
@@ -62,13 +67,7 @@ async fn a_body_mixing_good_messages_with_odd_items_is_acknowledged_and_the_odd_
     // The good ones are processed as if alone.
     host.settle().await;
     let view = host.conversation_of("+5511987654321").await;
-    let inbound: Vec<&str> = view["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["direction"] == "inbound")
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let inbound = inbound_ids(&view);
     assert_eq!(inbound, ["wamid.good1", "wamid.good2"]);
 
     // The odd ones are the tenant's, verbatim, each with where it was and why.
@@ -173,13 +172,7 @@ async fn a_kept_item_is_replayed_once_this_release_can_read_it_and_only_by_its_t
 
     host.settle().await;
     let view = host.conversation_of("+5511987654321").await;
-    let inbound: Vec<&str> = view["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["direction"] == "inbound")
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let inbound = inbound_ids(&view);
     assert_eq!(inbound, ["wamid.old1", "wamid.old3"]);
 }
 

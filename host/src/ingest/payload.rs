@@ -202,20 +202,20 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
         )));
     }
     let mut parsed = Parsed::default();
-    for (e, entry) in notification.entry.into_iter().enumerate() {
+    for (e, mut entry) in notification.entry.into_iter().enumerate() {
         let changes = match entry.get("changes") {
+            Some(Value::Array(_)) => entry["changes"].take(),
             None if entry.is_object() => continue,
-            Some(Value::Array(changes)) => changes.clone(),
             _ => {
                 let why = "an entry is an object whose changes are a list";
                 parsed.unreadable.push(whole("", None, format!("entry[{e}]"), why, entry));
                 continue;
             }
         };
-        for (c, change) in changes.into_iter().enumerate() {
+        let waba_id = entry.get("id").and_then(Value::as_str).filter(|w| !w.is_empty()).map(String::from);
+        for (c, change) in changes.as_array().into_iter().flatten().enumerate() {
             let path = format!("entry[{e}].changes[{c}]");
             let field = change.get("field").and_then(Value::as_str).map(String::from);
-            let waba_id = entry.get("id").and_then(Value::as_str).filter(|w| !w.is_empty()).map(String::from);
             match (field, change.get("value")) {
                 (Some(field), Some(value)) if ITEM_FIELDS.contains(&field.as_str()) => {
                     let mut read = read_change(&field, value, &format!("{path}.value"), received_at);
@@ -227,12 +227,12 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
                 }
                 (Some(field), Some(value)) => {
                     let phone_number_id = str_at(value, &["metadata", "phone_number_id"]).map(String::from);
-                    let value = value.clone();
+                    let (waba_id, value) = (waba_id.clone(), value.clone());
                     parsed.fields.push(FieldChange { field, waba_id, phone_number_id, path, value });
                 }
                 (field, _) => {
-                    let field = field.unwrap_or_default();
-                    parsed.unreadable.push(whole(&field, None, path, "a change needs a field and a value", change));
+                    let why = "a change needs a field and a value";
+                    parsed.unreadable.push(whole(&field.unwrap_or_default(), None, path, why, change.clone()));
                 }
             }
         }
@@ -244,6 +244,9 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
 /// statuses) and the business's own from the WhatsApp Business app
 /// (`smb_message_echoes`, Cloud API coexistence).
 pub const ITEM_FIELDS: [&str; 2] = ["messages", "smb_message_echoes"];
+
+/// The lists of items a change of an [`ITEM_FIELDS`] field can carry.
+const LISTS: [&str; 3] = ["messages", "statuses", "message_echoes"];
 
 /// What one `messages` change yields: its readable items (when its
 /// metadata could be read) and the ones that could not be.
@@ -257,7 +260,7 @@ pub struct ReadChange {
 /// item. The quarantine's replay reads a kept item through here again.
 pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) -> ReadChange {
     let mut out = ReadChange::default();
-    let metadata = value.get("metadata").cloned().map(serde_json::from_value::<Metadata>);
+    let metadata = value.get("metadata").map(Metadata::deserialize);
     let phone_number_id = match metadata {
         Some(Ok(m)) if !m.phone_number_id.is_empty() => m.phone_number_id,
         _ => {
@@ -267,7 +270,7 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
         }
     };
     let contacts: Vec<Profile> = match value.get("contacts").and_then(Value::as_array) {
-        Some(list) => list.iter().filter_map(|p| serde_json::from_value(p.clone()).ok()).collect(),
+        Some(list) => list.iter().filter_map(|p| Profile::deserialize(p).ok()).collect(),
         None => Vec::new(),
     };
     let display_phone_number = str_at(value, &["metadata", "display_phone_number"]).map(String::from);
@@ -279,8 +282,9 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
             None => format!("{path}.{list}"),
         };
         let mut reduced = value.as_object().cloned().unwrap_or_default();
-        reduced.remove("messages");
-        reduced.remove("statuses");
+        for list in LISTS {
+            reduced.remove(list);
+        }
         reduced.insert(list.to_string(), if i.is_some() { json!([item]) } else { item.clone() });
         Unreadable {
             field: field.to_string(),
@@ -290,8 +294,7 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
             value: Value::Object(reduced),
         }
     };
-    let lists = ["messages", "statuses", "message_echoes"];
-    for (list, items) in lists.map(|l| (l, value.get(l))) {
+    for (list, items) in LISTS.map(|l| (l, value.get(l))) {
         let items = match items {
             None | Some(Value::Null) => continue,
             Some(Value::Array(items)) => items,
@@ -326,7 +329,7 @@ fn message(
     contacts: &[Profile],
     received_at: Millis,
 ) -> Result<InboundMessage, String> {
-    let m: RawMessage = serde_json::from_value(item.clone()).map_err(|e| e.to_string())?;
+    let m = RawMessage::deserialize(item).map_err(|e| e.to_string())?;
     let at = seconds(&m.timestamp, received_at).map_err(|why| format!("timestamp: {why}"))?;
     let kind = MessageKind::parse(&m.kind);
     let content = m.rest.get(&m.kind).cloned().unwrap_or(Value::Null);
@@ -409,7 +412,7 @@ fn sender(m: &RawMessage, kind: MessageKind, content: &Value) -> Result<(Option<
 
 /// A delivery status, for a message the business sent.
 fn status(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<StatusUpdate, String> {
-    let s: RawStatus = serde_json::from_value(item.clone()).map_err(|e| e.to_string())?;
+    let s = RawStatus::deserialize(item).map_err(|e| e.to_string())?;
     let at = seconds(&s.timestamp, received_at).map_err(|why| format!("timestamp: {why}"))?;
     let status = DeliveryStatus::parse(&s.status).ok_or_else(|| {
         format!("status {:?} is not sent, delivered, read, played, failed, deleted or warning", shown(&s.status))
