@@ -715,3 +715,40 @@ async fn a_reply_sent_from_the_whatsapp_business_app_joins_the_conversation_as_a
     let (_, all) = host.get("/v1/contacts").await;
     assert_eq!(all["contacts"].as_array().unwrap().len(), 1, "the business's number is not a contact: {all}");
 }
+
+/// Meta's `calls` webhook (Cloud API calling): a user's call is logged in
+/// their conversation when it connects and when it ends, and not routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_call_is_logged_on_the_conversation_and_not_routed() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    host.post_payload(&post_messages(json!([text("wamid.k1", "Posso ligar?", now)]))).await;
+    host.settle().await;
+    let before = host.conversation_of("+5511987654321").await;
+    let call = |event: &str, extra: Value| {
+        let mut c = json!({ "id": "wacid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFjM", "from": "5511987654321", "to": "15550783881",
+            "event": event, "timestamp": now.to_string(), "direction": "USER_INITIATED" });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let mut change = change(json!([]), json!([]));
+    change["field"] = json!("calls");
+    let value = change["value"].as_object_mut().unwrap();
+    value.remove("messages");
+    value.remove("statuses");
+    value.insert(
+        "calls".into(),
+        json!([call("connect", json!({})), call("terminate", json!({ "status": "COMPLETED", "duration": 33 }))]),
+    );
+    let (status, received) = host.post_payload(&body(vec![change])).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(2)), "{received}");
+    host.settle().await;
+
+    let view = host.conversation_of("+5511987654321").await;
+    let calls: Vec<&Value> = view["messages"].as_array().unwrap().iter().filter(|m| m["kind"] == "call").collect();
+    assert_eq!(calls.len(), 2, "{view}");
+    let ended = calls.iter().find(|c| c["content"]["event"] == "terminate").unwrap();
+    let text = ended["text"].as_str().unwrap();
+    assert!(text.contains("completed") && text.contains("33 s"), "{text}");
+    assert_eq!(view["decisions"], before["decisions"], "a call is not routed");
+}

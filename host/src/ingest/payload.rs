@@ -242,11 +242,12 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
 
 /// The fields whose changes carry messages: the user's (`messages`, with
 /// statuses) and the business's own from the WhatsApp Business app
-/// (`smb_message_echoes`, Cloud API coexistence).
-pub const ITEM_FIELDS: [&str; 2] = ["messages", "smb_message_echoes"];
+/// (`smb_message_echoes`, Cloud API coexistence), and voice calls, which
+/// are logged in the person's conversation.
+pub const ITEM_FIELDS: [&str; 3] = ["messages", "smb_message_echoes", "calls"];
 
 /// The lists of items a change of an [`ITEM_FIELDS`] field can carry.
-const LISTS: [&str; 3] = ["messages", "statuses", "message_echoes"];
+const LISTS: [&str; 4] = ["messages", "statuses", "message_echoes", "calls"];
 
 /// What one `messages` change yields: its readable items (when its
 /// metadata could be read) and the ones that could not be.
@@ -307,7 +308,8 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
             let read = match list {
                 "messages" => message(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
                 "statuses" => status(item, &phone_number_id, received_at).map(|s| batch.statuses.push(s)),
-                _ => echo(item, &phone_number_id, received_at).map(|m| batch.messages.push(m)),
+                "message_echoes" => echo(item, &phone_number_id, received_at).map(|m| batch.messages.push(m)),
+                _ => call(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
             };
             if let Err(why) = read {
                 out.unreadable.push(unreadable(list, Some(i), why, item));
@@ -388,6 +390,33 @@ fn echo(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<Inbo
     }
     let mut m = message(&Value::Object(as_message), phone_number_id, &[], received_at)?;
     m.echo = true;
+    m.raw = Some(item.clone());
+    Ok(m)
+}
+
+/// A call's `connect` or `terminate`, read as a message of kind `call`
+/// from the person on the other end (the caller, or whom the business
+/// called); its id is the call's with the event, so each is logged once.
+fn call(
+    item: &Value,
+    phone_number_id: &str,
+    contacts: &[Profile],
+    received_at: Millis,
+) -> Result<InboundMessage, String> {
+    let field = |k: &str| item.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let (id, event) = (field("id").ok_or("the call has no id")?, field("event").unwrap_or("update"));
+    let by_business = field("direction") == Some("BUSINESS_INITIATED");
+    let (person, person_id) = if by_business { ("to", "to_user_id") } else { ("from", "from_user_id") };
+    let mut as_message = serde_json::Map::new();
+    as_message.insert("id".into(), Value::String(format!("{id}:{event}")));
+    as_message.insert("type".into(), "call".into());
+    as_message.insert("call".into(), item.clone());
+    for (theirs, ours) in [(person, "from"), (person_id, "from_user_id"), ("timestamp", "timestamp")] {
+        if let Some(v) = item.get(theirs) {
+            as_message.insert(ours.into(), v.clone());
+        }
+    }
+    let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
     m.raw = Some(item.clone());
     Ok(m)
 }
@@ -528,6 +557,14 @@ fn text_of(kind: MessageKind, content: &Value, rest: &Map<String, Value>) -> Opt
             (kind != MessageKind::Edit).then(|| text_of(kind, content, message)).flatten()
         }
         MessageKind::Revoke | MessageKind::RequestWelcome => None,
+        MessageKind::Call => {
+            let event = s(&["event"]).unwrap_or_else(|| "update".into());
+            let direction = if s(&["direction"]).as_deref() == Some("BUSINESS_INITIATED") { "to" } else { "from" };
+            let duration =
+                content.get("duration").and_then(Value::as_i64).map(|d| format!(", {d} s")).unwrap_or_default();
+            let status = s(&["status"]).map(|st| format!(", {}", st.to_lowercase())).unwrap_or_default();
+            Some(format!("[call {direction} the contact: {event}{status}{duration}]"))
+        }
         MessageKind::Unsupported | MessageKind::Template | MessageKind::Other => rest
             .get("errors")
             .and_then(|e| e.get(0))

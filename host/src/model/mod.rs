@@ -56,6 +56,8 @@ pub enum MessageKind {
     Revoke,
     /// The user opened the chat for the first time and asks for a welcome.
     RequestWelcome,
+    /// A WhatsApp voice call began or ended (the `calls` webhook field).
+    Call,
     Other,
 }
 
@@ -80,6 +82,7 @@ impl MessageKind {
             "edit" => MessageKind::Edit,
             "revoke" => MessageKind::Revoke,
             "request_welcome" => MessageKind::RequestWelcome,
+            "call" => MessageKind::Call,
             _ => MessageKind::Other,
         }
     }
@@ -104,6 +107,7 @@ impl MessageKind {
             MessageKind::Edit => "edit",
             MessageKind::Revoke => "revoke",
             MessageKind::RequestWelcome => "request_welcome",
+            MessageKind::Call => "call",
             MessageKind::Other => "other",
         }
     }

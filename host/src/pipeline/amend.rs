@@ -2,8 +2,9 @@
 //! `revoke` changes the message it names, and a reaction is recorded on
 //! it; a `system` message saying the user changed number or BSUID moves
 //! the contact to the new id; an echo is the business's own reply, sent
-//! from the WhatsApp Business app. Except a reaction with an emoji, none
-//! is a new message from the person, so nothing is routed or planned.
+//! from the WhatsApp Business app; a call is logged. Except a reaction
+//! with an emoji, none is a new message from the person, so nothing is
+//! routed or planned.
 
 use serde_json::json;
 
@@ -16,6 +17,8 @@ use crate::model::{DeliveryStatus, Direction, MessageKind};
 
 /// The staff name of replies sent from the WhatsApp Business app.
 pub const BUSINESS_APP: &str = "whatsapp_business_app";
+/// The staff name of calls the business placed.
+pub const BUSINESS_CALL: &str = "business_call";
 
 /// What a `system` message says changed.
 pub(super) enum IdentityChange {
@@ -163,6 +166,18 @@ impl Work<'_> {
         self.conversation.record_outbound(self.m.at);
         self.conversation.needs_reply = false;
         self.conversation.respond_by = None;
+        self.keep_unrouted()?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
+    /// A call's start or end is logged in the person's conversation; it is
+    /// not a message to answer, so nothing is routed or counted.
+    pub(super) fn log_call(mut self, seq: u64) -> Result<(), PipelineError> {
+        if self.m.content.get("direction").and_then(|d| d.as_str()) == Some("BUSINESS_INITIATED") {
+            self.message.direction = Direction::Outbound;
+            self.message.author = Author::Human { staff: BUSINESS_CALL.into() };
+        }
         self.keep_unrouted()?;
         self.p.commit(&self.m.tenant, seq, self.batch)?;
         Ok(())

@@ -34,6 +34,9 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     if m.echo {
         return w.record_echo(seq);
     }
+    if m.kind == MessageKind::Call {
+        return w.log_call(seq);
+    }
     if matches!(m.kind, MessageKind::Edit | MessageKind::Revoke) {
         return w.amend(seq);
     }

@@ -299,7 +299,7 @@ impl Pipeline {
 
 /// The fields Meta's webhook reference lists besides `messages`; others
 /// are counted as `other` (a label's values must stay few).
-const KNOWN_FIELDS: [&str; 11] = [
+const KNOWN_FIELDS: [&str; 10] = [
     "account_update",
     "phone_number_quality_update",
     "phone_number_name_update",
@@ -309,7 +309,6 @@ const KNOWN_FIELDS: [&str; 11] = [
     "business_capability_update",
     "user_preferences",
     "history",
-    "calls",
     "account_alerts",
 ];
 

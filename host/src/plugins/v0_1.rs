@@ -294,7 +294,7 @@ fn lower_kind(k: model::MessageKind) -> wit::MessageKind {
         K::System => wit::MessageKind::System,
         K::Template => wit::MessageKind::Template,
         K::Unsupported => wit::MessageKind::Unsupported,
-        K::Edit | K::Revoke | K::RequestWelcome | K::Other => wit::MessageKind::Other,
+        K::Edit | K::Revoke | K::RequestWelcome | K::Call | K::Other => wit::MessageKind::Other,
     }
 }
 
