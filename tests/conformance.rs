@@ -325,6 +325,12 @@ async fn a_person_known_only_by_bsuid_is_one_contact_routed_and_answered_by_bsui
     assert_eq!(sent.len(), 1, "the greeting is answered");
     assert_eq!(sent[0].body["recipient"], ANA_BSUID, "{}", sent[0].body);
     assert!(sent[0].body.get("to").is_none(), "{}", sent[0].body);
+    // Meta refuses authentication templates to a BSUID (131062): so does the host, before sending.
+    let otp = json!({ "template": { "name": "login_code", "language": "pt_BR", "parameters": ["123456"], "category": "authentication" } });
+    let cv = conversations[0]["id"].as_str().unwrap();
+    let (status, err) = host.staff("marta", &format!("/v1/conversations/{cv}/messages"), Some(otp)).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("needs_phone")), "{err}");
+    assert_eq!(meta.sent().len(), 1, "nothing went to Meta");
 
     // The same person, now with the phone number too: the same contact.
     host.post_payload(&bsuid_message("wamid.b2", "meu número", now, Some("5511987654321"), ANA_BSUID)).await;
@@ -751,4 +757,76 @@ async fn a_voice_call_is_logged_on_the_conversation_and_not_routed() {
     let text = ended["text"].as_str().unwrap();
     assert!(text.contains("completed") && text.contains("33 s"), "{text}");
     assert_eq!(view["decisions"], before["decisions"], "a call is not routed");
+}
+
+/// Meta's `user_preferences` reference: a user who tells WhatsApp to stop
+/// marketing messages gets no template its sender marks `marketing`
+/// until they resume; other templates still go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketing_stop_holds_back_marketing_templates_until_resumed() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    host.post_payload(&post_messages(json!([text("wamid.u1", "Oi", now)]))).await;
+    host.settle().await;
+    let preference = |value: &str, at: i64| {
+        let mut c = change(json!([]), json!([]));
+        c["field"] = json!("user_preferences");
+        let v = c["value"].as_object_mut().unwrap();
+        v.remove("messages");
+        v.remove("statuses");
+        v.insert(
+            "user_preferences".into(),
+            json!([{ "wa_id": "5511987654321", "detail": format!("User requested to {value} marketing messages"),
+            "category": "marketing_messages", "value": value, "timestamp": at }]),
+        );
+        body(vec![c])
+    };
+    let (status, received) = host.post_payload(&preference("stop", now)).await;
+    assert_eq!((status, received["accepted"].as_u64()), (200, Some(1)), "{received}");
+    host.settle().await;
+    let ana = host.contact("+5511987654321").await.unwrap();
+    assert_eq!(ana["marketing_stopped_at"], json!(now * 1000), "{ana}");
+
+    let view = host.conversation_of("+5511987654321").await;
+    let (cv, contact) = (view["conversation"]["id"].as_str().unwrap(), ana["id"].as_str().unwrap());
+    let plant = |id: &str, category: &str| switchboard::followup::Timer {
+        id: id.into(),
+        tenant: "demo".into(),
+        conversation_id: cv.into(),
+        contact_id: contact.into(),
+        wa_id: "5511987654321".into(),
+        follow_up: serde_json::from_value(
+            json!({ "at": host.clock_now(), "attempt": 1, "action": { "type": "send_template",
+            "template": { "name": "oferta", "language": "pt_BR", "parameters": [], "category": category } } }),
+        )
+        .unwrap(),
+        scheduled_at: host.clock_now(),
+        reason: "test".into(),
+        planned_by: "test".into(),
+    };
+    let stages = host.server().state.stages();
+    let mut batch = Batch::new();
+    stages.timers.schedule(&mut batch, &plant("fu_promo", "marketing")).unwrap();
+    stages.store.commit(batch).unwrap();
+    let suppressed = wait_for("the suppression", || async {
+        let (_, audit) = host.get(&format!("/v1/conversations/{cv}/audit")).await;
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "follow_up_suppressed").cloned()
+    })
+    .await;
+    assert!(suppressed["reason"].as_str().unwrap().contains("stopped marketing"), "{suppressed}");
+    let mut batch = Batch::new();
+    stages.timers.schedule(&mut batch, &plant("fu_receipt", "utility")).unwrap();
+    stages.store.commit(batch).unwrap();
+    wait_for("the utility template to go", || async {
+        let view = host.conversation(cv).await;
+        view["messages"].as_array().unwrap().iter().find(|m| m["id"] == "msg_fu_receipt").cloned()
+    })
+    .await;
+
+    host.post_payload(&preference("resume", now + 1)).await;
+    host.settle().await;
+    assert_eq!(host.contact("+5511987654321").await.unwrap()["marketing_stopped_at"], Value::Null);
+    let (_, audit) = host.get("/v1/audit").await;
+    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"marketing_stopped") && actions.contains(&"marketing_resumed"), "{actions:?}");
 }

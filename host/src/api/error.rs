@@ -159,6 +159,7 @@ impl From<StaffError> for ApiError {
         match e {
             StaffError::NoConversation(_) | StaffError::NoContact(_) => ApiError::not_found(e.to_string()),
             StaffError::WindowClosed => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", e.to_string()),
+            StaffError::NeedsPhone => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "needs_phone", e.to_string()),
             StaffError::PauseInThePast => ApiError::bad_request("invalid_pause", e.to_string()),
             StaffError::KeptChanging(_) => ApiError::conflict(e.to_string()),
             StaffError::Store(s) => s.into(),

@@ -44,6 +44,9 @@ pub enum AuditAction {
     /// Meta reported a change to a business number's quality, limit, name
     /// or account standing.
     NumberHealthChanged,
+    /// The contact told WhatsApp to stop, or resume, marketing messages.
+    MarketingStopped,
+    MarketingResumed,
     // Automation carried out or stopped by the host
     BotReply,
     AutomationSuppressed,

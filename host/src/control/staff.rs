@@ -11,7 +11,7 @@ use crate::clock::{Millis, SharedClock};
 use crate::context::ServiceWindow;
 use crate::crm::{Author, Contact, Conversation, ConversationStatus, Crm, Message, Override};
 use crate::followup::{Pending, Timer, Timers};
-use crate::model::{Assignee, Pause, Priority, Reply, Takeover, new_id};
+use crate::model::{Assignee, Pause, Priority, Reply, Takeover, TemplateCategory, new_id};
 use crate::outbound::Outbox;
 use crate::outbound::outgoing::{self, Outgoing};
 use crate::store::{self, Batch, StoreError};
@@ -24,6 +24,10 @@ pub enum StaffError {
     NoContact(String),
     #[error("the 24-hour customer-service window is closed: only an approved template may be sent")]
     WindowClosed,
+    #[error(
+        "an authentication template needs a phone number, and this contact is known only by its business-scoped user id (Meta refuses it with error 131062)"
+    )]
+    NeedsPhone,
     #[error("`until` is in the past")]
     PauseInThePast,
     #[error("the {0} keeps changing; retry")]
@@ -99,6 +103,12 @@ impl StaffActions {
         self.change(tenant, id, |c| {
             if matches!(reply, Reply::Text { .. }) && !ServiceWindow::of(c.contact, c.now).open {
                 return Err(StaffError::WindowClosed);
+            }
+            if let Reply::Template(t) = reply
+                && t.category == Some(TemplateCategory::Authentication)
+                && c.contact.phone.is_none()
+            {
+                return Err(StaffError::NeedsPhone);
             }
             let o = Outgoing {
                 id: message_id.clone(),
@@ -364,6 +374,7 @@ mod tests {
             name: "reopen".into(),
             language: "pt_BR".into(),
             parameters: vec![],
+            category: None,
         });
         let m = w.staff.reply(T, "cv_1", "marta", &template, "pn").unwrap();
         assert_eq!(m.author, Author::Human { staff: "marta".into() });

@@ -27,6 +27,10 @@ pub struct Contact {
     pub user_id: Option<String>,
     /// The WhatsApp username, as last seen (display only: it can change).
     pub username: Option<String>,
+    /// When the person told WhatsApp to stop marketing messages
+    /// (`user_preferences`); absent while they receive them. No template
+    /// the sender marks `marketing` goes to them meanwhile.
+    pub marketing_stopped_at: Option<Millis>,
     /// Earlier phone numbers, BSUIDs and usernames, oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub identity_history: Vec<IdentityChange>,

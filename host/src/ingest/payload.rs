@@ -243,11 +243,11 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
 /// The fields whose changes carry messages: the user's (`messages`, with
 /// statuses) and the business's own from the WhatsApp Business app
 /// (`smb_message_echoes`, Cloud API coexistence), and voice calls, which
-/// are logged in the person's conversation.
-pub const ITEM_FIELDS: [&str; 3] = ["messages", "smb_message_echoes", "calls"];
+/// and a user's messaging preferences, which are the person's own events.
+pub const ITEM_FIELDS: [&str; 4] = ["messages", "smb_message_echoes", "calls", "user_preferences"];
 
 /// The lists of items a change of an [`ITEM_FIELDS`] field can carry.
-const LISTS: [&str; 4] = ["messages", "statuses", "message_echoes", "calls"];
+const LISTS: [&str; 5] = ["messages", "statuses", "message_echoes", "calls", "user_preferences"];
 
 /// What one `messages` change yields: its readable items (when its
 /// metadata could be read) and the ones that could not be.
@@ -309,7 +309,8 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
                 "messages" => message(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
                 "statuses" => status(item, &phone_number_id, received_at).map(|s| batch.statuses.push(s)),
                 "message_echoes" => echo(item, &phone_number_id, received_at).map(|m| batch.messages.push(m)),
-                _ => call(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
+                "calls" => call(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
+                _ => preference(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
             };
             if let Err(why) = read {
                 out.unreadable.push(unreadable(list, Some(i), why, item));
@@ -412,6 +413,38 @@ fn call(
     as_message.insert("type".into(), "call".into());
     as_message.insert("call".into(), item.clone());
     for (theirs, ours) in [(person, "from"), (person_id, "from_user_id"), ("timestamp", "timestamp")] {
+        if let Some(v) = item.get(theirs) {
+            as_message.insert(ours.into(), v.clone());
+        }
+    }
+    let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
+    m.raw = Some(item.clone());
+    Ok(m)
+}
+
+/// A `user_preferences` entry (`{wa_id, user_id, category, value, detail,
+/// timestamp}`), read as a message of kind `preference` from the user; its
+/// id names the user, the category and the time, so each is applied once.
+fn preference(
+    item: &Value,
+    phone_number_id: &str,
+    contacts: &[Profile],
+    received_at: Millis,
+) -> Result<InboundMessage, String> {
+    let field = |k: &str| item.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let who = field("user_id").or(field("wa_id")).ok_or("the preference names no user")?;
+    let timestamp = match item.get("timestamp") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err("the preference has no timestamp".into()),
+    };
+    let category = field("category").unwrap_or("preference");
+    let mut as_message = serde_json::Map::new();
+    as_message.insert("id".into(), Value::String(format!("pref.{who}.{category}.{timestamp}")));
+    as_message.insert("type".into(), "preference".into());
+    as_message.insert("preference".into(), item.clone());
+    as_message.insert("timestamp".into(), Value::String(timestamp));
+    for (theirs, ours) in [("wa_id", "from"), ("user_id", "from_user_id")] {
         if let Some(v) = item.get(theirs) {
             as_message.insert(ours.into(), v.clone());
         }
@@ -557,6 +590,10 @@ fn text_of(kind: MessageKind, content: &Value, rest: &Map<String, Value>) -> Opt
             (kind != MessageKind::Edit).then(|| text_of(kind, content, message)).flatten()
         }
         MessageKind::Revoke | MessageKind::RequestWelcome => None,
+        MessageKind::Preference => {
+            let category = s(&["category"]).unwrap_or_default().replace('_', " ");
+            Some(format!("[{category}: {}]", s(&["value"]).unwrap_or_default()))
+        }
         MessageKind::Call => {
             let event = s(&["event"]).unwrap_or_else(|| "update".into());
             let direction = if s(&["direction"]).as_deref() == Some("BUSINESS_INITIATED") { "to" } else { "from" };

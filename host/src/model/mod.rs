@@ -58,6 +58,9 @@ pub enum MessageKind {
     RequestWelcome,
     /// A WhatsApp voice call began or ended (the `calls` webhook field).
     Call,
+    /// The user changed a messaging preference with WhatsApp (the
+    /// `user_preferences` field: marketing messages stopped or resumed).
+    Preference,
     Other,
 }
 
@@ -83,6 +86,7 @@ impl MessageKind {
             "revoke" => MessageKind::Revoke,
             "request_welcome" => MessageKind::RequestWelcome,
             "call" => MessageKind::Call,
+            "preference" => MessageKind::Preference,
             _ => MessageKind::Other,
         }
     }
@@ -108,6 +112,7 @@ impl MessageKind {
             MessageKind::Revoke => "revoke",
             MessageKind::RequestWelcome => "request_welcome",
             MessageKind::Call => "call",
+            MessageKind::Preference => "preference",
             MessageKind::Other => "other",
         }
     }
@@ -247,6 +252,20 @@ pub struct Template {
     pub language: String,
     #[serde(default)]
     pub parameters: Vec<String>,
+    /// Meta's category of the template, when the sender knows it: the host
+    /// then holds back what Meta would refuse (a marketing template to a
+    /// contact who stopped marketing messages, an authentication template
+    /// to a contact known only by BSUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<TemplateCategory>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateCategory {
+    Marketing,
+    Utility,
+    Authentication,
 }
 
 /// What goes out to the contact.

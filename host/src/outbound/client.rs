@@ -158,7 +158,12 @@ mod tests {
         assert_eq!(text["type"], "text");
         assert_eq!(text["text"]["body"], "Olá");
         assert_eq!(text["to"], "5511987654321");
-        let t = Template { name: "follow_up_quote".into(), language: "pt_BR".into(), parameters: vec!["Ana".into()] };
+        let t = Template {
+            name: "follow_up_quote".into(),
+            language: "pt_BR".into(),
+            parameters: vec!["Ana".into()],
+            category: None,
+        };
         let tpl = body("5511987654321", &Reply::Template(t), "msg_2");
         assert_eq!(tpl["template"]["language"]["code"], "pt_BR");
         assert_eq!(tpl["template"]["components"][0]["parameters"][0]["text"], "Ana");

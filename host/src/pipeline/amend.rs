@@ -183,6 +183,24 @@ impl Work<'_> {
         Ok(())
     }
 
+    /// A marketing stop or resume the person told WhatsApp, on the contact
+    /// (audited), and in their conversation; not routed.
+    pub(super) fn record_preference(mut self, seq: u64) -> Result<(), PipelineError> {
+        let pref = |k: &str| self.m.content.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        if pref("category").as_deref() == Some("marketing_messages") {
+            let (stopped, action) = match pref("value").as_deref() {
+                Some("stop") => (Some(self.m.at), AuditAction::MarketingStopped),
+                _ => (None, AuditAction::MarketingResumed),
+            };
+            self.contact.marketing_stopped_at = stopped;
+            let why = pref("detail").unwrap_or_else(|| "the contact changed their marketing preference".into());
+            self.audit(AuditEntry::new(self.now, Actor::Host, action, why))?;
+        }
+        self.keep_unrouted()?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
     /// The message in its conversation, with the contact and conversation
     /// as resolved, and no decision.
     fn keep_unrouted(&mut self) -> Result<(), PipelineError> {

@@ -37,6 +37,9 @@ pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), P
     if m.kind == MessageKind::Call {
         return w.log_call(seq);
     }
+    if m.kind == MessageKind::Preference {
+        return w.record_preference(seq);
+    }
     if matches!(m.kind, MessageKind::Edit | MessageKind::Revoke) {
         return w.amend(seq);
     }

@@ -46,6 +46,21 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
     Ok(())
 }
 
+/// What Meta would refuse to send `contact` as `template`, by the
+/// template's category when its sender gave it.
+fn refused_template(template: &crate::model::Template, contact: &Contact) -> Option<&'static str> {
+    use crate::model::TemplateCategory as C;
+    match template.category {
+        Some(C::Marketing) if contact.marketing_stopped_at.is_some() => {
+            Some("the contact stopped marketing messages with WhatsApp")
+        }
+        Some(C::Authentication) if contact.phone.is_none() => {
+            Some("an authentication template needs a phone number, and the contact is known only by BSUID")
+        }
+        _ => None,
+    }
+}
+
 /// One firing's unit of work.
 struct Firing<'a> {
     p: &'a Pipeline,
@@ -98,10 +113,13 @@ impl<'a> Firing<'a> {
     fn suppression(&self) -> Result<Option<String>, PipelineError> {
         let (t, contact, conversation) = (self.t, &self.contact, &self.conversation);
         let tenant_pause = self.p.stages.control.tenant_pause(&self.tenant.id)?;
-        if matches!(t.follow_up.action, FollowUpAction::SendTemplate { .. }) {
+        if let FollowUpAction::SendTemplate { template } = &t.follow_up.action {
             let number = self.tenant.phone_number_ids.first().map(String::as_str).unwrap_or_default();
             if let Some(paused) = self.p.stages.numbers.pause_reason(&self.tenant, number)? {
                 return Ok(Some(format!("{paused}: business-initiated templates are paused")));
+            }
+            if let Some(refused) = refused_template(template, contact) {
+                return Ok(Some(refused.into()));
             }
         }
         Ok(if contact.stats.last_inbound_at.is_some_and(|at| at > t.scheduled_at) {

@@ -161,7 +161,12 @@ mod tests {
         let empty = decision(Handler::Bot { reply: Reply::Text { body: " ".into() } });
         assert!(matches!(validate(empty, 65536), Err(Failure::InvalidOutput(_))));
         let bad_template = decision(Handler::Bot {
-            reply: Reply::Template(Template { name: "Bad Name".into(), language: "en".into(), parameters: vec![] }),
+            reply: Reply::Template(Template {
+                name: "Bad Name".into(),
+                language: "en".into(),
+                parameters: vec![],
+                category: None,
+            }),
         });
         assert!(validate(bad_template, 65536).is_err());
         let mut tags = decision(Handler::Nobody);

@@ -155,7 +155,7 @@ fn lift_reply(r: wit_routing::Reply) -> model::Reply {
 }
 
 pub(super) fn lift_template(t: wit::Template) -> model::Template {
-    model::Template { name: t.name, language: t.language, parameters: t.parameters }
+    model::Template { name: t.name, language: t.language, parameters: t.parameters, category: None }
 }
 
 pub(super) fn lift_assignee(a: wit::Assignee) -> model::Assignee {
@@ -294,7 +294,7 @@ fn lower_kind(k: model::MessageKind) -> wit::MessageKind {
         K::System => wit::MessageKind::System,
         K::Template => wit::MessageKind::Template,
         K::Unsupported => wit::MessageKind::Unsupported,
-        K::Edit | K::Revoke | K::RequestWelcome | K::Call | K::Other => wit::MessageKind::Other,
+        K::Edit | K::Revoke | K::RequestWelcome | K::Call | K::Preference | K::Other => wit::MessageKind::Other,
     }
 }
 

@@ -200,7 +200,7 @@ mod tests {
     }
 
     fn template() -> Reply {
-        Reply::Template(Template { name: "hello".into(), language: "en".into(), parameters: vec![] })
+        Reply::Template(Template { name: "hello".into(), language: "en".into(), parameters: vec![], category: None })
     }
 
     fn run(decision: &RoutingDecision, blocked: Option<&Blocked>, window_open: bool) -> (Acts, Conversation) {
