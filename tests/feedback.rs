@@ -101,11 +101,19 @@ async fn an_engaged_buyer_on_a_late_stage_deal_goes_to_a_human_faster() {
 async fn a_slow_replier_gets_wider_follow_up_spacing_and_unanswered_follow_ups_count_against_them() {
     let host = TestHost::start().await;
     let (quick, slow) = ("5511987650921", "5511987650922");
+    // While the clock jumps ahead, no follow-up may be due: the contacts'
+    // reply times are measured from our replies, not from a follow-up the
+    // timer scanner might send first.
+    let follow_up_config = |max: &str| json!({ "config": { "max-attempts": max } });
+    host.call(Method::PUT, "/v1/plugins/follow-up/config", API_KEY, Some(follow_up_config("0"))).await;
     for (from, wait) in [(quick, 5 * MINUTE), (slow, 20 * HOUR)] {
         say(&host, from, &format!("wamid.S{from}1"), "Quanto custa?").await;
         staff_reply(&host, from, "R$ 120 por mês.").await;
         host.clock.advance(wait);
         say(&host, from, &format!("wamid.S{from}2"), "E o anual?").await;
+    }
+    host.call(Method::PUT, "/v1/plugins/follow-up/config", API_KEY, Some(follow_up_config("3"))).await;
+    for from in [quick, slow] {
         staff_reply(&host, from, "R$ 1.200.").await;
     }
     let spacing = |v: Value, now: i64| v["follow_up"]["at"].as_i64().unwrap() - now;

@@ -134,7 +134,7 @@ impl FollowUp for MyFollowUp {
             Trigger::Inbound(_) => Plan::cancel("the contact wrote"),
             Trigger::Outbound(m) if input.unanswered_attempts < max_attempts => Plan::schedule(
                 m.at + 24 * HOUR,
-                Action::SendTemplate(Template { name: "follow_up".into(), language: "en".into(), parameters: vec![], category: None }),
+                Action::SendTemplate(Template { name: "follow_up".into(), language: "en".into(), parameters: vec![] }),
                 input.unanswered_attempts + 1,
                 "no answer a day after our message",
             ),

@@ -305,20 +305,37 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
             }
         };
         for (i, item) in items.iter().enumerate() {
-            let read = match list {
-                "messages" => message(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
-                "statuses" => status(item, &phone_number_id, received_at).map(|s| batch.statuses.push(s)),
-                "message_echoes" => echo(item, &phone_number_id, received_at).map(|m| batch.messages.push(m)),
-                "calls" => call(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
-                _ => preference(item, &phone_number_id, &contacts, received_at).map(|m| batch.messages.push(m)),
-            };
-            if let Err(why) = read {
+            if let Err(why) = read_item(list, item, &contacts, received_at, &mut batch) {
                 out.unreadable.push(unreadable(list, Some(i), why, item));
             }
         }
     }
     out.batch = Some(batch);
     out
+}
+
+/// One item of `list` into `batch`, or why it cannot be read.
+fn read_item(
+    list: &str,
+    item: &Value,
+    contacts: &[Profile],
+    received_at: Millis,
+    batch: &mut ChangeBatch,
+) -> Result<(), String> {
+    let pid = batch.phone_number_id.as_str();
+    if list == "statuses" {
+        let read = status(item, pid, received_at)?;
+        batch.statuses.push(read);
+        return Ok(());
+    }
+    let read = match list {
+        "message_echoes" => echo(item, pid, received_at)?,
+        "calls" => call(item, pid, contacts, received_at)?,
+        "user_preferences" => preference(item, pid, contacts, received_at)?,
+        _ => message(item, pid, contacts, received_at)?,
+    };
+    batch.messages.push(read);
+    Ok(())
 }
 
 /// A change (or an entry) that could not be read at all.
