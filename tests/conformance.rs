@@ -556,6 +556,49 @@ async fn no_raw_json_is_kept_with_a_zero_retention() {
     assert_eq!(code, 404);
 }
 
+/// Plants a template follow-up in Ana's conversation `cv`, due now, as
+/// the follow-up plugin would have planned it.
+fn plant_template(host: &TestHost, cv: &str, contact: &str, id: &str, category: Option<&str>) {
+    let mut template = json!({ "name": "oferta", "language": "pt_BR", "parameters": [] });
+    if let Some(c) = category {
+        template["category"] = json!(c);
+    }
+    let action = json!({ "type": "send_template", "template": template });
+    let timer = switchboard::followup::Timer {
+        id: id.into(),
+        tenant: "demo".into(),
+        conversation_id: cv.into(),
+        contact_id: contact.into(),
+        wa_id: "5511987654321".into(),
+        follow_up: serde_json::from_value(json!({ "at": host.clock_now(), "attempt": 1, "action": action })).unwrap(),
+        scheduled_at: host.clock_now(),
+        reason: "test".into(),
+        planned_by: "test".into(),
+    };
+    let stages = host.server().state.stages();
+    let mut batch = Batch::new();
+    stages.timers.schedule(&mut batch, &timer).unwrap();
+    stages.store.commit(batch).unwrap();
+}
+
+/// The first follow-up suppression audited in `cv`, once there is one.
+async fn first_suppression(host: &TestHost, cv: &str) -> Value {
+    wait_for("the suppression", || async {
+        let (_, audit) = host.get(&format!("/v1/conversations/{cv}/audit")).await;
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "follow_up_suppressed").cloned()
+    })
+    .await
+}
+
+/// Waits until the follow-up message `id` is in `cv`.
+async fn follow_up_sent(host: &TestHost, cv: &str, id: &str) {
+    wait_for("the follow-up to go", || async {
+        let view = host.conversation(cv).await;
+        view["messages"].as_array().unwrap().iter().find(|m| m["id"] == id).cloned()
+    })
+    .await;
+}
+
 /// A change of another field, in the shape of Meta's reference for it.
 fn field_change(waba: &str, field: &str, value: Value) -> Value {
     json!({ "object": "whatsapp_business_account",
@@ -617,30 +660,8 @@ async fn number_health_events_are_visible_and_a_flagged_number_sends_no_template
     // A template follow-up due now is suppressed, and says why.
     let view = host.conversation_of("+5511987654321").await;
     let (cv, contact) = (view["conversation"]["id"].as_str().unwrap(), view["contact"]["id"].as_str().unwrap());
-    let plant = |id: &str| {
-        switchboard::followup::Timer {
-        id: id.into(),
-        tenant: "demo".into(),
-        conversation_id: cv.into(),
-        contact_id: contact.into(),
-        wa_id: "5511987654321".into(),
-        follow_up: serde_json::from_value(json!({ "at": host.clock_now(), "attempt": 1,
-            "action": { "type": "send_template", "template": { "name": "oferta", "language": "pt_BR", "parameters": [] } } }))
-        .unwrap(),
-        scheduled_at: host.clock_now(),
-        reason: "test".into(),
-        planned_by: "test".into(),
-    }
-    };
-    let stages = host.server().state.stages();
-    let mut batch = Batch::new();
-    stages.timers.schedule(&mut batch, &plant("fu_flagged")).unwrap();
-    stages.store.commit(batch).unwrap();
-    let suppressed = wait_for("the suppression", || async {
-        let (_, audit) = host.get(&format!("/v1/conversations/{cv}/audit")).await;
-        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "follow_up_suppressed").cloned()
-    })
-    .await;
+    plant_template(&host, cv, contact, "fu_flagged", None);
+    let suppressed = first_suppression(&host, cv).await;
     assert!(suppressed["reason"].as_str().unwrap().contains("flagged"), "{suppressed}");
 
     // Unflagged, the next one goes.
@@ -651,14 +672,8 @@ async fn number_health_events_are_visible_and_a_flagged_number_sends_no_template
         "display_phone_number": "15550783881", "event": "UNFLAGGED", "max_daily_conversations_per_business": "TIER_1K" }),
     );
     host.post_payload(&unflagged).await;
-    let mut batch = Batch::new();
-    stages.timers.schedule(&mut batch, &plant("fu_unflagged")).unwrap();
-    stages.store.commit(batch).unwrap();
-    wait_for("the follow-up to go", || async {
-        let view = host.conversation(cv).await;
-        view["messages"].as_array().unwrap().iter().find(|m| m["id"] == "msg_fu_unflagged").cloned()
-    })
-    .await;
+    plant_template(&host, cv, contact, "fu_unflagged", None);
+    follow_up_sent(&host, cv, "msg_fu_unflagged").await;
 }
 
 /// A field change that names neither a known number nor a known business
@@ -789,39 +804,11 @@ async fn a_marketing_stop_holds_back_marketing_templates_until_resumed() {
 
     let view = host.conversation_of("+5511987654321").await;
     let (cv, contact) = (view["conversation"]["id"].as_str().unwrap(), ana["id"].as_str().unwrap());
-    let plant = |id: &str, category: &str| switchboard::followup::Timer {
-        id: id.into(),
-        tenant: "demo".into(),
-        conversation_id: cv.into(),
-        contact_id: contact.into(),
-        wa_id: "5511987654321".into(),
-        follow_up: serde_json::from_value(
-            json!({ "at": host.clock_now(), "attempt": 1, "action": { "type": "send_template",
-            "template": { "name": "oferta", "language": "pt_BR", "parameters": [], "category": category } } }),
-        )
-        .unwrap(),
-        scheduled_at: host.clock_now(),
-        reason: "test".into(),
-        planned_by: "test".into(),
-    };
-    let stages = host.server().state.stages();
-    let mut batch = Batch::new();
-    stages.timers.schedule(&mut batch, &plant("fu_promo", "marketing")).unwrap();
-    stages.store.commit(batch).unwrap();
-    let suppressed = wait_for("the suppression", || async {
-        let (_, audit) = host.get(&format!("/v1/conversations/{cv}/audit")).await;
-        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "follow_up_suppressed").cloned()
-    })
-    .await;
+    plant_template(&host, cv, contact, "fu_promo", Some("marketing"));
+    let suppressed = first_suppression(&host, cv).await;
     assert!(suppressed["reason"].as_str().unwrap().contains("stopped marketing"), "{suppressed}");
-    let mut batch = Batch::new();
-    stages.timers.schedule(&mut batch, &plant("fu_receipt", "utility")).unwrap();
-    stages.store.commit(batch).unwrap();
-    wait_for("the utility template to go", || async {
-        let view = host.conversation(cv).await;
-        view["messages"].as_array().unwrap().iter().find(|m| m["id"] == "msg_fu_receipt").cloned()
-    })
-    .await;
+    plant_template(&host, cv, contact, "fu_receipt", Some("utility"));
+    follow_up_sent(&host, cv, "msg_fu_receipt").await;
 
     host.post_payload(&preference("resume", now + 1)).await;
     host.settle().await;

@@ -401,13 +401,29 @@ fn message(
 fn echo(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<InboundMessage, String> {
     let mut as_message = item.as_object().cloned().ok_or("an echo is an object")?;
     as_message.remove("from");
-    for (theirs, ours) in [("to", "from"), ("to_user_id", "from_user_id")] {
-        if let Some(v) = item.get(theirs) {
-            as_message.insert(ours.into(), v.clone());
+    let renames = [("to", "from"), ("to_user_id", "from_user_id")];
+    let mut m = read_as_message(as_message, item, &renames, phone_number_id, &[], received_at)?;
+    m.echo = true;
+    Ok(m)
+}
+
+/// Reads `item` as a message after copying its fields named on the left
+/// to the message fields on the right (its person, id, time), keeping
+/// `item` itself as the raw JSON.
+fn read_as_message(
+    mut as_message: Map<String, Value>,
+    item: &Value,
+    renames: &[(&str, &str)],
+    phone_number_id: &str,
+    contacts: &[Profile],
+    received_at: Millis,
+) -> Result<InboundMessage, String> {
+    for (theirs, ours) in renames {
+        if let Some(v) = item.get(*theirs) {
+            as_message.insert((*ours).into(), v.clone());
         }
     }
-    let mut m = message(&Value::Object(as_message), phone_number_id, &[], received_at)?;
-    m.echo = true;
+    let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
     m.raw = Some(item.clone());
     Ok(m)
 }
@@ -425,18 +441,12 @@ fn call(
     let (id, event) = (field("id").ok_or("the call has no id")?, field("event").unwrap_or("update"));
     let by_business = field("direction") == Some("BUSINESS_INITIATED");
     let (person, person_id) = if by_business { ("to", "to_user_id") } else { ("from", "from_user_id") };
-    let mut as_message = serde_json::Map::new();
+    let mut as_message = Map::new();
     as_message.insert("id".into(), Value::String(format!("{id}:{event}")));
     as_message.insert("type".into(), "call".into());
     as_message.insert("call".into(), item.clone());
-    for (theirs, ours) in [(person, "from"), (person_id, "from_user_id"), ("timestamp", "timestamp")] {
-        if let Some(v) = item.get(theirs) {
-            as_message.insert(ours.into(), v.clone());
-        }
-    }
-    let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
-    m.raw = Some(item.clone());
-    Ok(m)
+    let renames = [(person, "from"), (person_id, "from_user_id"), ("timestamp", "timestamp")];
+    read_as_message(as_message, item, &renames, phone_number_id, contacts, received_at)
 }
 
 /// A `user_preferences` entry (`{wa_id, user_id, category, value, detail,
@@ -456,19 +466,13 @@ fn preference(
         _ => return Err("the preference has no timestamp".into()),
     };
     let category = field("category").unwrap_or("preference");
-    let mut as_message = serde_json::Map::new();
+    let mut as_message = Map::new();
     as_message.insert("id".into(), Value::String(format!("pref.{who}.{category}.{timestamp}")));
     as_message.insert("type".into(), "preference".into());
     as_message.insert("preference".into(), item.clone());
     as_message.insert("timestamp".into(), Value::String(timestamp));
-    for (theirs, ours) in [("wa_id", "from"), ("user_id", "from_user_id")] {
-        if let Some(v) = item.get(theirs) {
-            as_message.insert(ours.into(), v.clone());
-        }
-    }
-    let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
-    m.raw = Some(item.clone());
-    Ok(m)
+    let renames = [("wa_id", "from"), ("user_id", "from_user_id")];
+    read_as_message(as_message, item, &renames, phone_number_id, contacts, received_at)
 }
 
 /// Who wrote: the phone number (`from`), the BSUID (`from_user_id`), or
