@@ -145,6 +145,7 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
     let conversations = &config.conversations;
     let control = crate::control::Control::new(store.clone(), sync.clone());
     let (outbox, timers) = (Outbox::new(store.clone()), crate::followup::Timers::new(store.clone()));
+    let fields = crate::ingest::fields::FieldEvents::new(store.clone());
     Stages {
         tenants,
         identity: Identity::new(crm.clone()),
@@ -162,8 +163,8 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
         duplicates: crate::identity::duplicates::Duplicates::new(store.clone(), crm.clone()),
         quarantine: crate::ingest::quarantine::Quarantine::new(store.clone()),
         raw: crate::ingest::raw::RawItems::new(store.clone()),
-        fields: crate::ingest::fields::FieldEvents::new(store.clone()),
-        numbers: crate::numbers::Numbers::new(store.clone(), crate::ingest::fields::FieldEvents::new(store.clone())),
+        fields: fields.clone(),
+        numbers: crate::numbers::Numbers::new(store.clone(), fields),
         control: control.clone(),
         staff: crate::control::staff::StaffActions::new(
             crm.clone(),
