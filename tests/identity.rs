@@ -51,6 +51,29 @@ async fn a_semicolon_windows_1252_export_with_national_numbers_imports() {
     assert_eq!(job["warnings"], json!([]), "nothing here reads two ways: {job}");
 }
 
+/// A Brazilian tenant's list that mixes countries, headed in Portuguese
+/// as their spreadsheet heads it: each row's number is read in its own
+/// `país` (libphonenumber's `parse(text, region)`), the rest in the
+/// tenant's region; an Italian mobile written nationally starts with 39,
+/// an Indian one with 91 — neither is read as a country code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_several_countries_headed_in_portuguese_reads_each_row_in_its_region() {
+    let host = TestHost::start().await;
+    let mut csv = b"Telefone;Nome;Pa\xEDs\r\n".to_vec();
+    csv.extend_from_slice(b"391 234 5678;Giulia;IT\r\n");
+    csv.extend_from_slice(b"91234 56789;Aarav;in\r\n");
+    csv.extend_from_slice(b"(11) 98765-4321;Ana;\r\n");
+    csv.extend_from_slice(b"030 1234567;Jonas;Alemanha\r\n");
+    let job = import(&host, csv, "text/csv").await;
+    assert_eq!(job["format"], json!({ "delimiter": ";", "encoding": "windows-1252" }), "{job}");
+    assert_eq!((job["created"].as_u64(), job["failed"].as_u64()), (Some(3), Some(1)), "{job}");
+    assert_eq!(host.contact("+393912345678").await.expect("Italian mobile")["name"], "Giulia");
+    assert_eq!(host.contact("+919123456789").await.expect("Indian mobile")["name"], "Aarav");
+    assert_eq!(host.contact("+5511987654321").await.expect("the tenant's region")["name"], "Ana");
+    assert_eq!(job["errors"][0]["row"], 4);
+    assert!(job["errors"][0]["error"].as_str().unwrap().contains("two-letter"), "{job}");
+}
+
 /// A German tenant's export with a Berlin number written with its country
 /// code but no `+`: libphonenumber reads it as a (valid) national number,
 /// and it is also a valid number read internationally. Imported as

@@ -28,15 +28,15 @@ pub fn read(body: &[u8]) -> Result<(Vec<ImportRow>, CsvFormat), ImportError> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.clone();
-    let lower: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
-    if !lower.iter().any(|h| h == "phone") {
+    let lower: Vec<&str> = headers.iter().map(column).collect();
+    if !lower.contains(&"phone") {
         return Err(ImportError::NoPhoneColumn { delimiter: char::from(delimiter) });
     }
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| ImportError::Csv(e.to_string()))?;
         let field = |name: &str| {
-            let at = lower.iter().position(|h| h == name)?;
+            let at = lower.iter().position(|h| *h == name)?;
             record.get(at).map(str::to_string).filter(|v| !v.is_empty())
         };
         rows.push(ImportRow {
@@ -45,10 +45,43 @@ pub fn read(body: &[u8]) -> Result<(Vec<ImportRow>, CsvFormat), ImportError> {
             email: field("email"),
             company: field("company"),
             tags: field("tags").map(|t| split_tags(&t)).unwrap_or_default(),
+            country: field("country"),
         });
     }
     let delimiter = if delimiter == b'\t' { "\\t".to_string() } else { char::from(delimiter).to_string() };
     Ok((rows, CsvFormat { delimiter, encoding: encoding.to_string() }))
+}
+
+/// The column a header names: ours in English, or as the spreadsheets of
+/// our users' markets head them (Portuguese, Spanish), ignoring case and
+/// accents; any other header is not read.
+fn column(header: &str) -> &'static str {
+    let folded: String = header
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'á' | 'à' | 'â' | 'ã' => 'a',
+            'é' | 'ê' => 'e',
+            'í' => 'i',
+            'ó' | 'ô' | 'õ' => 'o',
+            'ú' => 'u',
+            'ç' => 'c',
+            '_' | '-' => ' ',
+            c => c,
+        })
+        .collect();
+    match folded.as_str() {
+        "phone" | "phone number" | "mobile" | "whatsapp" | "telefone" | "celular" | "telefono" | "movil" | "numero" => {
+            "phone"
+        }
+        "name" | "full name" | "nome" | "nombre" => "name",
+        "email" | "e mail" | "correo" | "correo electronico" => "email",
+        "company" | "empresa" | "organization" => "company",
+        "tags" | "labels" | "etiquetas" => "tags",
+        "country" | "region" | "pais" => "country",
+        _ => "",
+    }
 }
 
 /// UTF-8 (a byte-order mark dropped) when the bytes are UTF-8, else

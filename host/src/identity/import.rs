@@ -36,6 +36,22 @@ pub struct ImportRow {
     /// In CSV: separated by `;` or `|`.
     #[serde(deserialize_with = "tags")]
     pub tags: Vec<String>,
+    /// The region the number is written in (ISO 3166-1 alpha-2, e.g.
+    /// `IT`), for a list that mixes countries; the tenant's
+    /// `default_region` when absent.
+    #[serde(default, alias = "region")]
+    pub country: Option<String>,
+}
+
+impl ImportRow {
+    /// The region to read this row's number in.
+    fn region<'a>(&'a self, tenant: &'a Tenant) -> Result<&'a str, RowFailure> {
+        match self.country.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => Ok(&tenant.default_region),
+            Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Ok(c),
+            Some(c) => Err(RowFailure(format!("country {c:?} is not a two-letter ISO 3166 code such as BR or IT"))),
+        }
+    }
 }
 
 fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -99,7 +115,7 @@ pub enum ImportError {
     #[error("the file has no rows")]
     Empty,
     #[error(
-        "the CSV needs a `phone` column (columns: phone, name, email, company, tags; read with {delimiter:?} between them)"
+        "the CSV needs a `phone` column (or telefone, celular, teléfono, whatsapp…; columns: phone, name, email, company, tags, country; read with {delimiter:?} between them)"
     )]
     NoPhoneColumn { delimiter: char },
 }
@@ -169,7 +185,8 @@ impl Importer {
     /// Applies the rows, saving progress every 100 rows. Blocking.
     pub fn run(&self, tenant: &Tenant, mut job: ImportJob, rows: Vec<ImportRow>) -> Result<ImportJob, StoreError> {
         for (i, row) in rows.into_iter().enumerate() {
-            if let Some(warning) = crate::phone::ambiguity(&row.phone, &tenant.default_region)
+            if let Ok(region) = row.region(tenant)
+                && let Some(warning) = crate::phone::ambiguity(&row.phone, &region.to_ascii_uppercase())
                 && job.warnings.len() < MAX_ERRORS
             {
                 job.warnings.push(RowError { row: i + 1, phone: row.phone.clone(), error: warning });
@@ -202,7 +219,7 @@ impl Importer {
         let written = row.phone.trim();
         let (phone, user_id) = match crate::bsuid::is_bsuid(written) {
             true => (None, Some(written.to_string())),
-            false => (Some(normalize(written, &tenant.default_region)?), None),
+            false => (Some(normalize(written, &row.region(tenant)?.to_ascii_uppercase())?), None),
         };
         let done = crate::store::optimistic(|| {
             let now = self.clock.now_ms();
