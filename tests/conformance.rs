@@ -737,6 +737,103 @@ async fn a_reply_sent_from_the_whatsapp_business_app_joins_the_conversation_as_a
     assert_eq!(all["contacts"].as_array().unwrap().len(), 1, "the business's number is not a contact: {all}");
 }
 
+/// Meta's `history` webhook reference (coexistence): after onboarding,
+/// the WhatsApp Business app's past chats arrive in chunks of threads, one
+/// per person; a message `from` the business was the business's own. They
+/// join the person's conversation as they were, and nothing is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_business_apps_chat_history_joins_the_conversation_unanswered() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    let (t1, t2, t3) =
+        ((now - 3 * 86_400).to_string(), (now - 3 * 86_400 + 60).to_string(), (now - 86_400).to_string());
+    let history = json!({
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+        "history": [{
+            "metadata": { "phase": 1, "chunk_order": 1, "progress": 55 },
+            "threads": [{ "id": "5511987654321", "messages": [
+                { "from": "5511987654321", "id": "wamid.h1", "timestamp": t1, "type": "text",
+                  "text": { "body": "Oi, vocês abrem sábado?" }, "history_context": { "status": "READ" } },
+                { "from": "15550783881", "to": "5511987654321", "id": "wamid.h2", "timestamp": t2, "type": "text",
+                  "text": { "body": "Abrimos das 9h às 13h." }, "history_context": { "status": "READ" } },
+                { "from": "5511987654321", "id": "wamid.h3", "timestamp": t3, "type": "image",
+                  "image": { "mime_type": "image/jpeg", "caption": "Esse modelo" }, "history_context": { "status": "DELIVERED" } },
+                { "from": "5511987654321", "timestamp": t3, "type": "text", "text": { "body": "sem id" } }
+            ]}]
+        }]
+    });
+    let (status, received) = host.post_payload(&field_change(WABA, "history", history)).await;
+    assert_eq!(status, 200, "{received}");
+    assert_eq!((received["accepted"].as_u64(), received["quarantined"].as_u64()), (Some(3), Some(1)), "{received}");
+    host.settle().await;
+
+    // Two days of silence apart: two conversations, as they happened.
+    let contact = host.contact("+5511987654321").await.expect("the person of the thread");
+    let conversations = host.conversations(contact["id"].as_str().unwrap()).await;
+    let mut views = Vec::new();
+    for c in conversations.iter().rev() {
+        views.push(host.conversation(c["id"].as_str().unwrap()).await);
+    }
+    let messages: Vec<Value> = views.iter().flat_map(|v| v["messages"].as_array().unwrap().clone()).collect();
+    let ids: Vec<&str> = messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["wamid.h1", "wamid.h2", "wamid.h3"], "the whole chat, in order: {views:?}");
+    assert_eq!(views.len(), 2, "{views:?}");
+    assert_eq!(messages[0]["direction"], "inbound");
+    assert_eq!(messages[1]["author"], json!({ "kind": "human", "staff": "whatsapp_business_app" }));
+    assert_eq!((messages[1]["direction"].as_str(), messages[1]["status"].as_str()), (Some("outbound"), Some("read")));
+    assert_eq!((messages[2]["kind"].as_str(), messages[2]["text"].as_str()), (Some("image"), Some("Esse modelo")));
+    for view in &views {
+        assert_eq!(view["decisions"], json!([]), "history is not routed: {view}");
+        assert_eq!(view["conversation"]["needs_reply"], false, "nobody is asked to answer the past");
+        let cv = view["conversation"]["id"].as_str().unwrap();
+        assert_eq!(host.pending_follow_up(cv).await, Value::Null, "nor is a follow-up planned");
+    }
+
+    // Meta sends the media ids of the last 14 days' media later, in
+    // another history webhook: the kept message gains its id, once.
+    let media = json!({
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+        "history": [{ "metadata": { "phase": 0, "chunk_order": 2, "progress": 100 },
+            "threads": [{ "id": "5511987654321", "messages": [
+                { "from": "5511987654321", "id": "wamid.h3", "timestamp": t3, "type": "image",
+                  "image": { "id": "1479537139650973", "mime_type": "image/jpeg", "sha256": "HgGj1tvy5tRz7dm1fVHOYrcSyGNbKg7ubdwbhk1pLNg=",
+                             "caption": "Esse modelo" }, "history_context": { "status": "DELIVERED" } }
+            ]}] }]
+    });
+    let (_, received) = host.post_payload(&field_change(WABA, "history", media.clone())).await;
+    assert_eq!(received["accepted"], 1, "{received}");
+    host.settle().await;
+    let (_, again) = host.post_payload(&field_change(WABA, "history", media)).await;
+    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(1)), "{again}");
+    let newest = host.conversation(conversations[0]["id"].as_str().unwrap()).await;
+    let image = &newest["messages"][0];
+    assert_eq!((image["id"].as_str(), image["content"]["id"].as_str()), (Some("wamid.h3"), Some("1479537139650973")));
+    assert_eq!(newest["messages"].as_array().unwrap().len(), 1, "completed, not added: {newest}");
+
+    // The chunk's progress is an event of its own, its messages counted;
+    // a business that declines to share says so the same way.
+    let declined = json!({
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+        "history": [{ "errors": [{ "code": 2593109, "title": "History sync is turned off by the business",
+            "message": "History sync is turned off by the business",
+            "error_data": { "details": "The business has chosen not to share chat history." } }] }]
+    });
+    let (status, _) = host.post_payload(&field_change(WABA, "history", declined)).await;
+    assert_eq!(status, 200);
+    let (_, events) = host.get("/v1/webhook-events?field=history").await;
+    let events = events["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 3, "the redelivered chunk once: {events:?}");
+    let chunks: Vec<&Value> = events.iter().map(|e| &e["value"]["history"][0]).collect();
+    let progress = chunks.iter().find(|c| c["metadata"]["progress"] == 55).expect("the chunk's progress");
+    assert_eq!((progress["threads"].as_u64(), progress["messages"].as_u64()), (Some(1), Some(4)));
+    assert!(chunks.iter().any(|c| c["errors"][0]["code"] == 2593109), "{events:?}");
+    let (_, kept) = host.get("/v1/quarantine").await;
+    assert_eq!(kept["items"][0]["field"], "history", "{kept}");
+}
+
 /// Meta's `calls` webhook (Cloud API calling): a user's call is logged in
 /// their conversation when it connects and when it ends, and not routed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -816,4 +913,66 @@ async fn a_marketing_stop_holds_back_marketing_templates_until_resumed() {
     let (_, audit) = host.get("/v1/audit").await;
     let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"marketing_stopped") && actions.contains(&"marketing_resumed"), "{actions:?}");
+}
+
+/// The reason a router gave for the newest decision in `view`, as JSON.
+fn last_reason(view: &Value) -> Value {
+    let decisions = view["decisions"].as_array().unwrap();
+    let last = decisions.last().unwrap_or_else(|| panic!("no decision: {view}"));
+    serde_json::from_str(last["decision"]["reason"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
+/// WIT 0.2.0 beside the frozen 0.1.0: a router built against 0.2.0 sees a
+/// contact as WhatsApp knows it in 2026 (no phone, a BSUID and a username)
+/// and a message's ad referral and forwarded flag; the category of the
+/// templates it answers with reaches the host's rules. A 0.1.0 router on
+/// the same host keeps working as it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_built_against_wit_0_2_0_sees_bsuids_referrals_and_forwarding_beside_0_1_0() {
+    let meta = FakeMeta::start().await;
+    let host = TestHost::start_with(|c| {
+        c.outbound.graph_base = meta.base.clone();
+        c.demo.access_token = Some("EAAtoken".into());
+    })
+    .await;
+    let now = host.now_secs();
+    let (status, v1) = host.upload(API_KEY, "router", guest("echo_router"), true).await;
+    assert!(status == 201 && v1.to_string().contains(r#""wit_version":"0.1.0""#), "{status} {v1}");
+    host.post_payload(&bsuid_message("wamid.w1", "Oi", now, None, ANA_BSUID)).await;
+    host.settle().await;
+    let view = host.conversation_of(ANA_BSUID).await;
+    assert_eq!(view["decisions"][0]["outcome"], "decided", "the 0.1.0 router decides for a BSUID-only contact: {view}");
+    assert_eq!(last_reason(&view)["contact_name"], "Ana Souza");
+    assert_eq!(meta.sent().len(), 1, "and its reply goes");
+
+    let (status, v2) = host.upload(API_KEY, "router", guest("v2_router"), true).await;
+    assert!(status == 201 && v2.to_string().contains(r#""wit_version":"0.2.0""#), "{status} {v2}");
+    let mut from_ad = bsuid_message("wamid.w2", "Vi o anúncio", now, None, ANA_BSUID);
+    let message = &mut from_ad["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["context"] = json!({ "forwarded": true, "frequently_forwarded": true });
+    message["referral"] = json!({ "source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120212345678900123",
+        "source_type": "ad", "headline": "Frete grátis hoje", "body": "Só hoje", "media_type": "image",
+        "image_url": "https://scontent.xx.fbcdn.net/ad.jpg", "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMXP-mhLjmMjdJPTAS_5DIGNy5jD7U0TA" });
+    host.post_payload(&from_ad).await;
+    host.settle().await;
+    let view = host.conversation_of(ANA_BSUID).await;
+    let seen = last_reason(&view);
+    assert_eq!((seen["phone"].as_str(), seen["user_id"].as_str()), (Some(""), Some(ANA_BSUID)), "{seen}");
+    assert_eq!(seen["username"], "@ana.souza");
+    assert!(seen["kind"].as_str().unwrap().ends_with("Text"), "{seen}");
+    assert!(seen["forwarded"].as_str().unwrap().ends_with("FrequentlyForwarded"), "{seen}");
+    assert_eq!(seen["referral_headline"], "Frete grátis hoje");
+    assert!(seen["ctwa_clid"].as_str().unwrap().starts_with("ARAkLkA8"), "{seen}");
+    assert_eq!((seen["edited"].as_bool(), seen["revoked"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(seen["history"], 2, "the earlier exchange: {seen}");
+    assert_eq!(meta.sent().len(), 2, "the 0.2.0 router's reply went too");
+
+    // Its authentication template to a contact without a phone is refused
+    // by the host (as Meta would, error 131062), and says why.
+    host.post_payload(&bsuid_message("wamid.w3", "code", now, None, ANA_BSUID)).await;
+    host.settle().await;
+    let view = host.conversation_of(ANA_BSUID).await;
+    let actions = view["decisions"].as_array().unwrap().last().unwrap()["actions"].to_string();
+    assert!(actions.contains("authentication template needs a phone number"), "{actions}");
+    assert_eq!(meta.sent().len(), 2, "nothing went to Meta");
 }

@@ -302,11 +302,11 @@ impl TestHost {
         .await
     }
 
-    /// The contact with this E.164 phone, via the API.
+    /// The contact with this E.164 phone (or BSUID), via the API.
     pub async fn contact(&self, phone: &str) -> Option<Value> {
         let (status, page) = self.get(&format!("/v1/contacts?q={}", phone.replace('+', "%2B"))).await;
         assert_eq!(status, 200, "{page}");
-        page["contacts"].as_array()?.iter().find(|c| c["phone"] == phone).cloned()
+        page["contacts"].as_array()?.iter().find(|c| c["phone"] == phone || c["user_id"] == phone).cloned()
     }
 
     /// The contact's conversations, newest first.

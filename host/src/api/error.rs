@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::control::Refusal;
 use crate::control::staff::StaffError;
 use crate::crm::EditError;
 use crate::identity::duplicates::MergeError;
@@ -159,7 +160,13 @@ impl From<StaffError> for ApiError {
         match e {
             StaffError::NoConversation(_) | StaffError::NoContact(_) => ApiError::not_found(e.to_string()),
             StaffError::WindowClosed => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", e.to_string()),
-            StaffError::NeedsPhone => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "needs_phone", e.to_string()),
+            StaffError::Refused(r) => {
+                let code = match r {
+                    Refusal::NeedsPhone => "needs_phone",
+                    Refusal::MarketingStopped => "marketing_stopped",
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+            }
             StaffError::PauseInThePast => ApiError::bad_request("invalid_pause", e.to_string()),
             StaffError::KeptChanging(_) => ApiError::conflict(e.to_string()),
             StaffError::Store(s) => s.into(),

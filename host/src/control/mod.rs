@@ -17,6 +17,7 @@ pub use audit::{Actor, Audit, AuditAction, AuditEntry};
 
 use crate::clock::Millis;
 use crate::crm::{Contact, Conversation};
+use crate::model::{Template, TemplateCategory};
 use crate::store::{Batch, Result, Store, Tree};
 
 const TENANT_PAUSE: Tree = Tree("control.tenant_pause");
@@ -67,6 +68,31 @@ pub fn automation_blocked(
         return Some(Blocked::TenantPaused);
     }
     None
+}
+
+/// A template WhatsApp will not deliver to this contact, by its category:
+/// the host refuses it before sending, whoever sends it (a router's reply,
+/// a follow-up, a person), rather than queue a message bound to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the contact stopped marketing messages with WhatsApp: a marketing template is not sent (Meta refuses it with error 131050)"
+    )]
+    MarketingStopped,
+    #[error(
+        "an authentication template needs a phone number, and this contact is known only by its business-scoped user id (Meta refuses it with error 131062)"
+    )]
+    NeedsPhone,
+}
+
+/// Why `template` may not go to `contact`, if it may not. A template whose
+/// sender did not name its category is let through: Meta has the last word.
+pub fn template_refusal(template: &Template, contact: &Contact) -> Option<Refusal> {
+    match template.category {
+        Some(TemplateCategory::Marketing) if contact.marketing_stopped_at.is_some() => Some(Refusal::MarketingStopped),
+        Some(TemplateCategory::Authentication) if contact.phone.is_none() => Some(Refusal::NeedsPhone),
+        _ => None,
+    }
 }
 
 /// Tenant-wide pauses. Conversation and contact pauses live on those records.

@@ -11,7 +11,7 @@ use crate::clock::{Millis, SharedClock};
 use crate::context::ServiceWindow;
 use crate::crm::{Author, Contact, Conversation, ConversationStatus, Crm, Message, Override};
 use crate::followup::{Pending, Timer, Timers};
-use crate::model::{Assignee, Pause, Priority, Reply, Takeover, TemplateCategory, new_id};
+use crate::model::{Assignee, Pause, Priority, Reply, Takeover, new_id};
 use crate::outbound::Outbox;
 use crate::outbound::outgoing::{self, Outgoing};
 use crate::store::{self, Batch, StoreError};
@@ -24,10 +24,8 @@ pub enum StaffError {
     NoContact(String),
     #[error("the 24-hour customer-service window is closed: only an approved template may be sent")]
     WindowClosed,
-    #[error(
-        "an authentication template needs a phone number, and this contact is known only by its business-scoped user id (Meta refuses it with error 131062)"
-    )]
-    NeedsPhone,
+    #[error(transparent)]
+    Refused(#[from] super::Refusal),
     #[error("`until` is in the past")]
     PauseInThePast,
     #[error("the {0} keeps changing; retry")]
@@ -105,10 +103,9 @@ impl StaffActions {
                 return Err(StaffError::WindowClosed);
             }
             if let Reply::Template(t) = reply
-                && t.category == Some(TemplateCategory::Authentication)
-                && c.contact.phone.is_none()
+                && let Some(refused) = super::template_refusal(t, c.contact)
             {
-                return Err(StaffError::NeedsPhone);
+                return Err(refused.into());
             }
             let o = Outgoing {
                 id: message_id.clone(),

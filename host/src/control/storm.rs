@@ -49,6 +49,11 @@ impl<'a> Storm<'a> {
         Storm { limits, contact, now }
     }
 
+    /// The contact the messages would go to.
+    pub fn contact(&self) -> &Contact {
+        self.contact
+    }
+
     /// Whether one more automated message may go now; if so it is counted.
     pub fn allow(&mut self) -> Result<(), StormRule> {
         let sent = &self.contact.automated_sends;

@@ -7,6 +7,7 @@
 //! them durably before the webhook is answered.
 
 pub mod fields;
+mod history;
 pub mod payload;
 pub mod quarantine;
 pub mod raw;
@@ -57,9 +58,22 @@ pub struct InboundMessage {
     /// (`smb_message_echoes`): `from` and `user_id` name its recipient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub echo: bool,
+    /// A past message of the WhatsApp Business app, sent once after the
+    /// number joined the Cloud API (the `history` field): kept in the
+    /// conversation, never answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Synced>,
     /// The item as Meta sent it, on its way to [`raw`]; not journaled.
     #[serde(skip)]
     pub raw: Option<serde_json::Value>,
+}
+
+/// What Meta's `history` field says of a past message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Synced {
+    /// `history_context.status`, for the business's own messages: how far
+    /// they got (`delivered`, `read`…), when it is one we know.
+    pub status: Option<DeliveryStatus>,
 }
 
 /// A delivery status for a message the tenant sent.
@@ -88,6 +102,14 @@ pub struct StatusUpdate {
 }
 
 impl InboundMessage {
+    /// A `history` message that names its media: Meta sends the app's past
+    /// media messages first without their media ids, then again, with
+    /// them, for the last 14 days. The second copy completes the first
+    /// instead of being a duplicate of it.
+    pub fn completes_history_media(&self) -> bool {
+        self.history.is_some() && self.content.get("id").is_some_and(|id| id.is_string())
+    }
+
     /// The sender's lane, as [`Contact::lane`](crate::crm::Contact::lane):
     /// the BSUID when Meta gave one, else the phone number. A `system`
     /// message moving the person to a new id takes the new id's lane, so

@@ -29,7 +29,7 @@ struct Metadata {
 /// One `contacts[]` entry: who wrote, by phone (`wa_id`), BSUID
 /// (`user_id`) or both.
 #[derive(Deserialize)]
-struct Profile {
+pub(super) struct Profile {
     #[serde(default)]
     wa_id: Option<String>,
     #[serde(default)]
@@ -224,6 +224,13 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
                     }
                     parsed.changes.extend(read.batch);
                     parsed.unreadable.extend(read.unreadable);
+                    if field == "history" {
+                        // Its progress (phase, chunk, a refusal to share) is
+                        // an event of its own; the messages are counted.
+                        let phone_number_id = str_at(value, &["metadata", "phone_number_id"]).map(String::from);
+                        let (waba_id, value) = (waba_id.clone(), super::history::summary(value));
+                        parsed.fields.push(FieldChange { field, waba_id, phone_number_id, path, value });
+                    }
                 }
                 (Some(field), Some(value)) => {
                     let phone_number_id = str_at(value, &["metadata", "phone_number_id"]).map(String::from);
@@ -242,9 +249,10 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
 
 /// The fields whose changes carry messages: the user's (`messages`, with
 /// statuses) and the business's own from the WhatsApp Business app
-/// (`smb_message_echoes`, Cloud API coexistence), and voice calls, which
-/// and a user's messaging preferences, which are the person's own events.
-pub const ITEM_FIELDS: [&str; 4] = ["messages", "smb_message_echoes", "calls", "user_preferences"];
+/// (`smb_message_echoes`, Cloud API coexistence) with the app's past chats
+/// (`history`), voice calls and a user's messaging preferences, which are
+/// the person's own events.
+pub const ITEM_FIELDS: [&str; 5] = ["messages", "smb_message_echoes", "calls", "user_preferences", "history"];
 
 /// The lists of items a change of an [`ITEM_FIELDS`] field can carry.
 const LISTS: [&str; 5] = ["messages", "statuses", "message_echoes", "calls", "user_preferences"];
@@ -277,6 +285,9 @@ pub fn read_change(field: &str, value: &Value, path: &str, received_at: Millis) 
     let display_phone_number = str_at(value, &["metadata", "display_phone_number"]).map(String::from);
     let mut batch =
         ChangeBatch { phone_number_id: phone_number_id.clone(), display_phone_number, ..Default::default() };
+    if field == "history" {
+        return super::history::read(value, batch, path, received_at);
+    }
     let unreadable = |list: &str, i: Option<usize>, why: String, item: &Value| {
         let at = match i {
             Some(i) => format!("{path}.{list}[{i}]"),
@@ -343,7 +354,7 @@ fn whole(field: &str, phone_number_id: Option<String>, path: String, why: &str, 
     Unreadable { field: field.to_string(), phone_number_id, path, reason: why.to_string(), value }
 }
 
-fn message(
+pub(super) fn message(
     item: &Value,
     phone_number_id: &str,
     contacts: &[Profile],
@@ -391,6 +402,7 @@ fn message(
         referral: m.referral,
         forwarded,
         echo: false,
+        history: None,
         raw: Some(item.clone()),
     })
 }
@@ -567,7 +579,7 @@ pub fn edited_content(edit: &Value) -> Value {
     edited(edit).map(|(_, content, _)| content.clone()).unwrap_or(Value::Null)
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str().filter(|s| !s.is_empty())
 }
 

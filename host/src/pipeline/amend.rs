@@ -2,14 +2,15 @@
 //! `revoke` changes the message it names, and a reaction is recorded on
 //! it; a `system` message saying the user changed number or BSUID moves
 //! the contact to the new id; an echo is the business's own reply, sent
-//! from the WhatsApp Business app; a call is logged. Except a reaction
+//! from the WhatsApp Business app, and its history the app's past chats;
+//! a call is logged. Except a reaction
 //! with an emoji, none is a new message from the person, so nothing is
 //! routed or planned.
 
 use serde_json::json;
 
-use super::PipelineError;
 use super::inbound::Work;
+use super::{Pipeline, PipelineError};
 use crate::control::{Actor, AuditAction, AuditEntry};
 use crate::crm::{Author, IdentityKind};
 use crate::ingest::InboundMessage;
@@ -19,6 +20,22 @@ use crate::model::{DeliveryStatus, Direction, MessageKind};
 pub const BUSINESS_APP: &str = "whatsapp_business_app";
 /// The staff name of calls the business placed.
 pub const BUSINESS_CALL: &str = "business_call";
+
+/// Gives a past message kept from the `history` field the media id Meta
+/// sent for it later (see [`InboundMessage::completes_history_media`]).
+/// `false` when the message itself is not kept yet (the chunks came out
+/// of order): it is then recorded as any past message, media and all.
+pub(super) fn complete_media(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<bool, PipelineError> {
+    let crm = &p.stages.crm;
+    let Some(mut kept) = crm.message(&m.tenant, &m.wamid)? else { return Ok(false) };
+    let mut batch = crate::store::Batch::new();
+    if kept.content.get("id").is_none() {
+        kept.content = m.content.clone();
+        crm.amend_message(&mut batch, &m.tenant, &mut kept, p.stages.clock.now_ms())?;
+    }
+    p.commit(&m.tenant, seq, batch)?;
+    Ok(true)
+}
 
 /// What a `system` message says changed.
 pub(super) enum IdentityChange {
@@ -157,11 +174,7 @@ impl Work<'_> {
     /// [`BUSINESS_APP`]), already sent: the conversation no longer waits
     /// for one, and nothing is routed or sent.
     pub(super) fn record_echo(mut self, seq: u64) -> Result<(), PipelineError> {
-        let m = &mut self.message;
-        m.direction = Direction::Outbound;
-        m.author = Author::Human { staff: BUSINESS_APP.into() };
-        m.wamid = Some(self.m.wamid.clone());
-        m.status = Some(DeliveryStatus::Sent);
+        self.sent_from_app(DeliveryStatus::Sent);
         self.contact.record_outbound(self.m.at);
         self.conversation.record_outbound(self.m.at);
         self.conversation.needs_reply = false;
@@ -169,6 +182,38 @@ impl Work<'_> {
         self.keep_unrouted()?;
         self.p.commit(&self.m.tenant, seq, self.batch)?;
         Ok(())
+    }
+
+    /// A past message from the WhatsApp Business app's history joins the
+    /// person's conversation as it was: the business's own as a reply from
+    /// the app, with the status it reached, the person's as theirs. It
+    /// is history: nothing is answered, and what is pending (a follow-up,
+    /// a deadline, the count of unanswered follow-ups) stays as it was.
+    pub(super) fn record_past(mut self, seq: u64) -> Result<(), PipelineError> {
+        let at = self.m.at;
+        if self.m.echo {
+            let status = self.m.history.as_ref().and_then(|h| h.status);
+            self.sent_from_app(status.unwrap_or(DeliveryStatus::Sent));
+            self.contact.record_outbound(at);
+            self.conversation.record_outbound(at);
+        } else {
+            let unanswered = self.conversation.unanswered_follow_ups;
+            self.contact.record_inbound(at);
+            self.conversation.record_inbound(at);
+            self.conversation.unanswered_follow_ups = unanswered;
+        }
+        self.keep_unrouted()?;
+        self.p.commit(&self.m.tenant, seq, self.batch)?;
+        Ok(())
+    }
+
+    /// The message as one the business sent from the WhatsApp Business app.
+    fn sent_from_app(&mut self, status: DeliveryStatus) {
+        let m = &mut self.message;
+        m.direction = Direction::Outbound;
+        m.author = Author::Human { staff: BUSINESS_APP.into() };
+        m.wamid = Some(self.m.wamid.clone());
+        m.status = Some(status);
     }
 
     /// A call's start or end is logged in the person's conversation; it is

@@ -52,7 +52,10 @@ impl Event {
     /// never redelivered.
     pub fn dedup_key(&self) -> Option<Vec<u8>> {
         match self {
-            Event::Inbound(m) => Some(keys::join(&[m.tenant.as_bytes(), b"m", m.wamid.as_bytes()])),
+            Event::Inbound(m) => {
+                let kind: &[u8] = if m.completes_history_media() { b"hm" } else { b"m" };
+                Some(keys::join(&[m.tenant.as_bytes(), kind, m.wamid.as_bytes()]))
+            }
             Event::Status(s) => {
                 Some(keys::join(&[s.tenant.as_bytes(), b"s", s.wamid.as_bytes(), s.status.as_str().as_bytes()]))
             }

@@ -25,12 +25,18 @@ use crate::store::Batch;
 use crate::tenants::Tenant;
 
 pub(super) fn handle(p: &Pipeline, seq: u64, m: &InboundMessage) -> Result<(), PipelineError> {
+    if m.completes_history_media() && super::amend::complete_media(p, seq, m)? {
+        return Ok(());
+    }
     let Some(mut w) = Work::start(p, m)? else {
         // Nothing to apply; the commit only removes it from the journal.
         return p.commit(&m.tenant, seq, Batch::new());
     };
     let span = tracing::info_span!("message", conversation = %w.conversation.id, contact = %w.contact.id);
     let _entered = span.enter();
+    if m.history.is_some() {
+        return w.record_past(seq);
+    }
     if m.echo {
         return w.record_echo(seq);
     }

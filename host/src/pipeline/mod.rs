@@ -127,6 +127,9 @@ impl Pipeline {
         let tenants: HashSet<String> = events.iter().map(|e| e.tenant().to_string()).collect();
         let crm = &self.stages.crm;
         let applied = |e: &Event| match e {
+            Event::Inbound(m) if m.completes_history_media() => {
+                Ok(crm.message(&m.tenant, &m.wamid)?.is_some_and(|kept| kept.content.get("id").is_some()))
+            }
             Event::Inbound(m) => crm.message_exists(&m.tenant, &m.wamid),
             _ => Ok(false),
         };

@@ -46,21 +46,6 @@ pub(super) fn handle_timer(p: &Pipeline, seq: u64, t: &Timer) -> Result<(), Pipe
     Ok(())
 }
 
-/// What Meta would refuse to send `contact` as `template`, by the
-/// template's category when its sender gave it.
-fn refused_template(template: &crate::model::Template, contact: &Contact) -> Option<&'static str> {
-    use crate::model::TemplateCategory as C;
-    match template.category {
-        Some(C::Marketing) if contact.marketing_stopped_at.is_some() => {
-            Some("the contact stopped marketing messages with WhatsApp")
-        }
-        Some(C::Authentication) if contact.phone.is_none() => {
-            Some("an authentication template needs a phone number, and the contact is known only by BSUID")
-        }
-        _ => None,
-    }
-}
-
 /// One firing's unit of work.
 struct Firing<'a> {
     p: &'a Pipeline,
@@ -118,8 +103,8 @@ impl<'a> Firing<'a> {
             if let Some(paused) = self.p.stages.numbers.pause_reason(&self.tenant, number)? {
                 return Ok(Some(format!("{paused}: business-initiated templates are paused")));
             }
-            if let Some(refused) = refused_template(template, contact) {
-                return Ok(Some(refused.into()));
+            if let Some(refused) = crate::control::template_refusal(template, contact) {
+                return Ok(Some(refused.to_string()));
             }
         }
         Ok(if contact.stats.last_inbound_at.is_some_and(|at| at > t.scheduled_at) {

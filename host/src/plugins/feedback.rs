@@ -7,7 +7,7 @@ use super::call::Call;
 use super::router::{invalid, seed_of};
 use super::runtime::Pre;
 use super::sandbox::HostState;
-use super::{Failure, FeedbackInput, World, v0_1};
+use super::{Failure, FeedbackInput, World, v0_1, v0_2};
 use crate::clock::Millis;
 use crate::config::PluginLimits;
 use crate::model::SignalUpdate;
@@ -31,6 +31,7 @@ impl Call for FeedbackInput {
     fn call(&self, pre: &Pre, store: &mut Store<HostState>) -> wasmtime::Result<Result<Vec<SignalUpdate>, String>> {
         match pre {
             Pre::FeedbackV0_1(pre) => v0_1::learn(pre, store, self),
+            Pre::FeedbackV0_2(pre) => v0_2::learn(pre, store, self),
             _ => Err(wasmtime::Error::msg("not a feedback plugin")),
         }
     }

@@ -7,7 +7,7 @@ use super::call::Call;
 use super::router::{check_template, invalid, seed_of};
 use super::runtime::Pre;
 use super::sandbox::HostState;
-use super::{Failure, FollowUpInput, World, v0_1};
+use super::{Failure, FollowUpInput, World, v0_1, v0_2};
 use crate::clock::{DAY, Millis};
 use crate::config::PluginLimits;
 use crate::model::{FollowUpAction, FollowUpPlan, PlanKind};
@@ -32,6 +32,7 @@ impl Call for FollowUpInput {
     fn call(&self, pre: &Pre, store: &mut Store<HostState>) -> wasmtime::Result<Result<FollowUpPlan, String>> {
         match pre {
             Pre::FollowUpV0_1(pre) => v0_1::plan_follow_up(pre, store, self),
+            Pre::FollowUpV0_2(pre) => v0_2::plan_follow_up(pre, store, self),
             _ => Err(wasmtime::Error::msg("not a follow-up planner")),
         }
     }

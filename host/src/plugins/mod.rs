@@ -23,6 +23,7 @@ pub mod health;
 mod input;
 pub mod inspect;
 pub mod logs;
+mod lowering;
 mod outcome;
 pub mod registry;
 pub mod router;
@@ -30,6 +31,7 @@ mod runtime;
 mod sandbox;
 pub mod uploads;
 pub mod v0_1;
+pub mod v0_2;
 pub mod versions;
 
 pub use call::Call;

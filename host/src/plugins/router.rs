@@ -6,7 +6,7 @@ use wasmtime::Store;
 use super::call::Call;
 use super::runtime::Pre;
 use super::sandbox::HostState;
-use super::{Failure, RouterInput, World, v0_1};
+use super::{Failure, RouterInput, World, v0_1, v0_2};
 use crate::clock::Millis;
 use crate::config::PluginLimits;
 use crate::model::{Assignee, Handler, Reply, RoutingDecision};
@@ -35,6 +35,7 @@ impl Call for RouterInput {
     fn call(&self, pre: &Pre, store: &mut Store<HostState>) -> wasmtime::Result<Result<RoutingDecision, String>> {
         match pre {
             Pre::RouterV0_1(pre) => v0_1::route(pre, store, &self.context, &self.message),
+            Pre::RouterV0_2(pre) => v0_2::route(pre, store, &self.context, &self.message),
             _ => Err(wasmtime::Error::msg("not a router")),
         }
     }

@@ -17,12 +17,12 @@ use super::cache::CompileCache;
 use super::inspect::{Shape, inspect};
 use super::outcome::{self, Spent};
 use super::sandbox::HostState;
-use super::{CallReport, Failure, PluginError, PluginMeta, World, v0_1};
+use super::{CallReport, Failure, PluginError, PluginMeta, World, v0_1, v0_2};
 use crate::clock::{Millis, thread_cpu_time};
 use crate::config::{PluginConfig, PluginLimits};
 
 /// WIT package versions this host serves, newest first.
-pub const SERVED_VERSIONS: &[&str] = &[v0_1::VERSION];
+pub const SERVED_VERSIONS: &[&str] = &[v0_2::VERSION, v0_1::VERSION];
 
 /// A compiled, pre-instantiated plugin. Cheap to clone (`Arc` inside).
 #[derive(Clone)]
@@ -47,11 +47,16 @@ pub enum Pre {
     RouterV0_1(v0_1::RouterPre),
     FollowUpV0_1(v0_1::FollowUpPre),
     FeedbackV0_1(v0_1::FeedbackPre),
+    RouterV0_2(v0_2::RouterPre),
+    FollowUpV0_2(v0_2::FollowUpPre),
+    FeedbackV0_2(v0_2::FeedbackPre),
 }
 
 pub struct Runtime {
     engine: Engine,
-    linker_v0_1: Linker<HostState>,
+    /// One linker for every served version: each version's interfaces
+    /// have names of their own (`switchboard:plugin/host@0.1.0`…).
+    linker: Linker<HostState>,
     cache: CompileCache,
     tick: Duration,
     stop_ticker: Arc<AtomicBool>,
@@ -84,12 +89,13 @@ impl Runtime {
         super::sandbox::link_virtual_clock(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         linker.allow_shadowing(false);
         v0_1::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        v0_2::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.weak(), config.epoch_tick, stop_ticker.clone());
         Ok(Runtime {
             cache: CompileCache::new(cache_dir, &engine),
             engine,
-            linker_v0_1: linker,
+            linker,
             tick: config.epoch_tick,
             stop_ticker,
             slots: Slots::new(config.instance_slots),
@@ -113,6 +119,9 @@ impl Runtime {
             (World::Router, v0_1::VERSION) => Pre::RouterV0_1(self.pre(&component, v0_1::RouterPre::new)?),
             (World::FollowUp, v0_1::VERSION) => Pre::FollowUpV0_1(self.pre(&component, v0_1::FollowUpPre::new)?),
             (World::Feedback, v0_1::VERSION) => Pre::FeedbackV0_1(self.pre(&component, v0_1::FeedbackPre::new)?),
+            (World::Router, v0_2::VERSION) => Pre::RouterV0_2(self.pre(&component, v0_2::RouterPre::new)?),
+            (World::FollowUp, v0_2::VERSION) => Pre::FollowUpV0_2(self.pre(&component, v0_2::FollowUpPre::new)?),
+            (World::Feedback, v0_2::VERSION) => Pre::FeedbackV0_2(self.pre(&component, v0_2::FeedbackPre::new)?),
             (_, other) => {
                 return Err(PluginError::UnsupportedVersion(format!(
                     "the component targets switchboard:plugin@{other}; this host serves {}",
@@ -144,7 +153,7 @@ impl Runtime {
         ) -> wasmtime::Result<Result<P, String>>,
     ) -> Result<P, PluginError> {
         let instance_pre = self
-            .linker_v0_1
+            .linker
             .instantiate_pre(component)
             .map_err(|e| PluginError::ForbiddenImport(format!("the component cannot be linked: {e:#}")))?;
         // `make` instantiates once (sandboxed, within the default limits)

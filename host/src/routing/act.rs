@@ -5,8 +5,8 @@
 
 use crate::clock::Millis;
 use crate::context::ServiceWindow;
-use crate::control::Blocked;
 use crate::control::storm::{Storm, StormRule};
+use crate::control::{Blocked, Refusal, template_refusal};
 use crate::crm::Conversation;
 use crate::model::{Assignee, Handler, Reply, RoutingDecision, deadline};
 
@@ -49,6 +49,8 @@ pub enum Suppression {
     Blocked(Blocked),
     WindowClosed,
     Storm(StormRule),
+    /// A template WhatsApp would not deliver to this contact.
+    Refused(Refusal),
 }
 
 impl std::fmt::Display for Note {
@@ -60,6 +62,7 @@ impl std::fmt::Display for Note {
                 write!(f, "{what} suppressed: the 24-hour window is closed and only templates may be sent")
             }
             Note::Suppressed(what, Suppression::Storm(rule)) => write!(f, "{what} suppressed: {rule}"),
+            Note::Suppressed(what, Suppression::Refused(r)) => write!(f, "{what} suppressed: {r}"),
             Note::RoutingSuppressed { staff } => {
                 write!(f, "routing suppressed: {staff} has taken over the conversation")
             }
@@ -154,6 +157,12 @@ fn queue(
         acts.notes.push(Note::Suppressed(what, Suppression::WindowClosed));
         return false;
     }
+    if let Reply::Template(t) = reply
+        && let Some(refused) = template_refusal(t, storm.contact())
+    {
+        acts.notes.push(Note::Suppressed(what, Suppression::Refused(refused)));
+        return false;
+    }
     let allowed = match what {
         Sending::Acknowledgement => storm.allow_acknowledgement(conversation),
         Sending::BotReply => storm.allow(),
@@ -204,8 +213,16 @@ mod tests {
     }
 
     fn run(decision: &RoutingDecision, blocked: Option<&Blocked>, window_open: bool) -> (Acts, Conversation) {
+        run_for(Contact::default(), decision, blocked, window_open)
+    }
+
+    fn run_for(
+        mut contact: Contact,
+        decision: &RoutingDecision,
+        blocked: Option<&Blocked>,
+        window_open: bool,
+    ) -> (Acts, Conversation) {
         let mut conversation = Conversation::default();
-        let mut contact = Contact::default();
         let mut storm = Storm::new(StormLimits::default(), &mut contact, NOW);
         let window = ServiceWindow { open: window_open, closes_at: None };
         let acts = apply(decision, &mut conversation, blocked, &window, &mut storm, NOW);
@@ -226,6 +243,36 @@ mod tests {
         assert_eq!(acts.sends, vec![template()]);
         assert!(!c.needs_reply);
         assert_eq!(c.respond_by, None);
+    }
+
+    /// Meta does not deliver a marketing template to a user who stopped
+    /// marketing messages (error 131050), nor an authentication template
+    /// to a user it knows only by BSUID (131062): neither is queued.
+    #[test]
+    fn a_template_whatsapp_would_refuse_is_not_queued_and_a_person_is_asked() {
+        use crate::model::TemplateCategory as C;
+        let categorized = |category| {
+            Reply::Template(Template { name: "t".into(), language: "en".into(), parameters: vec![], category })
+        };
+        let stopped = Contact { marketing_stopped_at: Some(NOW - 1), ..Contact::default() };
+        let cases = [
+            (stopped.clone(), Some(C::Marketing), Some(Refusal::MarketingStopped)),
+            (stopped.clone(), Some(C::Utility), None),
+            (Contact { phone: Some("+5511987654321".into()), ..stopped }, Some(C::Authentication), None),
+            (Contact::default(), Some(C::Authentication), Some(Refusal::NeedsPhone)),
+            (Contact::default(), None, None),
+        ];
+        for (contact, category, refused) in cases {
+            let (acts, c) = run_for(contact, &bot(categorized(category)), None, false);
+            match refused {
+                Some(r) => {
+                    assert!(acts.sends.is_empty(), "{category:?}");
+                    assert_eq!(acts.notes, vec![Note::Suppressed(Sending::BotReply, Suppression::Refused(r))]);
+                    assert!(c.needs_reply, "a person must answer instead");
+                }
+                None => assert_eq!(acts.sends, vec![categorized(category)], "{category:?}"),
+            }
+        }
     }
 
     #[test]
