@@ -302,11 +302,7 @@ async fn contacts_matching(host: &TestHost, q: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_known_only_by_bsuid_is_one_contact_routed_and_answered_by_bsuid_then_linked_to_their_phone() {
     let meta = FakeMeta::start().await;
-    let host = TestHost::start_with(|c| {
-        c.outbound.graph_base = meta.base.clone();
-        c.demo.access_token = Some("EAAtoken".into());
-    })
-    .await;
+    let host = TestHost::sending_to(&meta).await;
     let now = host.now_secs();
     let (status, received) = host.post_payload(&bsuid_message("wamid.b1", "Oi, bom dia!", now, None, ANA_BSUID)).await;
     assert_eq!((status, received["accepted"].as_u64()), (200, Some(1)), "{received}");
@@ -930,11 +926,7 @@ fn last_reason(view: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_built_against_wit_0_2_0_sees_bsuids_referrals_and_forwarding_beside_0_1_0() {
     let meta = FakeMeta::start().await;
-    let host = TestHost::start_with(|c| {
-        c.outbound.graph_base = meta.base.clone();
-        c.demo.access_token = Some("EAAtoken".into());
-    })
-    .await;
+    let host = TestHost::sending_to(&meta).await;
     let now = host.now_secs();
     let (status, v1) = host.upload(API_KEY, "router", guest("echo_router"), true).await;
     assert!(status == 201 && v1.to_string().contains(r#""wit_version":"0.1.0""#), "{status} {v1}");

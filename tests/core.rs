@@ -261,11 +261,7 @@ async fn an_existing_contact_is_found_whatever_format_it_was_stored_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_go_to_the_graph_api_and_statuses_only_move_forward() {
     let meta = FakeMeta::start().await;
-    let host = TestHost::start_with(|c| {
-        c.outbound.graph_base = meta.base.clone();
-        c.demo.access_token = Some("EAAtoken".into());
-    })
-    .await;
+    let host = TestHost::sending_to(&meta).await;
     meta.fail_next(2, 503, 131000);
     host.post_payload(&payload("greeting.json", host.now_secs())).await;
     host.settle().await;
@@ -321,11 +317,7 @@ async fn sends_go_to_the_graph_api_and_statuses_only_move_forward() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn played_deleted_and_warning_statuses_are_accepted_beside_a_message() {
     let meta = FakeMeta::start().await;
-    let host = TestHost::start_with(|c| {
-        c.outbound.graph_base = meta.base.clone();
-        c.demo.access_token = Some("EAAtoken".into());
-    })
-    .await;
+    let host = TestHost::sending_to(&meta).await;
     host.post_payload(&payload("greeting.json", host.now_secs())).await;
     host.settle().await;
     let contact = host.contact("+5511987654321").await.unwrap();
@@ -372,11 +364,7 @@ async fn played_deleted_and_warning_statuses_are_accepted_beside_a_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_that_overtakes_the_send_response_is_applied_when_it_arrives() {
     let meta = FakeMeta::start().await;
-    let host = TestHost::start_with(|c| {
-        c.outbound.graph_base = meta.base.clone();
-        c.demo.access_token = Some("EAAtoken".into());
-    })
-    .await;
+    let host = TestHost::sending_to(&meta).await;
     // Meta will call the reply wamid.FAKE0001; its delivered status arrives first.
     host.post_payload(&status_payload("status-delivered.json", "wamid.FAKE0001", "5511987654321", host.now_secs()))
         .await;

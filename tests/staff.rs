@@ -14,11 +14,7 @@ async fn conversation_id(host: &TestHost, phone: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_reply_goes_through_whatsapp_and_counts_like_any_reply() {
     let meta = FakeMeta::start().await;
-    let host = TestHost::start_with(|c| {
-        c.outbound.graph_base = meta.base.clone();
-        c.demo.access_token = Some("EAAtoken".into());
-    })
-    .await;
+    let host = TestHost::sending_to(&meta).await;
     host.post_payload(&text_message("5511987654321", "Ana", "wamid.S1", "Quanto custa o plano?", host.now_secs()))
         .await;
     host.settle().await;

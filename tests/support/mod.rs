@@ -68,6 +68,15 @@ impl TestHost {
         Self::start_with(|_| {}).await
     }
 
+    /// A host whose demo tenant sends through `meta`, the Graph API stand-in.
+    pub async fn sending_to(meta: &FakeMeta) -> TestHost {
+        Self::start_with(|c| {
+            c.outbound.graph_base = meta.base.clone();
+            c.demo.access_token = Some("EAAtoken".into());
+        })
+        .await
+    }
+
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(dir.path());

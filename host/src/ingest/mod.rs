@@ -65,7 +65,7 @@ pub struct InboundMessage {
     pub history: Option<Synced>,
     /// The item as Meta sent it, on its way to [`raw`]; not journaled.
     #[serde(skip)]
-    pub raw: Option<serde_json::Value>,
+    pub raw: Option<raw::RawJson>,
 }
 
 /// What Meta's `history` field says of a past message.
@@ -98,7 +98,7 @@ pub struct StatusUpdate {
     pub callback_data: Option<String>,
     /// The item as Meta sent it, on its way to [`raw`]; not journaled.
     #[serde(skip)]
-    pub raw: Option<serde_json::Value>,
+    pub raw: Option<raw::RawJson>,
 }
 
 impl InboundMessage {

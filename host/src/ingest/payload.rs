@@ -85,10 +85,12 @@ struct RawMessage {
 struct RawContext {
     #[serde(default)]
     id: Option<String>,
-    /// `forwarded`, `frequently_forwarded`: read leniently, a flag of an
-    /// odd type is not worth losing the message over.
-    #[serde(flatten)]
-    flags: Map<String, Value>,
+    /// Read leniently: a flag of an odd type is not worth losing the
+    /// message over.
+    #[serde(default)]
+    forwarded: Option<Value>,
+    #[serde(default)]
+    frequently_forwarded: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -378,8 +380,10 @@ pub(super) fn message(
         }
         _ => m.context.as_ref().and_then(|c| c.id.clone()),
     };
-    let flag = |name: &str| m.context.as_ref().and_then(|c| c.flags.get(name)).and_then(Value::as_bool) == Some(true);
-    let forwarded = match (flag("frequently_forwarded"), flag("forwarded")) {
+    let flag = |f: fn(&RawContext) -> &Option<Value>| {
+        m.context.as_ref().and_then(|c| f(c).as_ref()).and_then(Value::as_bool) == Some(true)
+    };
+    let forwarded = match (flag(|c| &c.frequently_forwarded), flag(|c| &c.forwarded)) {
         (true, _) => Forwarded::FrequentlyForwarded,
         (false, true) => Forwarded::Forwarded,
         _ => Forwarded::No,
@@ -403,7 +407,7 @@ pub(super) fn message(
         forwarded,
         echo: false,
         history: None,
-        raw: Some(item.clone()),
+        raw: kept_as_sent(item),
     })
 }
 
@@ -436,7 +440,7 @@ fn read_as_message(
         }
     }
     let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
-    m.raw = Some(item.clone());
+    m.raw = kept_as_sent(item);
     Ok(m)
 }
 
@@ -523,7 +527,7 @@ fn status(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<St
         recipient_user_id: s.recipient_user_id.filter(|r| !r.is_empty()),
         errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
         callback_data: s.biz_opaque_callback_data,
-        raw: Some(item.clone()),
+        raw: kept_as_sent(item),
     })
 }
 
@@ -535,6 +539,12 @@ impl From<RawError> for WhatsAppError {
             details: e.error_data.and_then(|d| d.details).or(e.message),
         }
     }
+}
+
+/// The item's JSON for [`raw`](super::raw), written out once here rather
+/// than copied as a tree and written out later.
+pub(super) fn kept_as_sent(item: &Value) -> Option<super::raw::RawJson> {
+    super::raw::RawJson::of(item)
 }
 
 /// 2009-01-01: no WhatsApp message is older.

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::clock::Millis;
@@ -27,7 +28,29 @@ pub struct RawItem {
     pub received_at: Millis,
     /// The item exactly as it was in the body.
     #[schema(value_type = Object)]
-    pub value: Value,
+    pub value: RawJson,
+}
+
+/// An item's JSON as it was in the body: written out once when the body is
+/// read, stored and served as that text, never parsed again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    pub fn of(item: &Value) -> Option<RawJson> {
+        serde_json::value::to_raw_value(item).ok().map(RawJson)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.get() == other.get()
+    }
 }
 
 #[derive(Clone)]

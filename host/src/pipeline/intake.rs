@@ -218,7 +218,7 @@ impl Pipeline {
         batch: &mut Batch,
         tenant: &str,
         (kind, wamid, status, received_at): (&str, &str, Option<&str>, crate::clock::Millis),
-        raw: Option<serde_json::Value>,
+        raw: Option<crate::ingest::raw::RawJson>,
     ) -> Result<(), StoreError> {
         let Some(value) = raw.filter(|_| !self.stages.config.webhook.raw_retention.is_zero()) else { return Ok(()) };
         let item = RawItem {

@@ -6,10 +6,77 @@
 //! follow-up triggers, the feedback input); only a few records changed
 //! (the contact, the message, the template). [`wit_conversions!`] expands
 //! the shared part in a version's module against that module's generated
-//! types: its module names `wit`, `wit_host`, `wit_routing`,
-//! `wit_following` and `wit_learning`, and defines the conversions of
-//! what changed (`lower_contact`, `lower_message`, `lower_status`,
+//! types ([`wit_bindings!`] generates them and names them `wit`,
+//! `wit_host`, `wit_routing`, `wit_following` and `wit_learning`); the
+//! module defines the conversions of what changed (`lower_contact`, `lower_message`, `lower_status`,
 //! `lower_template`, `lift_template`).
+
+/// The bindings of the WIT package in `$path` (relative to `host/`): its
+/// three worlds sharing one `types` and `host`, and the names
+/// [`wit_conversions!`] expects.
+macro_rules! wit_bindings {
+    ($path:tt) => {
+        mod bindings {
+            wasmtime::component::bindgen!({ path: $path, world: "router" });
+        }
+
+        pub mod follow_up_bindings {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "follow-up",
+                with: {
+                    "switchboard:plugin/types": super::bindings::switchboard::plugin::types,
+                    "switchboard:plugin/host": super::bindings::switchboard::plugin::host,
+                },
+            });
+        }
+
+        pub mod feedback_bindings {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "feedback",
+                with: {
+                    "switchboard:plugin/types": super::bindings::switchboard::plugin::types,
+                    "switchboard:plugin/host": super::bindings::switchboard::plugin::host,
+                },
+            });
+        }
+
+        use bindings::exports::switchboard::plugin::routing as wit_routing;
+        use bindings::switchboard::plugin::host as wit_host;
+        use bindings::switchboard::plugin::types as wit;
+        use feedback_bindings::exports::switchboard::plugin::learning as wit_learning;
+        use follow_up_bindings::exports::switchboard::plugin::following as wit_following;
+    };
+}
+
+/// `model::MessageKind` as a version's `message-kind`: the kinds every
+/// version has, then the arms the version's module gives for the rest
+/// (written with `K` for the host's kinds and `W` for the version's).
+macro_rules! lower_kind {
+    ($kind:expr, { $($rest:tt)* }) => {{
+        use model::MessageKind as K;
+        use wit::MessageKind as W;
+        match $kind {
+            K::Text => W::Text,
+            K::Image => W::Image,
+            K::Audio => W::Audio,
+            K::Video => W::Video,
+            K::Document => W::Document,
+            K::Sticker => W::Sticker,
+            K::Location => W::Location,
+            K::Contacts => W::Contacts,
+            K::Interactive => W::Interactive,
+            K::Button => W::Button,
+            K::Reaction => W::Reaction,
+            K::Order => W::Order,
+            K::System => W::System,
+            K::Template => W::Template,
+            K::Unsupported => W::Unsupported,
+            $($rest)*
+        }
+    }};
+}
 
 /// Declares a world's pre-instantiated component: its one export, found
 /// and type-checked once (see `export`), and the call on a fresh instance.
@@ -349,4 +416,4 @@ macro_rules! wit_conversions {
     };
 }
 
-pub(super) use {checked_world, wit_conversions};
+pub(super) use {checked_world, lower_kind, wit_bindings, wit_conversions};

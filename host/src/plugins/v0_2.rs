@@ -3,45 +3,12 @@
 //! their referral, edits, deletion and forwarded flags; the new kinds;
 //! templates with their category. The rest is shared (see `lowering`).
 
-use super::lowering::wit_conversions;
+use super::lowering::{lower_kind, wit_bindings, wit_conversions};
 use super::sandbox::HostState;
 use crate::crm::{Contact, Message};
 use crate::model;
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit/v0.2.0",
-        world: "router",
-    });
-}
-
-pub mod follow_up_bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit/v0.2.0",
-        world: "follow-up",
-        with: {
-            "switchboard:plugin/types": super::bindings::switchboard::plugin::types,
-            "switchboard:plugin/host": super::bindings::switchboard::plugin::host,
-        },
-    });
-}
-
-pub mod feedback_bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit/v0.2.0",
-        world: "feedback",
-        with: {
-            "switchboard:plugin/types": super::bindings::switchboard::plugin::types,
-            "switchboard:plugin/host": super::bindings::switchboard::plugin::host,
-        },
-    });
-}
-
-use bindings::exports::switchboard::plugin::routing as wit_routing;
-use bindings::switchboard::plugin::host as wit_host;
-use bindings::switchboard::plugin::types as wit;
-use feedback_bindings::exports::switchboard::plugin::learning as wit_learning;
-use follow_up_bindings::exports::switchboard::plugin::following as wit_following;
+wit_bindings!("../wit/v0.2.0");
 
 wit_conversions!("0.2.0");
 
@@ -120,30 +87,14 @@ fn lower_referral(r: &serde_json::Value) -> wit::Referral {
 }
 
 fn lower_kind(k: model::MessageKind) -> wit::MessageKind {
-    use model::MessageKind as K;
-    match k {
-        K::Text => wit::MessageKind::Text,
-        K::Image => wit::MessageKind::Image,
-        K::Audio => wit::MessageKind::Audio,
-        K::Video => wit::MessageKind::Video,
-        K::Document => wit::MessageKind::Document,
-        K::Sticker => wit::MessageKind::Sticker,
-        K::Location => wit::MessageKind::Location,
-        K::Contacts => wit::MessageKind::Contacts,
-        K::Interactive => wit::MessageKind::Interactive,
-        K::Button => wit::MessageKind::Button,
-        K::Reaction => wit::MessageKind::Reaction,
-        K::Order => wit::MessageKind::Order,
-        K::System => wit::MessageKind::System,
-        K::Template => wit::MessageKind::Template,
-        K::Unsupported => wit::MessageKind::Unsupported,
-        K::Edit => wit::MessageKind::Edit,
-        K::Revoke => wit::MessageKind::Revoke,
-        K::RequestWelcome => wit::MessageKind::RequestWelcome,
-        K::Call => wit::MessageKind::Call,
-        K::Preference => wit::MessageKind::Preference,
-        K::Other => wit::MessageKind::Other,
-    }
+    lower_kind!(k, {
+        K::Edit => W::Edit,
+        K::Revoke => W::Revoke,
+        K::RequestWelcome => W::RequestWelcome,
+        K::Call => W::Call,
+        K::Preference => W::Preference,
+        K::Other => W::Other,
+    })
 }
 
 fn lower_status(s: model::DeliveryStatus) -> wit::DeliveryStatus {
