@@ -3,9 +3,8 @@
 //! it; a `system` message saying the user changed number or BSUID moves
 //! the contact to the new id; an echo is the business's own reply, sent
 //! from the WhatsApp Business app, and its history the app's past chats;
-//! a call is logged. Except a reaction
-//! with an emoji, none is a new message from the person, so nothing is
-//! routed or planned.
+//! a call is logged. Except a reaction with an emoji, none is a new
+//! message from the person, so nothing is routed or planned.
 
 use serde_json::json;
 
