@@ -345,6 +345,42 @@ async fn a_person_known_only_by_bsuid_is_one_contact_routed_and_answered_by_bsui
     assert_eq!(all["contacts"].as_array().unwrap().len(), 1, "one person, one contact: {all}");
 }
 
+/// Meta names a person by BSUID and phone together while two contacts
+/// hold them (one imported by phone, one made by a BSUID-only message):
+/// the host cannot give the phone to the BSUID's contact, so it suggests
+/// the two as one person, with why; merged, every id finds the survivor,
+/// which now holds both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bsuid_sent_with_a_phone_another_contact_holds_is_suggested_as_a_duplicate_and_merges() {
+    let host = TestHost::start().await;
+    let now = host.now_secs();
+    let (_, by_phone) = host.post_json("/v1/contacts", json!({ "phone": "+5511987654321", "name": "Ana Souza" })).await;
+    host.post_payload(&bsuid_message("wamid.u1", "Oi", now, None, ANA_BSUID)).await;
+    host.settle().await;
+    let by_bsuid = host.contact(ANA_BSUID).await.expect("a contact for the BSUID");
+    assert_ne!(by_bsuid["id"], by_phone["id"], "nothing yet said they are one person");
+    host.post_payload(&bsuid_message("wamid.u2", "meu número", now, Some("5511987654321"), ANA_BSUID)).await;
+    host.settle().await;
+
+    let (_, dup) = host.get("/v1/duplicates").await;
+    let pair = &dup["candidates"][0];
+    let ids = [pair["a"]["id"].clone(), pair["b"]["id"].clone()];
+    assert!(ids.contains(&by_phone["id"]) && ids.contains(&by_bsuid["id"]), "{dup}");
+    assert!(pair["evidence"].to_string().contains("together"), "{dup}");
+
+    let merge = json!({ "survivor": by_phone["id"], "merged": by_bsuid["id"] });
+    let (status, merged) = host.staff("lead", "/v1/duplicates/merge", Some(merge)).await;
+    assert_eq!(status, 200, "{merged}");
+    host.post_payload(&bsuid_message("wamid.u3", "de novo", now, None, ANA_BSUID)).await;
+    host.settle().await;
+    let survivor = host.contact(ANA_BSUID).await.expect("the BSUID finds the survivor");
+    assert_eq!(survivor["id"], by_phone["id"]);
+    assert_eq!((survivor["phone"].as_str(), survivor["user_id"].as_str()), (Some("+5511987654321"), Some(ANA_BSUID)));
+    assert_eq!(survivor["stats"]["inbound_messages"], 3, "every message, on one person: {survivor}");
+    let (_, health) = host.get("/healthz").await;
+    assert_eq!(health["quarantined"], 0, "nothing failed to apply: {health}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_known_by_phone_learns_its_bsuid_and_is_found_by_it_alone() {
     let host = TestHost::start().await;

@@ -91,8 +91,9 @@ impl Duplicates {
         // Only compare within blocks that can produce evidence.
         let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, c) in contacts.iter().enumerate() {
-            if let Some(phone) = &c.phone {
-                blocks.entry(format!("phone:{}", crate::phone::match_key(phone))).or_default().push(i);
+            let lines: HashSet<String> = c.phone.iter().map(|p| crate::phone::match_key(p)).chain(sender_line(c)).collect();
+            for line in lines {
+                blocks.entry(format!("phone:{line}")).or_default().push(i);
             }
             if let Some(e) = &c.email {
                 blocks.entry(format!("email:{}", e.to_lowercase())).or_default().push(i);
@@ -163,7 +164,11 @@ impl Duplicates {
             survivor.updated_at = now;
             merged.merged_into = Some(survivor.id.clone());
             merged.updated_at = now;
-            self.crm.put_contact(&mut batch, tenant, &mut survivor, Some(&s0))?;
+            // The ids the survivor takes over are indexed already (to the
+            // merged record) and are pointed at the survivor below: its
+            // write must not index them a second time.
+            let indexed = Contact { phone: survivor.phone.clone(), user_id: survivor.user_id.clone(), ..s0.clone() };
+            self.crm.put_contact(&mut batch, tenant, &mut survivor, Some(&indexed))?;
             self.crm.put_contact(&mut batch, tenant, &mut merged, Some(&m0))?;
             self.crm.point_identities(&mut batch, tenant, &m0, &survivor.id);
             let record = Merge {
@@ -263,15 +268,22 @@ impl Duplicates {
     }
 }
 
-/// What the survivor takes from the merged record: missing fields, tags,
-/// the newer value of each signal, and the combined stats.
+/// What the survivor takes from the merged record: missing fields (a
+/// phone or BSUID it lacked too: one person's ids), tags, the newer value
+/// of each signal, and the combined stats.
 fn absorb(survivor: &mut Contact, merged: &Contact) {
+    survivor.phone = survivor.phone.clone().or_else(|| merged.phone.clone());
+    survivor.user_id = survivor.user_id.clone().or_else(|| merged.user_id.clone());
     survivor.name = survivor.name.clone().or_else(|| merged.name.clone());
     survivor.profile_name = survivor.profile_name.clone().or_else(|| merged.profile_name.clone());
     survivor.email = survivor.email.clone().or_else(|| merged.email.clone());
     survivor.company_id = survivor.company_id.clone().or_else(|| merged.company_id.clone());
     survivor.wa_id = survivor.wa_id.clone().or_else(|| merged.wa_id.clone());
     survivor.timezone = survivor.timezone.clone().or_else(|| merged.timezone.clone());
+    survivor.username = survivor.username.clone().or_else(|| merged.username.clone());
+    survivor.marketing_stopped_at = survivor.marketing_stopped_at.or(merged.marketing_stopped_at);
+    survivor.identity_history.extend(merged.identity_history.iter().cloned());
+    survivor.identity_history.sort_by_key(|change| change.at);
     survivor.opted_out |= merged.opted_out;
     for t in &merged.tags {
         if !survivor.tags.contains(t) {
@@ -297,6 +309,14 @@ fn absorb(survivor: &mut Contact, merged: &Contact) {
     }
 }
 
+/// The line WhatsApp last gave as the contact's `wa_id`, as a phone
+/// match key. A message that named a person by BSUID and phone together
+/// leaves the phone here even when another contact already held it.
+fn sender_line(c: &Contact) -> Option<String> {
+    let phone = crate::phone::normalize_wa_id(c.wa_id.as_deref()?).ok()?;
+    Some(crate::phone::match_key(&phone.e164))
+}
+
 /// The evidence that `a` and `b` are one person, if it is enough.
 fn score(a: &Contact, b: &Contact) -> Option<Candidate> {
     let mut score: f64 = 0.0;
@@ -306,6 +326,15 @@ fn score(a: &Contact, b: &Contact) -> Option<Candidate> {
     {
         score = 1.0;
         evidence.push(format!("{x} and {y} are the same line"));
+    }
+    for (by_id, by_phone) in [(a, b), (b, a)] {
+        if let (Some(user_id), Some(phone)) = (&by_id.user_id, &by_phone.phone)
+            && sender_line(by_id).is_some_and(|line| line == crate::phone::match_key(phone))
+            && by_id.phone.as_deref() != Some(phone)
+        {
+            score = 1.0;
+            evidence.push(format!("WhatsApp sent {user_id} and {phone} together: one person"));
+        }
     }
     if let (Some(x), Some(y)) = (&a.email, &b.email)
         && x.eq_ignore_ascii_case(y)
@@ -341,6 +370,24 @@ mod tests {
             company_id: company.map(String::from),
             ..Default::default()
         }
+    }
+
+    /// A message gave a BSUID and a phone together while another contact
+    /// already held the phone: the two are suggested, with why.
+    #[test]
+    fn a_bsuid_sent_with_another_contacts_phone_is_evidence() {
+        let by_phone = c("1", "+5511987654321", "Ana", None, None);
+        let by_bsuid = Contact {
+            id: "2".into(),
+            user_id: Some("BR.13491208655302741918".into()),
+            wa_id: Some("5511987654321".into()),
+            ..Default::default()
+        };
+        let found = score(&by_phone, &by_bsuid).expect("one person");
+        assert_eq!(found.score, 1.0);
+        assert!(found.evidence[0].contains("BR.13491208655302741918"), "{:?}", found.evidence);
+        let stranger = Contact { wa_id: Some("5511911112222".into()), ..by_bsuid };
+        assert!(score(&by_phone, &stranger).is_none(), "another line is no evidence");
     }
 
     #[test]
