@@ -91,7 +91,8 @@ impl Duplicates {
         // Only compare within blocks that can produce evidence.
         let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, c) in contacts.iter().enumerate() {
-            let lines: HashSet<String> = c.phone.iter().map(|p| crate::phone::match_key(p)).chain(sender_line(c)).collect();
+            let lines: HashSet<String> =
+                c.phone.iter().map(|p| crate::phone::match_key(p)).chain(sender_line(c)).collect();
             for line in lines {
                 blocks.entry(format!("phone:{line}")).or_default().push(i);
             }
