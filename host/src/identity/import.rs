@@ -44,11 +44,12 @@ pub struct ImportRow {
 }
 
 impl ImportRow {
-    /// The region to read this row's number in.
-    fn region<'a>(&'a self, tenant: &'a Tenant) -> Result<&'a str, RowFailure> {
+    /// The region to read this row's number in, as libphonenumber names
+    /// it (upper case).
+    fn region(&self, tenant: &Tenant) -> Result<String, RowFailure> {
         match self.country.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            None => Ok(&tenant.default_region),
-            Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Ok(c),
+            None => Ok(tenant.default_region.clone()),
+            Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Ok(c.to_ascii_uppercase()),
             Some(c) => Err(RowFailure(format!("country {c:?} is not a two-letter ISO 3166 code such as BR or IT"))),
         }
     }
@@ -186,7 +187,7 @@ impl Importer {
     pub fn run(&self, tenant: &Tenant, mut job: ImportJob, rows: Vec<ImportRow>) -> Result<ImportJob, StoreError> {
         for (i, row) in rows.into_iter().enumerate() {
             if let Ok(region) = row.region(tenant)
-                && let Some(warning) = crate::phone::ambiguity(&row.phone, &region.to_ascii_uppercase())
+                && let Some(warning) = crate::phone::ambiguity(&row.phone, &region)
                 && job.warnings.len() < MAX_ERRORS
             {
                 job.warnings.push(RowError { row: i + 1, phone: row.phone.clone(), error: warning });
@@ -219,7 +220,7 @@ impl Importer {
         let written = row.phone.trim();
         let (phone, user_id) = match crate::bsuid::is_bsuid(written) {
             true => (None, Some(written.to_string())),
-            false => (Some(normalize(written, &row.region(tenant)?.to_ascii_uppercase())?), None),
+            false => (Some(normalize(written, &row.region(tenant)?)?), None),
         };
         let done = crate::store::optimistic(|| {
             let now = self.clock.now_ms();

@@ -59,7 +59,7 @@ fn past_message(
     as_message.insert(key.into(), Value::String(person.to_string()));
     let mut m = message(&Value::Object(as_message), phone_number_id, &[], received_at)?;
     let status = str_at(item, &["history_context", "status"]).and_then(|s| DeliveryStatus::parse(&s.to_lowercase()));
-    m.raw = super::payload::kept_as_sent(item);
+    m.raw = super::raw::RawJson::of(item);
     m.echo = by_business;
     m.history = Some(Synced { status });
     Ok(m)

@@ -11,6 +11,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::raw::RawJson;
 use super::{InboundMessage, IngestError, StatusUpdate, WhatsAppError};
 use crate::clock::Millis;
 use crate::model::{DeliveryStatus, Forwarded, MessageKind};
@@ -165,6 +166,14 @@ pub struct FieldChange {
     pub value: Value,
 }
 
+impl FieldChange {
+    /// A change as it is kept, for the number its metadata names, if any.
+    fn new(field: String, waba_id: Option<String>, path: String, value: Value) -> FieldChange {
+        let phone_number_id = str_at(&value, &["metadata", "phone_number_id"]).map(String::from);
+        FieldChange { field, waba_id, phone_number_id, path, value }
+    }
+}
+
 /// A parsed notification. `tenant` fields are empty until the caller has
 /// resolved the phone number to a tenant.
 #[derive(Debug, Default)]
@@ -229,15 +238,12 @@ pub fn parse(body: &[u8], received_at: Millis) -> Result<Parsed, IngestError> {
                     if field == "history" {
                         // Its progress (phase, chunk, a refusal to share) is
                         // an event of its own; the messages are counted.
-                        let phone_number_id = str_at(value, &["metadata", "phone_number_id"]).map(String::from);
-                        let (waba_id, value) = (waba_id.clone(), super::history::summary(value));
-                        parsed.fields.push(FieldChange { field, waba_id, phone_number_id, path, value });
+                        let summary = super::history::summary(value);
+                        parsed.fields.push(FieldChange::new(field, waba_id.clone(), path, summary));
                     }
                 }
                 (Some(field), Some(value)) => {
-                    let phone_number_id = str_at(value, &["metadata", "phone_number_id"]).map(String::from);
-                    let (waba_id, value) = (waba_id.clone(), value.clone());
-                    parsed.fields.push(FieldChange { field, waba_id, phone_number_id, path, value });
+                    parsed.fields.push(FieldChange::new(field, waba_id.clone(), path, value.clone()));
                 }
                 (field, _) => {
                     let why = "a change needs a field and a value";
@@ -341,12 +347,13 @@ fn read_item(
         batch.statuses.push(read);
         return Ok(());
     }
-    let read = match list {
+    let mut read = match list {
         "message_echoes" => echo(item, pid, received_at)?,
         "calls" => call(item, pid, contacts, received_at)?,
         "user_preferences" => preference(item, pid, contacts, received_at)?,
         _ => message(item, pid, contacts, received_at)?,
     };
+    read.raw = RawJson::of(item);
     batch.messages.push(read);
     Ok(())
 }
@@ -407,7 +414,7 @@ pub(super) fn message(
         forwarded,
         echo: false,
         history: None,
-        raw: kept_as_sent(item),
+        raw: None,
     })
 }
 
@@ -424,8 +431,8 @@ fn echo(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<Inbo
 }
 
 /// Reads `item` as a message after copying its fields named on the left
-/// to the message fields on the right (its person, id, time), keeping
-/// `item` itself as the raw JSON.
+/// to the message fields on the right (its person, id, time). The raw
+/// JSON kept is `item` itself, as `read_item` sets it.
 fn read_as_message(
     mut as_message: Map<String, Value>,
     item: &Value,
@@ -439,9 +446,7 @@ fn read_as_message(
             as_message.insert((*ours).into(), v.clone());
         }
     }
-    let mut m = message(&Value::Object(as_message), phone_number_id, contacts, received_at)?;
-    m.raw = kept_as_sent(item);
-    Ok(m)
+    message(&Value::Object(as_message), phone_number_id, contacts, received_at)
 }
 
 /// A call's `connect` or `terminate`, read as a message of kind `call`
@@ -453,16 +458,23 @@ fn call(
     contacts: &[Profile],
     received_at: Millis,
 ) -> Result<InboundMessage, String> {
-    let field = |k: &str| item.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let field = |k: &str| str_at(item, &[k]);
     let (id, event) = (field("id").ok_or("the call has no id")?, field("event").unwrap_or("update"));
     let by_business = field("direction") == Some("BUSINESS_INITIATED");
     let (person, person_id) = if by_business { ("to", "to_user_id") } else { ("from", "from_user_id") };
-    let mut as_message = Map::new();
-    as_message.insert("id".into(), Value::String(format!("{id}:{event}")));
-    as_message.insert("type".into(), "call".into());
-    as_message.insert("call".into(), item.clone());
+    let as_message = whole_item_as("call", format!("{id}:{event}"), item);
     let renames = [(person, "from"), (person_id, "from_user_id"), ("timestamp", "timestamp")];
     read_as_message(as_message, item, &renames, phone_number_id, contacts, received_at)
+}
+
+/// A message of type `kind` with id `id` whose `kind` object is all of
+/// `item` (an item of a field that is not a message, read as one).
+fn whole_item_as(kind: &str, id: String, item: &Value) -> Map<String, Value> {
+    let mut as_message = Map::new();
+    as_message.insert("id".into(), Value::String(id));
+    as_message.insert("type".into(), kind.into());
+    as_message.insert(kind.into(), item.clone());
+    as_message
 }
 
 /// A `user_preferences` entry (`{wa_id, user_id, category, value, detail,
@@ -474,7 +486,7 @@ fn preference(
     contacts: &[Profile],
     received_at: Millis,
 ) -> Result<InboundMessage, String> {
-    let field = |k: &str| item.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let field = |k: &str| str_at(item, &[k]);
     let who = field("user_id").or(field("wa_id")).ok_or("the preference names no user")?;
     let timestamp = match item.get("timestamp") {
         Some(Value::Number(n)) => n.to_string(),
@@ -482,10 +494,7 @@ fn preference(
         _ => return Err("the preference has no timestamp".into()),
     };
     let category = field("category").unwrap_or("preference");
-    let mut as_message = Map::new();
-    as_message.insert("id".into(), Value::String(format!("pref.{who}.{category}.{timestamp}")));
-    as_message.insert("type".into(), "preference".into());
-    as_message.insert("preference".into(), item.clone());
+    let mut as_message = whole_item_as("preference", format!("pref.{who}.{category}.{timestamp}"), item);
     as_message.insert("timestamp".into(), Value::String(timestamp));
     let renames = [("wa_id", "from"), ("user_id", "from_user_id")];
     read_as_message(as_message, item, &renames, phone_number_id, contacts, received_at)
@@ -527,7 +536,7 @@ fn status(item: &Value, phone_number_id: &str, received_at: Millis) -> Result<St
         recipient_user_id: s.recipient_user_id.filter(|r| !r.is_empty()),
         errors: s.errors.into_iter().map(WhatsAppError::from).collect(),
         callback_data: s.biz_opaque_callback_data,
-        raw: kept_as_sent(item),
+        raw: RawJson::of(item),
     })
 }
 
@@ -539,12 +548,6 @@ impl From<RawError> for WhatsAppError {
             details: e.error_data.and_then(|d| d.details).or(e.message),
         }
     }
-}
-
-/// The item's JSON for [`raw`](super::raw), written out once here rather
-/// than copied as a tree and written out later.
-pub(super) fn kept_as_sent(item: &Value) -> Option<super::raw::RawJson> {
-    super::raw::RawJson::of(item)
 }
 
 /// 2009-01-01: no WhatsApp message is older.

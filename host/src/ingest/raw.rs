@@ -38,6 +38,8 @@ pub struct RawItem {
 pub struct RawJson(Box<RawValue>);
 
 impl RawJson {
+    /// `item` written out (`None` only if it cannot be, which a parsed
+    /// value always can).
     pub fn of(item: &Value) -> Option<RawJson> {
         serde_json::value::to_raw_value(item).ok().map(RawJson)
     }
