@@ -20,6 +20,7 @@ pub struct Config {
     pub conversations: ConversationConfig,
     pub plugins: PluginConfig,
     pub outbound: OutboundConfig,
+    pub media: MediaConfig,
     pub demo: DemoConfig,
     pub sync: SyncConfig,
     pub log: LogConfig,
@@ -329,6 +330,36 @@ impl Default for OutboundConfig {
     }
 }
 
+/// Inbound media files: downloaded from Meta, kept, served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Where files are kept; default `<data_dir>/media`.
+    pub dir: Option<PathBuf>,
+    /// How long a stored file is kept (Meta keeps it 30 days at most).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Download attempts per file before it is marked failed (Meta's
+    /// media ids in webhooks expire after 7 days).
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Downloads at once across tenants.
+    pub concurrency: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            dir: None,
+            retention: Duration::from_secs(365 * 24 * 3600),
+            max_attempts: 10,
+            initial_backoff: Duration::from_secs(5),
+            concurrency: 4,
+        }
+    }
+}
+
 /// The tenant created on first start so a fresh clone works end to end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -341,6 +372,8 @@ pub struct DemoConfig {
     pub api_key: Option<String>,
     /// When set, sends go to Meta for real.
     pub access_token: Option<String>,
+    /// The WhatsApp Business Account, for syncing its message templates.
+    pub waba_id: Option<String>,
     pub timezone: String,
     pub default_region: String,
 }
@@ -353,6 +386,7 @@ impl Default for DemoConfig {
             app_secret: None,
             api_key: None,
             access_token: None,
+            waba_id: None,
             timezone: "America/Sao_Paulo".into(),
             default_region: "BR".into(),
         }
@@ -424,6 +458,10 @@ impl Config {
             return Err(ConfigError(format!("demo.timezone: unknown timezone {:?}", self.demo.timezone)));
         }
         Ok(())
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.media.dir.clone().unwrap_or_else(|| self.server.data_dir.join("media"))
     }
 
     pub fn cache_dir(&self) -> PathBuf {

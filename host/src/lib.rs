@@ -15,6 +15,8 @@
 //! | feedback: measures of a closed exchange → contact signals | [`feedback`] (feedback world), [`pipeline::learn`] | tenant plugin |
 //! | human control: staff actions, pauses, opt-out, storm guard, audit | [`control`] ([`control::staff`]) | host |
 //! | sending: the message log entry and the send queue, then Meta | [`outbound`] | host |
+//! | message templates: synced from Meta, kept current by webhooks, every template send checked | [`templates`] | host |
+//! | inbound media: downloaded off the ack path, checked, kept content-addressed, served | [`media`] | host |
 //! | the pipeline: one unit of work per event, in order per contact | [`pipeline`] (`inbound`, `timer`, `status`) | host |
 //! | plugin runtime: sandbox, one call path for every world | [`plugins`] ([`plugins::call`]) | host |
 //! | CRM records; companies and deals as staff change them | [`crm`] | host |
@@ -52,6 +54,7 @@ pub(crate) mod feedback;
 pub mod followup;
 pub(crate) mod identity;
 pub mod ingest;
+pub mod media;
 pub(crate) mod metrics;
 pub mod model;
 pub mod numbers;
@@ -64,5 +67,6 @@ pub(crate) mod routing;
 pub mod server;
 pub use switchboard_store as store;
 pub(crate) mod sync;
+pub mod templates;
 pub mod tenants;
 mod threads;

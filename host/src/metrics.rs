@@ -138,6 +138,9 @@ pub struct Metrics {
     pub plugin_failures: Family<labels::PluginFailure, Counter>,
     pub fallbacks: Family<labels::Fallback, Counter>,
     pub sends: Family<labels::Send, Counter>,
+    /// Inbound media download attempts by outcome (`stored`, `retry`,
+    /// `failed`).
+    pub media_downloads: Family<labels::Send, Counter>,
     /// From webhook receipt to the event's effects committed.
     pub event_seconds: Family<labels::Event, Histogram>,
     /// CRM event deliveries by tenant, endpoint and result.
@@ -185,6 +188,7 @@ impl Metrics {
             plugin_failures: Family::default(),
             fallbacks: Family::default(),
             sends: Family::default(),
+            media_downloads: Family::default(),
             event_seconds: Family::new_with_constructor(latency_histogram),
             sync_deliveries: Family::default(),
             sync_pending: Family::default(),
@@ -213,6 +217,7 @@ impl Metrics {
         registry.register("plugin_failures", "Plugin traps and limit hits", m.plugin_failures.clone());
         registry.register("fallbacks", "Fallback decisions by world and cause", m.fallbacks.clone());
         registry.register("sends", "Outbound sends by outcome", m.sends.clone());
+        registry.register("media_downloads", "Inbound media download attempts by outcome", m.media_downloads.clone());
         registry.register("event_seconds", "From receipt to effects committed", m.event_seconds.clone());
         registry.register("sync_deliveries", "CRM event deliveries by endpoint and result", m.sync_deliveries.clone());
         registry.register("sync_pending", "CRM events waiting per endpoint", m.sync_pending.clone());

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,10 +14,16 @@ use switchboard::config::Config;
 use switchboard::ingest::signature;
 use switchboard::server::{self, Server};
 
+mod meta;
+pub use meta::*;
+
 pub const APP_SECRET: &str = "test-app-secret-ção-🙂";
 pub const API_KEY: &str = "sbk_test_key";
 pub const PHONE_NUMBER_ID: &str = "100000000000001";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The demo tenant's WhatsApp Business Account (when it sends to a
+/// [`FakeMeta`]).
+pub const WABA_ID: &str = "102290129340398";
 
 /// Monday 2026-11-23 14:00 in São Paulo (17:00 UTC): inside the default
 /// router's business hours.
@@ -48,6 +54,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     // release one: its ordinary events would count as a heavy tenant's.
     config.pipeline.heavy_event = Duration::from_millis(50);
     config.outbound.initial_backoff = Duration::from_millis(20);
+    config.media.initial_backoff = Duration::from_millis(20);
     // The tests' CRM receiver listens on loopback; the SSRF test turns
     // this off again.
     config.sync.allow_internal_destinations = true;
@@ -73,6 +80,7 @@ impl TestHost {
         Self::start_with(|c| {
             c.outbound.graph_base = meta.base.clone();
             c.demo.access_token = Some("EAAtoken".into());
+            c.demo.waba_id = Some(WABA_ID.into());
         })
         .await
     }
@@ -383,105 +391,10 @@ pub fn status_payload(sample: &str, wamid: &str, recipient: &str, at_secs: i64) 
     p
 }
 
-/// A stand-in for Meta's Graph API: a real HTTP server on loopback that
-/// records every send and answers like the Cloud API, optionally failing
-/// the first requests with a given status.
-pub struct FakeMeta {
-    pub base: String,
-    pub requests: Arc<Mutex<Vec<RecordedSend>>>,
-    failures: Arc<Mutex<Vec<(u16, Value)>>>,
-    /// How long each answer takes (Meta's take tens of milliseconds).
-    latency: Arc<Mutex<Duration>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RecordedSend {
-    pub path: String,
-    pub authorization: Option<String>,
-    pub body: Value,
-}
-
-impl FakeMeta {
-    pub async fn start() -> FakeMeta {
-        use axum::extract::{Path as AxPath, State};
-        use axum::http::{HeaderMap, StatusCode};
-        use axum::routing::post;
-
-        type Shared = (Arc<Mutex<Vec<RecordedSend>>>, Arc<Mutex<Vec<(u16, Value)>>>, Arc<Mutex<Duration>>);
-        async fn messages(
-            State((requests, failures, latency)): State<Shared>,
-            AxPath((version, phone)): AxPath<(String, String)>,
-            headers: HeaderMap,
-            body: axum::body::Bytes,
-        ) -> (StatusCode, axum::Json<Value>) {
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let n = {
-                let mut r = requests.lock().unwrap();
-                r.push(RecordedSend {
-                    path: format!("/{version}/{phone}/messages"),
-                    authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
-                    body: body.clone(),
-                });
-                r.len()
-            };
-            let latency = *latency.lock().unwrap();
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            let planned = {
-                let mut f = failures.lock().unwrap();
-                if f.is_empty() { None } else { Some(f.remove(0)) }
-            };
-            if let Some((status, error)) = planned {
-                return (StatusCode::from_u16(status).unwrap(), axum::Json(error));
-            }
-            // As Meta: the recipient is `to` (a phone) or `recipient` (a
-            // BSUID); `to` wins when both are given; one is required.
-            let contact = match (body["to"].as_str(), body["recipient"].as_str()) {
-                (Some(to), _) => json!({ "input": to, "wa_id": to }),
-                (None, Some(bsuid)) => json!({ "input": bsuid, "user_id": bsuid }),
-                (None, None) => {
-                    let error = json!({ "error": { "message": "(#100) The parameter to is required.",
-                        "type": "OAuthException", "code": 100, "fbtrace_id": "AbCdEf" } });
-                    return (StatusCode::BAD_REQUEST, axum::Json(error));
-                }
-            };
-            (
-                StatusCode::OK,
-                axum::Json(json!({
-                    "messaging_product": "whatsapp",
-                    "contacts": [contact],
-                    "messages": [{ "id": format!("wamid.FAKE{n:04}") }]
-                })),
-            )
-        }
-
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let latency = Arc::new(Mutex::new(Duration::ZERO));
-        let app = axum::Router::new().route("/{version}/{phone}/messages", post(messages)).with_state((
-            requests.clone(),
-            failures.clone(),
-            latency.clone(),
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake meta");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeMeta { base: format!("http://{addr}"), requests, failures, latency }
-    }
-
-    /// Every later answer takes `latency`.
-    pub fn set_latency(&self, latency: Duration) {
-        *self.latency.lock().unwrap() = latency;
-    }
-
-    /// The next `n` requests fail with `status` and Meta's error `code`.
-    pub fn fail_next(&self, n: usize, status: u16, code: i64) {
-        let error = json!({ "error": { "message": "planned failure", "type": "OAuthException", "code": code, "fbtrace_id": "x" } });
-        self.failures.lock().unwrap().extend(std::iter::repeat_n((status, error), n));
-    }
-
-    pub fn sent(&self) -> Vec<RecordedSend> {
-        self.requests.lock().unwrap().clone()
-    }
+/// A webhook of a business-account field (`message_template_status_update`,
+/// …) as Meta sends it: the entry is the account, the change names no
+/// phone number.
+pub fn account_webhook(field: &str, value: Value, at_secs: i64) -> Value {
+    json!({ "object": "whatsapp_business_account",
+        "entry": [{ "id": WABA_ID, "time": at_secs, "changes": [{ "field": field, "value": value }] }] })
 }

@@ -65,6 +65,8 @@ pub struct TenantView {
     pub id: String,
     pub name: String,
     pub phone_number_ids: Vec<String>,
+    /// The WhatsApp Business Account (message templates live there).
+    pub waba_id: Option<String>,
     pub timezone: String,
     pub default_region: String,
     pub disabled: bool,
@@ -90,6 +92,7 @@ impl From<Tenant> for TenantView {
             id: t.id,
             name: t.name,
             phone_number_ids: t.phone_number_ids,
+            waba_id: t.waba_id,
             timezone: t.timezone,
             default_region: t.default_region,
             disabled: t.disabled,

@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(takeover))
         .routes(routes!(release))
         .routes(routes!(reply))
+        .routes(routes!(message_contact))
         .routes(routes!(reassign))
         .routes(routes!(resolve))
         .routes(routes!(pause_conversation))
@@ -121,19 +122,50 @@ pub async fn reply(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StaffReply>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    let reply = match (body.text, body.template) {
-        (Some(text), None) if !text.trim().is_empty() && text.chars().count() <= 4096 => Reply::Text { body: text },
-        (None, Some(t)) if !t.name.is_empty() && !t.language.is_empty() => Reply::Template(t),
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_reply",
-                "send either `text` (1–4096 characters) or a `template`",
-            ));
-        }
-    };
+    let reply = body.reply()?;
     let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
     let message = act(staff, move |s| s.reply(&tenant.id, &id, &who, &reply, &phone_number_id)).await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { message })))
+}
+
+impl StaffReply {
+    fn reply(self) -> Result<Reply, ApiError> {
+        match (self.text, self.template) {
+            (Some(text), None) if !text.trim().is_empty() && text.chars().count() <= 4096 => {
+                Ok(Reply::Text { body: text })
+            }
+            (None, Some(t)) if !t.name.is_empty() && !t.language.is_empty() => Ok(Reply::Template(t)),
+            _ => Err(ApiError::bad_request("invalid_reply", "send either `text` (1–4096 characters) or a `template`")),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    /// The contact's open conversation, or the one this message opened.
+    pub conversation: Conversation,
+    pub message: Message,
+}
+
+/// Writes to a contact first, as a person: into its open conversation, or
+/// opening one (assigned to the sender) — outside the 24-hour window only
+/// with an approved template. A contact who opted out gets nothing (422
+/// `opted_out`).
+#[utoipa::path(post, path = "/v1/contacts/{id}/messages", tag = "staff", params(("id" = String, Path), ("X-Staff-Id" = String, Header)),
+    request_body = StaffReply, security(("tenant_key" = [])),
+    responses((status = 202, body = Started), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn message_contact(
+    TenantAuth(tenant, _): TenantAuth,
+    Staff(who): Staff,
+    State(staff): State<StaffActions>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StaffReply>,
+) -> Result<(StatusCode, Json<Started>), ApiError> {
+    let reply = body.reply()?;
+    let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
+    let (conversation, message) =
+        act(staff, move |s| s.message_contact(&tenant.id, &id, &who, &reply, &phone_number_id)).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { conversation, message })))
 }
 
 #[derive(Deserialize, ToSchema)]

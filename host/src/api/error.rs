@@ -13,6 +13,7 @@ use crate::crm::EditError;
 use crate::identity::duplicates::MergeError;
 use crate::plugins::{PluginError, UploadError};
 use crate::store::StoreError;
+use crate::templates::{TemplateError, Unsendable};
 use crate::tenants::TenantError;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,9 +165,14 @@ impl From<StaffError> for ApiError {
                 let code = match r {
                     Refusal::NeedsPhone => "needs_phone",
                     Refusal::MarketingStopped => "marketing_stopped",
+                    Refusal::Template(Unsendable::Unknown { .. }) => "unknown_template",
+                    Refusal::Template(Unsendable::Paused { .. }) => "template_paused",
+                    Refusal::Template(Unsendable::NotApproved { .. }) => "template_not_approved",
+                    Refusal::Template(Unsendable::Invalid { .. }) => "invalid_template_parameters",
                 };
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, r.to_string())
             }
+            StaffError::OptedOut => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "opted_out", e.to_string()),
             StaffError::PauseInThePast => ApiError::bad_request("invalid_pause", e.to_string()),
             StaffError::KeptChanging(_) => ApiError::conflict(e.to_string()),
             StaffError::Store(s) => s.into(),
@@ -208,6 +214,25 @@ impl From<TenantError> for ApiError {
             TenantError::Invalid(why) => ApiError::bad_request("invalid_tenant", why),
             TenantError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<TemplateError> for ApiError {
+    fn from(e: TemplateError) -> Self {
+        if let TemplateError::Store(s) = e {
+            return s.into();
+        }
+        let (status, code) = match &e {
+            TemplateError::NoAccount => (StatusCode::UNPROCESSABLE_ENTITY, "no_business_account"),
+            TemplateError::NoToken => (StatusCode::UNPROCESSABLE_ENTITY, "no_access_token"),
+            // Meta could not be reached or failed: the client may retry.
+            TemplateError::Meta(m) if m.retryable => (StatusCode::BAD_GATEWAY, "meta_unavailable"),
+            TemplateError::Meta(_) => (StatusCode::UNPROCESSABLE_ENTITY, "meta_refused"),
+            TemplateError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_template"),
+            TemplateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            TemplateError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        ApiError::new(status, code, e.to_string())
     }
 }
 

@@ -15,10 +15,12 @@ mod delivered;
 mod doc;
 mod error;
 mod identity;
+mod media;
 mod ops;
 pub(crate) mod plugins;
 mod records;
 mod sync;
+mod templates;
 mod webhooks;
 
 pub use doc::ApiDoc;
@@ -107,6 +109,8 @@ narrow_state! {
     crate::ingest::fields::FieldEvents => |s| s.stages().fields.clone(),
     crate::numbers::Numbers => |s| s.stages().numbers.clone(),
     Signals => |s| s.stages().signals.clone(),
+    crate::templates::Templates => |s| s.stages().templates.clone(),
+    crate::media::Media => |s| s.stages().media.clone(),
     SharedClock => |s| s.stages().clock.clone(),
 }
 
@@ -139,6 +143,8 @@ fn routes(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(admin::routes())
         .merge(delivered::routes())
         .merge(control::routes())
+        .merge(templates::routes())
+        .merge(media::routes())
         .merge(ops::routes(config.server.metrics_listen.is_none()))
         .split_for_parts();
     doc::complete(&mut doc);

@@ -118,6 +118,9 @@ pub struct ConversationView {
     pub decisions: Vec<DecisionRecord>,
     /// Staff overrides of routing, each naming the decision it replaced.
     pub overrides: Vec<crate::crm::Override>,
+    /// The files the messages carry, each naming its message: stored,
+    /// still being fetched (with the last error), or failed.
+    pub media: Vec<crate::media::MediaRecord>,
 }
 
 /// A conversation with its messages and decisions.
@@ -126,6 +129,7 @@ pub struct ConversationView {
 pub async fn get_conversation(
     TenantAuth(tenant, _): TenantAuth,
     State(crm): State<Crm>,
+    State(media): State<crate::media::Media>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
     let conversation = crm
@@ -134,8 +138,10 @@ pub async fn get_conversation(
     let contact = crm
         .contact(&tenant.id, &conversation.contact_id)?
         .ok_or_else(|| ApiError::not_found(format!("conversation {id} has no contact")))?;
+    let messages = crm.recent_messages(&tenant.id, &id, 1000)?;
     Ok(Json(ConversationView {
-        messages: crm.recent_messages(&tenant.id, &id, 1000)?,
+        media: media.of_messages(&tenant.id, &messages)?,
+        messages,
         decisions: crm.decisions(&tenant.id, &id)?,
         overrides: crm.overrides(&tenant.id, &id)?,
         conversation,

@@ -8,6 +8,7 @@
 //! commit as the change itself.
 
 pub mod audit;
+mod initiate;
 pub mod optout;
 pub mod staff;
 pub mod storm;
@@ -70,11 +71,15 @@ pub fn automation_blocked(
     None
 }
 
-/// A template WhatsApp will not deliver to this contact, by its category:
-/// the host refuses it before sending, whoever sends it (a router's reply,
-/// a follow-up, a person), rather than queue a message bound to fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// A template WhatsApp will not deliver — to anyone (unknown, not
+/// approved, its variables not filled) or to this contact, by its
+/// category: the host refuses it before sending, whoever sends it (a
+/// router's reply, a follow-up, a person), rather than queue a message
+/// bound to fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error(transparent)]
+    Template(#[from] crate::templates::Unsendable),
     #[error(
         "the contact stopped marketing messages with WhatsApp: a marketing template is not sent (Meta refuses it with error 131050)"
     )]
@@ -85,13 +90,19 @@ pub enum Refusal {
     NeedsPhone,
 }
 
-/// Why `template` may not go to `contact`, if it may not. A template whose
-/// sender did not name its category is let through: Meta has the last word.
-pub fn template_refusal(template: &Template, contact: &Contact) -> Option<Refusal> {
+/// `template` as it will go to `contact` (its category filled in from
+/// the tenant's definition), or why it may not. A template whose category
+/// is unknown is let through on that count: Meta has the last word.
+pub fn template_refusal(
+    book: &crate::templates::Book,
+    template: &Template,
+    contact: &Contact,
+) -> Result<Template, Refusal> {
+    let template = book.check(template)?;
     match template.category {
-        Some(TemplateCategory::Marketing) if contact.marketing_stopped_at.is_some() => Some(Refusal::MarketingStopped),
-        Some(TemplateCategory::Authentication) if contact.phone.is_none() => Some(Refusal::NeedsPhone),
-        _ => None,
+        Some(TemplateCategory::Marketing) if contact.marketing_stopped_at.is_some() => Err(Refusal::MarketingStopped),
+        Some(TemplateCategory::Authentication) if contact.phone.is_none() => Err(Refusal::NeedsPhone),
+        _ => Ok(template),
     }
 }
 

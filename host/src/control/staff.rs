@@ -15,6 +15,7 @@ use crate::model::{Assignee, Pause, Priority, Reply, Takeover, new_id};
 use crate::outbound::Outbox;
 use crate::outbound::outgoing::{self, Outgoing};
 use crate::store::{self, Batch, StoreError};
+use crate::templates::{Book, Templates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -26,6 +27,8 @@ pub enum StaffError {
     WindowClosed,
     #[error(transparent)]
     Refused(#[from] super::Refusal),
+    #[error("the contact opted out: nothing is sent to them until they opt in again")]
+    OptedOut,
     #[error("`until` is in the past")]
     PauseInThePast,
     #[error("the {0} keeps changing; retry")]
@@ -45,10 +48,11 @@ pub struct Reassignment {
 
 #[derive(Clone)]
 pub struct StaffActions {
-    crm: Crm,
+    pub(super) crm: Crm,
     timers: Timers,
-    control: Control,
-    outbox: Outbox,
+    pub(super) control: Control,
+    pub(super) outbox: Outbox,
+    pub(super) templates: Templates,
     clock: SharedClock,
 }
 
@@ -67,8 +71,15 @@ fn staff(id: &str) -> Actor {
 }
 
 impl StaffActions {
-    pub fn new(crm: Crm, timers: Timers, control: Control, outbox: Outbox, clock: SharedClock) -> StaffActions {
-        StaffActions { crm, timers, control, outbox, clock }
+    pub fn new(
+        crm: Crm,
+        timers: Timers,
+        control: Control,
+        outbox: Outbox,
+        templates: Templates,
+        clock: SharedClock,
+    ) -> StaffActions {
+        StaffActions { crm, timers, control, outbox, templates, clock }
     }
 
     pub fn now(&self) -> Millis {
@@ -97,19 +108,13 @@ impl StaffActions {
     /// A reply in person: recorded with its author and queued for sending.
     pub fn reply(&self, tenant: &str, id: &str, who: &str, reply: &Reply, phone_number_id: &str) -> Result<Message> {
         let message_id = new_id("msg");
+        let book = self.book(tenant, reply)?;
         let mut queued = None;
         self.change(tenant, id, |c| {
-            if matches!(reply, Reply::Text { .. }) && !ServiceWindow::of(c.contact, c.now).open {
-                return Err(StaffError::WindowClosed);
-            }
-            if let Reply::Template(t) = reply
-                && let Some(refused) = super::template_refusal(t, c.contact)
-            {
-                return Err(refused.into());
-            }
+            let reply = sendable(reply, &book, c.contact, c.now)?;
             let o = Outgoing {
                 id: message_id.clone(),
-                reply,
+                reply: &reply,
                 author: Author::Human { staff: who.to_string() },
                 reply_to: None,
                 decision_id: None,
@@ -126,6 +131,14 @@ impl StaffActions {
         let message = queued.ok_or(StaffError::KeptChanging("conversation"))?;
         self.outbox.wake_sender();
         Ok(message)
+    }
+
+    /// The definition of the template `reply` sends, if it sends one.
+    pub(super) fn book(&self, tenant: &str, reply: &Reply) -> Result<Book> {
+        Ok(match reply {
+            Reply::Template(t) => self.templates.book(tenant, [t])?,
+            Reply::Text { .. } => Book::default(),
+        })
     }
 
     /// Reassigns and/or reprioritises, recorded next to the plugin decision
@@ -273,6 +286,16 @@ impl StaffActions {
     }
 }
 
+/// `reply` as it may go to `contact` now: text inside the 24-hour window,
+/// a template as WhatsApp will take it.
+pub(super) fn sendable(reply: &Reply, book: &Book, contact: &Contact, now: Millis) -> Result<Reply> {
+    match reply {
+        Reply::Text { .. } if !ServiceWindow::of(contact, now).open => Err(StaffError::WindowClosed),
+        Reply::Text { .. } => Ok(reply.clone()),
+        Reply::Template(t) => Ok(Reply::Template(super::template_refusal(book, t, contact)?)),
+    }
+}
+
 fn pause_entry(now: Millis, who: &str, pause: Option<&Pause>, scope: &str) -> AuditEntry {
     match pause {
         Some(p) => AuditEntry::new(
@@ -340,7 +363,10 @@ mod tests {
         crm.put_conversation(&mut batch, T, &mut conversation, None).unwrap();
         timers.replace(&mut batch, T, "cv_1", &Pending::default(), Some(&timer)).unwrap();
         crm.commit(batch).unwrap();
-        let staff = StaffActions::new(crm.clone(), timers.clone(), control.clone(), Outbox::new(store), clock);
+        let graph = crate::outbound::GraphClient::new(&crate::config::OutboundConfig::default()).unwrap();
+        let templates = Templates::new(store.clone(), graph);
+        let staff =
+            StaffActions::new(crm.clone(), timers.clone(), control.clone(), Outbox::new(store), templates, clock);
         World { staff, crm, timers, control }
     }
 
@@ -367,12 +393,7 @@ mod tests {
         let w = world(25 * HOUR);
         let text = Reply::Text { body: "hello".into() };
         assert!(matches!(w.staff.reply(T, "cv_1", "marta", &text, "pn"), Err(StaffError::WindowClosed)));
-        let template = Reply::Template(crate::model::Template {
-            name: "reopen".into(),
-            language: "pt_BR".into(),
-            parameters: vec![],
-            category: None,
-        });
+        let template = Reply::Template(crate::model::Template::text("reopen", "pt_BR", vec![]));
         let m = w.staff.reply(T, "cv_1", "marta", &template, "pn").unwrap();
         assert_eq!(m.author, Author::Human { staff: "marta".into() });
         assert!(!w.crm.conversation(T, "cv_1").unwrap().unwrap().needs_reply);

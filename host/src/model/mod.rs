@@ -6,10 +6,12 @@
 mod feedback;
 mod follow_up;
 mod human;
+mod template;
 
 pub use feedback::{CloseReason, Interaction, SignalUpdate};
 pub use follow_up::{FollowUpAction, FollowUpPlan, PlanKind, ScheduledFollowUp};
 pub use human::{Pause, Takeover};
+pub use template::{ButtonParameter, HeaderParameter, Parameter, Template, TemplateCategory, TypedParameter};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -246,28 +248,6 @@ pub enum Priority {
     Urgent,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Template {
-    pub name: String,
-    pub language: String,
-    #[serde(default)]
-    pub parameters: Vec<String>,
-    /// Meta's category of the template, when the sender knows it: the host
-    /// then holds back what Meta would refuse (a marketing template to a
-    /// contact who stopped marketing messages, an authentication template
-    /// to a contact known only by BSUID).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<TemplateCategory>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TemplateCategory {
-    Marketing,
-    Utility,
-    Authentication,
-}
-
 /// What goes out to the contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -281,7 +261,7 @@ impl Reply {
     pub fn preview(&self) -> String {
         match self {
             Reply::Text { body } => body.clone(),
-            Reply::Template(t) => format!("[template {}] {}", t.name, t.parameters.join(" | ")),
+            Reply::Template(t) => format!("[template {}] {}", t.name, t.parameter_texts().join(" | ")),
         }
     }
 }
@@ -311,6 +291,18 @@ pub struct RoutingDecision {
 pub const HUMAN_QUEUE: &str = "human-queue";
 
 impl RoutingDecision {
+    /// The templates it would send (its bot reply, its acknowledgement).
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        let reply = match &self.handler {
+            Handler::Bot { reply } => Some(reply),
+            _ => None,
+        };
+        reply.into_iter().chain(self.acknowledge.as_ref()).filter_map(|r| match r {
+            Reply::Template(t) => Some(t),
+            Reply::Text { .. } => None,
+        })
+    }
+
     /// The safe fallback: a human looks at it, nothing is sent.
     pub fn fallback(cause: &str) -> RoutingDecision {
         RoutingDecision {

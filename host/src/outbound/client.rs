@@ -1,8 +1,11 @@
-//! WhatsApp Cloud API client: `POST {graph_base}/{version}/{phone_number_id}/messages`.
+//! The Graph API client: every call the host makes to Meta — sends,
+//! template management, media — goes through [`GraphClient::call`], which
+//! reads Meta's error shape once and says whether trying again can help.
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::Value;
 
 use crate::config::OutboundConfig;
 use crate::ingest::WhatsAppError;
@@ -20,6 +23,16 @@ pub struct SendError {
     pub retryable: bool,
     /// How long Meta asked us to wait (`Retry-After`), if it said.
     pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    fn local(title: &str, details: String, retryable: bool) -> SendError {
+        SendError {
+            error: WhatsAppError { code: 0, title: title.into(), details: Some(details) },
+            retryable,
+            retry_after: None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,13 +65,31 @@ impl GraphClient {
         reply: &Reply,
         idempotency_key: &str,
     ) -> Result<String, SendError> {
-        let url = format!("{}/{}/{}/messages", self.base, self.version, phone_number_id);
-        let body = body(to, reply, idempotency_key);
-        let response = self.http.post(&url).bearer_auth(token).json(&body).send().await.map_err(|e| SendError {
-            error: WhatsAppError { code: 0, title: "network error".into(), details: Some(e.to_string()) },
-            retryable: true,
-            retry_after: None,
-        })?;
+        let body = super::body::body(to, reply, idempotency_key);
+        let path = format!("{phone_number_id}/messages");
+        let answer = self.call(Method::POST, &path, token, &[], Some(&body)).await?;
+        match answer.pointer("/messages/0/id").and_then(Value::as_str) {
+            Some(wamid) => Ok(wamid.to_string()),
+            None => Err(SendError::local("response without a message id", answer.to_string(), false)),
+        }
+    }
+
+    /// One Graph API call to `{base}/{version}/{path}`, answered with
+    /// Meta's JSON or its error.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, SendError> {
+        let url = format!("{}/{}/{}", self.base, self.version, path.trim_start_matches('/'));
+        let mut request = self.http.request(method, &url).bearer_auth(token).query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| SendError::local("network error", e.to_string(), true))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -68,14 +99,7 @@ impl GraphClient {
         let text = response.text().await.unwrap_or_default();
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
-            if let Some(wamid) = json.pointer("/messages/0/id").and_then(Value::as_str) {
-                return Ok(wamid.to_string());
-            }
-            return Err(SendError {
-                error: WhatsAppError { code: 0, title: "response without a message id".into(), details: Some(text) },
-                retryable: false,
-                retry_after: None,
-            });
+            return Ok(json);
         }
         let code = json.pointer("/error/code").and_then(Value::as_i64).unwrap_or(i64::from(status.as_u16()));
         let error = WhatsAppError {
@@ -93,79 +117,29 @@ impl GraphClient {
             || TRANSIENT.contains(&code);
         Err(SendError { error, retryable, retry_after })
     }
-}
 
-/// The request body; `biz_opaque_callback_data` carries our message id so
-/// status webhooks can be matched even before the send response is. A
-/// person known only by BSUID is addressed with `recipient` instead of
-/// `to` (Meta's business-scoped user id send).
-fn body(to: &str, reply: &Reply, idempotency_key: &str) -> Value {
-    let mut body = content(to, reply, idempotency_key);
-    if crate::bsuid::is_bsuid(to)
-        && let Some(fields) = body.as_object_mut()
-        && let Some(bsuid) = fields.remove("to")
-    {
-        fields.insert("recipient".into(), bsuid);
-    }
-    body
-}
-
-fn content(to: &str, reply: &Reply, idempotency_key: &str) -> Value {
-    match reply {
-        Reply::Text { body } => json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": { "preview_url": false, "body": body },
-            "biz_opaque_callback_data": idempotency_key,
-        }),
-        Reply::Template(t) => {
-            let mut template = json!({ "name": t.name, "language": { "code": t.language } });
-            if !t.parameters.is_empty() {
-                let params: Vec<Value> = t.parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
-                template["components"] = json!([{ "type": "body", "parameters": params }]);
-            }
-            json!({
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": to,
-                "type": "template",
-                "template": template,
-                "biz_opaque_callback_data": idempotency_key,
-            })
+    /// Downloads a media URL Meta gave (it wants the same bearer token),
+    /// refusing more than `max` bytes. A failure is worth retrying — the
+    /// next attempt asks Meta for a fresh URL — unless the file is too
+    /// large.
+    pub async fn download(&self, url: &str, token: &str, max: u64) -> Result<Vec<u8>, SendError> {
+        let network = |e: reqwest::Error| SendError::local("network error", e.to_string(), true);
+        let mut response = self.http.get(url).bearer_auth(token).send().await.map_err(network)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(SendError::local("media download refused", format!("HTTP {status}"), true));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Template;
-
-    #[test]
-    fn a_person_known_only_by_bsuid_is_addressed_as_recipient() {
-        let text = body("US.13491208655302741918", &Reply::Text { body: "Hi".into() }, "msg_1");
-        assert_eq!(text["recipient"], "US.13491208655302741918");
-        assert!(text.get("to").is_none(), "{text}");
-        let text = body("15551234567", &Reply::Text { body: "Hi".into() }, "msg_1");
-        assert_eq!((text["to"].as_str(), text.get("recipient")), (Some("15551234567"), None));
-    }
-
-    #[test]
-    fn bodies_follow_the_cloud_api() {
-        let text = body("5511987654321", &Reply::Text { body: "Olá".into() }, "msg_1");
-        assert_eq!(text["type"], "text");
-        assert_eq!(text["text"]["body"], "Olá");
-        assert_eq!(text["to"], "5511987654321");
-        let t = Template {
-            name: "follow_up_quote".into(),
-            language: "pt_BR".into(),
-            parameters: vec!["Ana".into()],
-            category: None,
-        };
-        let tpl = body("5511987654321", &Reply::Template(t), "msg_2");
-        assert_eq!(tpl["template"]["language"]["code"], "pt_BR");
-        assert_eq!(tpl["template"]["components"][0]["parameters"][0]["text"], "Ana");
+        let too_large = |n: u64| SendError::local("media too large", format!("{n} bytes; the limit is {max}"), false);
+        if let Some(n) = response.content_length().filter(|n| *n > max) {
+            return Err(too_large(n));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(network)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Err(too_large(bytes.len() as u64));
+            }
+        }
+        Ok(bytes)
     }
 }

@@ -7,11 +7,12 @@
 //! contact's own pipeline worker records the outcome. A tenant without an
 //! access token gets a dry run: recorded, not sent.
 
+mod body;
 mod client;
 pub mod outgoing;
 mod worker;
 
-pub use client::GraphClient;
+pub use client::{GraphClient, SendError};
 pub use worker::{ResultSink, Worker};
 
 use std::sync::Arc;

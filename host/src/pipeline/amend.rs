@@ -30,7 +30,9 @@ pub(super) fn complete_media(p: &Pipeline, seq: u64, m: &InboundMessage) -> Resu
     let mut batch = crate::store::Batch::new();
     if kept.content.get("id").is_none() {
         kept.content = m.content.clone();
-        crm.amend_message(&mut batch, &m.tenant, &mut kept, p.stages.clock.now_ms())?;
+        let now = p.stages.clock.now_ms();
+        crm.amend_message(&mut batch, &m.tenant, &mut kept, now)?;
+        p.stages.media.expect(&mut batch, &m.tenant, &kept, now)?;
     }
     p.commit(&m.tenant, seq, batch)?;
     Ok(true)
@@ -250,6 +252,7 @@ impl Work<'_> {
     fn keep_unrouted(&mut self) -> Result<(), PipelineError> {
         let (s, tenant) = (&self.p.stages, &self.tenant.id);
         s.crm.put_message(&mut self.batch, tenant, &mut self.message)?;
+        s.media.expect(&mut self.batch, tenant, &self.message, self.now)?;
         s.crm.put_contact(&mut self.batch, tenant, &mut self.contact, self.resolved.previous.as_ref())?;
         if let Some((ended, read)) = &mut self.thread.closed {
             s.crm.put_conversation(&mut self.batch, tenant, ended, Some(read))?;

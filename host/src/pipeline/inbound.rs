@@ -190,11 +190,14 @@ impl<'a> Work<'a> {
         let limits = self.tenant.automation_limits(s.config.automation);
         let mut storm = Storm::new(limits, &mut self.contact, self.now);
         let (decision, window) = (&routed.decision, &context.window);
-        let acts = act::apply(decision, &mut self.conversation, blocked.as_ref(), window, &mut storm, self.now);
+        let templates = s.templates.book(&self.tenant.id, decision.templates())?;
+        let acts =
+            act::apply(decision, &mut self.conversation, blocked.as_ref(), window, &mut storm, &templates, self.now);
         let decision_id = new_id("dc");
         self.conversation.last_decision_id = Some(decision_id.clone());
         // The inbound message takes its place in the log before the replies.
         s.crm.put_message(&mut self.batch, &self.tenant.id, &mut self.message)?;
+        s.media.expect(&mut self.batch, &self.tenant.id, &self.message, self.now)?;
         let actor = match &routed.plugin {
             Some(p) => Actor::Plugin { world: p.world.clone(), version: p.version.clone() },
             None => Actor::Host,

@@ -88,9 +88,12 @@ impl Pipeline {
         }
         for waba in parsed.waba_ids() {
             if !owners.wabas.contains_key(waba) {
-                let tenant = match s.fields.waba_owner(waba)? {
-                    Some(id) => s.tenants.get(&id)?,
-                    None => None,
+                // The account the operator configured wins over the one
+                // learned from the entries numbers came in.
+                let tenant = match (s.tenants.by_waba_id(waba)?, s.fields.waba_owner(waba)?) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(id)) => s.tenants.get(&id)?,
+                    (None, None) => None,
                 };
                 owners.wabas.insert(waba.to_string(), tenant);
             }
@@ -156,8 +159,8 @@ impl Pipeline {
     }
 
     /// Keeps each change of another field for the tenant it belongs to
-    /// (the operator's when none), counted; a number's health change is
-    /// audited too.
+    /// (the operator's when none), counted; a template's change is applied
+    /// to its definition, a number's health change is audited.
     fn keep_fields(
         &self,
         fields: Vec<FieldChange>,
@@ -177,6 +180,9 @@ impl Pipeline {
             let kind = event.value.get("event").or(event.value.get("decision")).and_then(|e| e.as_str());
             let field = KNOWN_FIELDS.iter().find(|f| **f == event.field).copied().unwrap_or("other");
             s.metrics.webhook_fields.get_or_create(&labels::WebhookField { field }).inc();
+            if tenant != OPERATOR {
+                s.templates.apply_webhook(batch, &tenant, &event.field, &event.value, now)?;
+            }
             if crate::numbers::FIELDS.contains(&event.field.as_str()) && tenant != OPERATOR {
                 let what = format!("{}: {}", event.field, kind.unwrap_or("update"));
                 let entry = AuditEntry::new(now, Actor::Host, AuditAction::NumberHealthChanged, what);

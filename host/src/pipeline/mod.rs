@@ -95,6 +95,12 @@ pub struct Stages {
     pub control: crate::control::Control,
     pub signals: crate::feedback::Signals,
     pub sync: crate::sync::Outbox,
+    /// Inbound media files.
+    pub media: crate::media::Media,
+    /// The tenants' message templates.
+    pub templates: crate::templates::Templates,
+    /// The Graph API client every call to Meta goes through.
+    pub graph: crate::outbound::GraphClient,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
     pub config: Config,

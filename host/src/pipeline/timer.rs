@@ -103,7 +103,8 @@ impl<'a> Firing<'a> {
             if let Some(paused) = self.p.stages.numbers.pause_reason(&self.tenant, number)? {
                 return Ok(Some(format!("{paused}: business-initiated templates are paused")));
             }
-            if let Some(refused) = crate::control::template_refusal(template, contact) {
+            let book = self.p.stages.templates.book(&self.tenant.id, [template])?;
+            if let Err(refused) = crate::control::template_refusal(&book, template, contact) {
                 return Ok(Some(refused.to_string()));
             }
         }

@@ -59,7 +59,7 @@ pub fn validate(plan: FollowUpPlan, now: i64, output_cap: usize) -> Result<Follo
             }
             FollowUpAction::SendTemplate { template } => {
                 check_template(template)?;
-                template.name.len() + template.parameters.iter().map(String::len).sum::<usize>()
+                template.name.len() + template.parameters.iter().map(|p| p.shown().len()).sum::<usize>()
             }
             FollowUpAction::NotifyAssignee { note } => {
                 if note.len() > 1024 {

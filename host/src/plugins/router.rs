@@ -101,7 +101,7 @@ fn reply_size(r: Option<&Reply>) -> usize {
     match r {
         Some(Reply::Text { body }) => body.len(),
         Some(Reply::Template(t)) => {
-            t.name.len() + t.language.len() + t.parameters.iter().map(String::len).sum::<usize>()
+            t.name.len() + t.language.len() + t.parameters.iter().map(|p| p.shown().len()).sum::<usize>()
         }
         None => 0,
     }
@@ -132,7 +132,7 @@ pub(super) fn check_template(t: &crate::model::Template) -> Result<(), Failure> 
     if t.language.len() < 2 || t.language.len() > 15 {
         return Err(invalid(format!("template language {:?} is not a language code", t.language)));
     }
-    if t.parameters.len() > 20 || t.parameters.iter().any(|p| p.trim().is_empty() || p.len() > 1024) {
+    if t.parameters.len() > 20 || t.parameters.iter().any(|p| p.shown().trim().is_empty() || p.shown().len() > 1024) {
         return Err(invalid("template parameters: at most 20, each 1–1024 bytes"));
     }
     Ok(())
@@ -161,14 +161,7 @@ mod tests {
         assert!(validate(ok, 65536).is_ok());
         let empty = decision(Handler::Bot { reply: Reply::Text { body: " ".into() } });
         assert!(matches!(validate(empty, 65536), Err(Failure::InvalidOutput(_))));
-        let bad_template = decision(Handler::Bot {
-            reply: Reply::Template(Template {
-                name: "Bad Name".into(),
-                language: "en".into(),
-                parameters: vec![],
-                category: None,
-            }),
-        });
+        let bad_template = decision(Handler::Bot { reply: Reply::Template(Template::text("Bad Name", "en", vec![])) });
         assert!(validate(bad_template, 65536).is_err());
         let mut tags = decision(Handler::Nobody);
         tags.tags = vec!["x".into(); 17];

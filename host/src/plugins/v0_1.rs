@@ -18,11 +18,11 @@ wit_conversions!("0.1.0");
 // ---- what 0.1.0 says its own way ----
 
 fn lift_template(t: wit::Template) -> model::Template {
-    model::Template { name: t.name, language: t.language, parameters: t.parameters, category: None }
+    model::Template::text(t.name, t.language, t.parameters)
 }
 
 fn lower_template(t: &model::Template) -> wit::Template {
-    wit::Template { name: t.name.clone(), language: t.language.clone(), parameters: t.parameters.clone() }
+    wit::Template { name: t.name.clone(), language: t.language.clone(), parameters: t.parameter_texts() }
 }
 
 fn lower_contact(c: &Contact) -> wit::Contact {

@@ -18,14 +18,14 @@ fn lift_template(t: wit::Template) -> model::Template {
         wit::TemplateCategory::Utility => model::TemplateCategory::Utility,
         wit::TemplateCategory::Authentication => model::TemplateCategory::Authentication,
     });
-    model::Template { name: t.name, language: t.language, parameters: t.parameters, category }
+    model::Template { category, ..model::Template::text(t.name, t.language, t.parameters) }
 }
 
 fn lower_template(t: &model::Template) -> wit::Template {
     wit::Template {
         name: t.name.clone(),
         language: t.language.clone(),
-        parameters: t.parameters.clone(),
+        parameters: t.parameter_texts(),
         category: t.category.map(|c| match c {
             model::TemplateCategory::Marketing => wit::TemplateCategory::Marketing,
             model::TemplateCategory::Utility => wit::TemplateCategory::Utility,

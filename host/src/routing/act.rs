@@ -9,6 +9,7 @@ use crate::control::storm::{Storm, StormRule};
 use crate::control::{Blocked, Refusal, template_refusal};
 use crate::crm::Conversation;
 use crate::model::{Assignee, Handler, Reply, RoutingDecision, deadline};
+use crate::templates::Book;
 
 /// Tags a conversation keeps, at most.
 const MAX_CONVERSATION_TAGS: usize = 32;
@@ -88,14 +89,26 @@ impl std::fmt::Display for Sending {
     }
 }
 
+/// The host's rules an automated send passes: nothing while automation is
+/// blocked, text only inside the window, templates only as WhatsApp will
+/// take them.
+struct Rules<'a> {
+    blocked: Option<&'a Blocked>,
+    window: &'a ServiceWindow,
+    /// The definitions of the decision's templates.
+    templates: &'a Book,
+}
+
 pub fn apply(
     decision: &RoutingDecision,
     conversation: &mut Conversation,
     blocked: Option<&Blocked>,
     window: &ServiceWindow,
     storm: &mut Storm<'_>,
+    templates: &Book,
     now: Millis,
 ) -> Acts {
+    let rules = Rules { blocked, window, templates };
     let mut acts = Acts::default();
     conversation.needs_reply = decision.needs_reply;
     conversation.priority = decision.priority;
@@ -114,7 +127,7 @@ pub fn apply(
     }
     match &decision.handler {
         Handler::Bot { reply } => {
-            if queue(&mut acts, reply, blocked, window, storm, conversation, Sending::BotReply) {
+            if queue(&mut acts, reply, &rules, storm, conversation, Sending::BotReply) {
                 conversation.needs_reply = false;
                 conversation.respond_by = None;
             } else {
@@ -128,7 +141,7 @@ pub fn apply(
                 if decision.needs_reply { deadline(now, decision.respond_within_ms) } else { None };
             acts.notes.push(Note::Assigned(assignee.clone()));
             if let Some(ack) = &decision.acknowledge {
-                queue(&mut acts, ack, blocked, window, storm, conversation, Sending::Acknowledgement);
+                queue(&mut acts, ack, &rules, storm, conversation, Sending::Acknowledgement);
             }
         }
         Handler::Nobody => {
@@ -143,26 +156,29 @@ pub fn apply(
 fn queue(
     acts: &mut Acts,
     reply: &Reply,
-    blocked: Option<&Blocked>,
-    window: &ServiceWindow,
+    rules: &Rules<'_>,
     storm: &mut Storm<'_>,
     conversation: &mut Conversation,
     what: Sending,
 ) -> bool {
-    if let Some(b) = blocked {
+    if let Some(b) = rules.blocked {
         acts.notes.push(Note::Suppressed(what, Suppression::Blocked(b.clone())));
         return false;
     }
-    if matches!(reply, Reply::Text { .. }) && !window.open {
-        acts.notes.push(Note::Suppressed(what, Suppression::WindowClosed));
-        return false;
-    }
-    if let Reply::Template(t) = reply
-        && let Some(refused) = template_refusal(t, storm.contact())
-    {
-        acts.notes.push(Note::Suppressed(what, Suppression::Refused(refused)));
-        return false;
-    }
+    let reply = match reply {
+        Reply::Text { .. } if !rules.window.open => {
+            acts.notes.push(Note::Suppressed(what, Suppression::WindowClosed));
+            return false;
+        }
+        Reply::Text { .. } => reply.clone(),
+        Reply::Template(t) => match template_refusal(rules.templates, t, storm.contact()) {
+            Ok(checked) => Reply::Template(checked),
+            Err(refused) => {
+                acts.notes.push(Note::Suppressed(what, Suppression::Refused(refused)));
+                return false;
+            }
+        },
+    };
     let allowed = match what {
         Sending::Acknowledgement => storm.allow_acknowledgement(conversation),
         Sending::BotReply => storm.allow(),
@@ -172,7 +188,7 @@ fn queue(
         return false;
     }
     acts.notes.push(Note::Queued(what));
-    acts.sends.push(reply.clone());
+    acts.sends.push(reply);
     true
 }
 
@@ -209,7 +225,7 @@ mod tests {
     }
 
     fn template() -> Reply {
-        Reply::Template(Template { name: "hello".into(), language: "en".into(), parameters: vec![], category: None })
+        Reply::Template(Template::text("hello", "en", vec![]))
     }
 
     fn run(decision: &RoutingDecision, blocked: Option<&Blocked>, window_open: bool) -> (Acts, Conversation) {
@@ -225,7 +241,7 @@ mod tests {
         let mut conversation = Conversation::default();
         let mut storm = Storm::new(StormLimits::default(), &mut contact, NOW);
         let window = ServiceWindow { open: window_open, closes_at: None };
-        let acts = apply(decision, &mut conversation, blocked, &window, &mut storm, NOW);
+        let acts = apply(decision, &mut conversation, blocked, &window, &mut storm, &Book::default(), NOW);
         (acts, conversation)
     }
 
@@ -251,9 +267,7 @@ mod tests {
     #[test]
     fn a_template_whatsapp_would_refuse_is_not_queued_and_a_person_is_asked() {
         use crate::model::TemplateCategory as C;
-        let categorized = |category| {
-            Reply::Template(Template { name: "t".into(), language: "en".into(), parameters: vec![], category })
-        };
+        let categorized = |category| Reply::Template(Template { category, ..Template::text("t", "en", vec![]) });
         let stopped = Contact { marketing_stopped_at: Some(NOW - 1), ..Contact::default() };
         let cases = [
             (stopped.clone(), Some(C::Marketing), Some(Refusal::MarketingStopped)),
@@ -303,12 +317,12 @@ mod tests {
         let mut contact = Contact::default();
         let window = ServiceWindow { open: true, closes_at: None };
         let mut storm = Storm::new(StormLimits::default(), &mut contact, NOW);
-        let first = apply(&d, &mut conversation, None, &window, &mut storm, NOW);
+        let first = apply(&d, &mut conversation, None, &window, &mut storm, &Book::default(), NOW);
         assert_eq!(first.sends, vec![text()]);
         assert_eq!(conversation.assignee, Some(Assignee::Team("sales".into())));
         assert_eq!(conversation.tags, vec!["t".to_string()]);
         // The same conversation, the same day: not acknowledged again.
-        let second = apply(&d, &mut conversation, None, &window, &mut storm, NOW + 1_000);
+        let second = apply(&d, &mut conversation, None, &window, &mut storm, &Book::default(), NOW + 1_000);
         assert!(second.sends.is_empty());
         assert!(second.notes.iter().any(Note::is_suppression));
         assert_eq!(conversation.tags.len(), 1, "a tag is kept once");

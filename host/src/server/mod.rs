@@ -88,7 +88,9 @@ pub async fn start_on(
     let demo =
         if config.demo.enabled { Some(ensure_demo(&tenants, &config.demo, &data_dir, clock.now_ms())?) } else { None };
     let registry = load_plugins(&config, store.clone()).await?;
-    let pipeline = Pipeline::new(stages(&config, clock, store, tenants, registry)).map_err(store_error)?;
+    let graph = GraphClient::new(&config.outbound).map_err(|e| ServerError::Io(format!("HTTP client: {e}")))?;
+    let stages = stages(&config, clock, store, tenants, registry, graph);
+    let pipeline = Pipeline::new(stages).map_err(store_error)?;
     let resumed_events = pipeline.journal.pending();
     let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
     spawn_background(&pipeline, &tasks, &shutdown)?;
@@ -139,13 +141,22 @@ async fn load_plugins(config: &Config, store: Store) -> Result<Registry, ServerE
 }
 
 /// Every stage, over one store.
-fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, registry: Registry) -> Stages {
+fn stages(
+    config: &Config,
+    clock: SharedClock,
+    store: Store,
+    tenants: Tenants,
+    registry: Registry,
+    graph: GraphClient,
+) -> Stages {
     let sync = crate::sync::Outbox::new(store.clone());
     let crm = Crm::new(store.clone(), sync.clone());
     let conversations = &config.conversations;
     let control = crate::control::Control::new(store.clone(), sync.clone());
     let (outbox, timers) = (Outbox::new(store.clone()), crate::followup::Timers::new(store.clone()));
     let fields = crate::ingest::fields::FieldEvents::new(store.clone());
+    let templates = crate::templates::Templates::new(store.clone(), graph.clone());
+    let blobs = Arc::new(crate::media::blobs::DirBlobs::new(&config.media_dir()));
     Stages {
         tenants,
         identity: Identity::new(crm.clone()),
@@ -171,8 +182,12 @@ fn stages(config: &Config, clock: SharedClock, store: Store, tenants: Tenants, r
             timers.clone(),
             control,
             outbox.clone(),
+            templates.clone(),
             clock.clone(),
         ),
+        templates,
+        media: crate::media::Media::new(store.clone(), blobs),
+        graph,
         sync,
         clock,
         metrics: Arc::new(Metrics::new()),
@@ -196,7 +211,7 @@ fn spawn_background(
     };
     let worker = Arc::new(Worker {
         outbox: s.outbox.clone(),
-        client: GraphClient::new(&s.config.outbound).map_err(client_error)?,
+        client: s.graph.clone(),
         tenants: s.tenants.clone(),
         store: s.store.clone(),
         clock: s.clock.clone(),
@@ -217,6 +232,15 @@ fn spawn_background(
         wake: Arc::new(Notify::new()),
     });
     tasks.spawn(delivery.run(shutdown.clone()));
+    let downloads = Arc::new(crate::media::download::Downloader {
+        media: s.media.clone(),
+        tenants: s.tenants.clone(),
+        graph: s.graph.clone(),
+        clock: s.clock.clone(),
+        config: s.config.media.clone(),
+        metrics: s.metrics.clone(),
+    });
+    tasks.spawn(downloads.run(shutdown.clone()));
     tasks.spawn(maintenance(pipeline.clone(), s.config.webhook.dedup_window, shutdown.clone()));
     tasks.spawn(timer_scanner(pipeline.clone(), shutdown.clone()));
     tasks.close();
@@ -334,6 +358,13 @@ async fn maintenance(pipeline: Arc<Pipeline>, window: Duration, shutdown: Cancel
         match tokio::task::spawn_blocking(move || p.stages.raw.expire(before)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "forgot webhook items past webhook.raw_retention"),
             Ok(Err(e)) => tracing::warn!(error = %e, "expiring raw webhook items failed"),
+            _ => {}
+        }
+        let p = pipeline.clone();
+        let before = p.stages.clock.now_ms() - p.stages.config.media.retention.as_millis() as i64;
+        match tokio::task::spawn_blocking(move || p.stages.media.expire(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "deleted media files past media.retention"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "expiring media files failed"),
             _ => {}
         }
     }

@@ -20,6 +20,8 @@ pub struct NewTenant {
     pub app_secret: String,
     pub access_token: Option<String>,
     pub verify_token: Option<String>,
+    /// The WhatsApp Business Account id (for message templates).
+    pub waba_id: Option<String>,
     #[serde(default = "default_timezone")]
     pub timezone: String,
     #[serde(default = "default_region")]
@@ -55,6 +57,9 @@ pub struct TenantPatch {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub verify_token: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub waba_id: Option<Option<String>>,
     pub timezone: Option<String>,
     pub default_region: Option<String>,
     #[serde(default, with = "double_option")]
@@ -84,6 +89,7 @@ impl TenantPatch {
             app_secret,
             access_token,
             verify_token,
+            waba_id,
             timezone,
             default_region,
             limits,
@@ -97,6 +103,7 @@ impl TenantPatch {
         set(&mut t.app_secret, app_secret);
         set(&mut t.access_token, access_token);
         set(&mut t.verify_token, verify_token);
+        set(&mut t.waba_id, waba_id);
         set(&mut t.timezone, timezone);
         set(&mut t.default_region, default_region.map(|v| v.to_ascii_uppercase()));
         set(&mut t.limits, limits);
@@ -123,6 +130,7 @@ impl Tenants {
             app_secret: new.app_secret,
             verify_token: new.verify_token,
             access_token: new.access_token,
+            waba_id: new.waba_id,
             timezone: new.timezone,
             default_region: new.default_region.to_ascii_uppercase(),
             disabled: false,

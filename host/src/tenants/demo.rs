@@ -43,6 +43,7 @@ pub fn ensure_demo(
         app_secret: app_secret.clone(),
         verify_token: None,
         access_token: config.access_token.clone(),
+        waba_id: config.waba_id.clone(),
         timezone: config.timezone.clone(),
         default_region: config.default_region.clone(),
         disabled: false,

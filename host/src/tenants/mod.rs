@@ -23,6 +23,8 @@ const TENANTS: Tree = Tree("tenants");
 const BY_PHONE_ID: Tree = Tree("tenants.by_phone_number_id");
 const API_KEYS: Tree = Tree("tenants.api_keys");
 const API_KEY_IDS: Tree = Tree("tenants.api_keys.by_id");
+/// WhatsApp Business Account id → the tenant configured with it.
+const BY_WABA_ID: Tree = Tree("tenants.by_waba_id");
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tenant {
@@ -36,6 +38,10 @@ pub struct Tenant {
     pub verify_token: Option<String>,
     /// Graph API bearer token; without it sends are dry-runs.
     pub access_token: Option<String>,
+    /// The WhatsApp Business Account the numbers belong to: where its
+    /// message templates are read, created and deleted.
+    #[serde(default)]
+    pub waba_id: Option<String>,
     /// IANA timezone for business hours, e.g. `America/Sao_Paulo`.
     pub timezone: String,
     /// Region for phone numbers written without a country code, e.g. `BR`.
@@ -128,6 +134,15 @@ impl Tenants {
         self.get(&String::from_utf8_lossy(&id))
     }
 
+    /// The tenant configured with the WhatsApp Business Account `waba_id`
+    /// (its template and account webhooks name only the account).
+    pub fn by_waba_id(&self, waba_id: &str) -> Result<Option<Tenant>, StoreError> {
+        let Some(id) = self.store.get(BY_WABA_ID, waba_id.as_bytes())? else {
+            return Ok(None);
+        };
+        Ok(self.get(&String::from_utf8_lossy(&id))?.filter(|t| t.waba_id.as_deref() == Some(waba_id)))
+    }
+
     /// The enabled tenant an API key belongs to, with the key's record.
     pub fn by_api_key(&self, key: &str) -> Result<Option<(Tenant, ApiKey)>, StoreError> {
         let Some(record) = self.store.get_json::<ApiKey>(API_KEYS, hash_key(key).as_bytes())? else {
@@ -208,10 +223,16 @@ impl Tenants {
             }
             batch.put(BY_PHONE_ID, phone.as_bytes(), tenant.id.as_bytes());
         }
-        for old in previous.into_iter().flat_map(|p| &p.phone_number_ids) {
+        for old in previous.iter().flat_map(|p| &p.phone_number_ids) {
             if !tenant.phone_number_ids.contains(old) {
                 batch.delete(BY_PHONE_ID, old.as_bytes());
             }
+        }
+        if let Some(old) = previous.and_then(|p| p.waba_id.as_ref()).filter(|w| tenant.waba_id.as_ref() != Some(*w)) {
+            batch.delete(BY_WABA_ID, old.as_bytes());
+        }
+        if let Some(waba) = &tenant.waba_id {
+            batch.put(BY_WABA_ID, waba.as_bytes(), tenant.id.as_bytes());
         }
         batch.put_json(TENANTS, tenant.id.as_bytes(), tenant)?;
         match self.store.commit(batch) {

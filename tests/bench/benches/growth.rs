@@ -103,6 +103,7 @@ fn main() {
                 opt_in_keywords: vec![],
                 verify_token: None,
                 access_token: None,
+                waba_id: None,
                 disabled: false,
                 limits: None,
                 automation: None,

@@ -1,0 +1,113 @@
+//! Inbound media files, served to the tenant's API clients.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, AppState, TenantAuth, blocking};
+use crate::clock::SharedClock;
+use crate::media::{Media, MediaRecord, MediaState};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(file)).routes(routes!(info)).routes(routes!(retry))
+}
+
+/// Types a browser may show in place; anything else is served as a
+/// download, so a file a contact sent cannot run as a page of ours.
+const SHOWN_INLINE: [&str; 9] = [
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "audio/ogg",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/aac",
+    "video/mp4",
+    "video/3gpp",
+];
+
+fn missing(id: &str) -> ApiError {
+    ApiError::not_found(format!("no media {id} in this tenant"))
+}
+
+/// The file a contact sent, as stored (`409 media_not_stored` while it is
+/// still being fetched, or if fetching failed: see `…/info`).
+#[utoipa::path(get, path = "/v1/media/{id}", tag = "media", params(("id" = String, Path, description = "Meta's media id")),
+    security(("tenant_key" = [])),
+    responses((status = 200, description = "the file, with its type", content_type = "*/*"),
+        (status = 409, body = super::error::ErrorBody)))]
+pub async fn file(
+    TenantAuth(tenant, _): TenantAuth,
+    State(media): State<Media>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = id.clone();
+    let (record, bytes) = blocking(move || media.read(&tenant.id, &key)).await?.ok_or_else(|| missing(&id))?;
+    let Some(bytes) = bytes else {
+        let why = match (&record.state, &record.last_error) {
+            (MediaState::Pending, Some(e)) => format!("pending, after {} failed attempt(s): {e}", record.attempts),
+            (MediaState::Pending, None) => "pending: not downloaded yet".into(),
+            (MediaState::Failed, e) => format!("failed: {}", e.as_deref().unwrap_or("unknown")),
+            _ => "expired: kept past media.retention".into(),
+        };
+        return Err(ApiError::new(StatusCode::CONFLICT, "media_not_stored", format!("media {id} is {why}")));
+    };
+    let mime = record.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+    let inline = SHOWN_INLINE.contains(&mime.as_str());
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    let content_type = HeaderValue::from_str(&mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        if inline { content_type } else { HeaderValue::from_static("application/octet-stream") },
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    let disposition = if inline { "inline".to_string() } else { attachment(&record) };
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// `attachment`, with the file's name when it is plain enough to quote.
+fn attachment(record: &MediaRecord) -> String {
+    let name = record.filename.as_deref().filter(|n| {
+        !n.is_empty() && n.len() <= 200 && n.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ')
+    });
+    match name {
+        Some(n) => format!("attachment; filename=\"{n}\""),
+        None => "attachment".into(),
+    }
+}
+
+/// The file's record: type, size, state, attempts and the last error.
+#[utoipa::path(get, path = "/v1/media/{id}/info", tag = "media", params(("id" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 200, body = MediaRecord)))]
+pub async fn info(
+    TenantAuth(tenant, _): TenantAuth,
+    State(media): State<Media>,
+    Path(id): Path<String>,
+) -> Result<Json<MediaRecord>, ApiError> {
+    let key = id.clone();
+    Ok(Json(blocking(move || media.get(&tenant.id, &key)).await?.ok_or_else(|| missing(&id))?))
+}
+
+/// Plans a failed download again, now (a pending or stored one is left
+/// as it is).
+#[utoipa::path(post, path = "/v1/media/{id}/retry", tag = "media", params(("id" = String, Path)), security(("tenant_key" = [])),
+    responses((status = 200, body = MediaRecord)))]
+pub async fn retry(
+    TenantAuth(tenant, _): TenantAuth,
+    State(media): State<Media>,
+    State(clock): State<SharedClock>,
+    Path(id): Path<String>,
+) -> Result<Json<MediaRecord>, ApiError> {
+    let key = id.clone();
+    let record = blocking(move || media.retry(&tenant.id, &key, clock.now_ms())).await?;
+    Ok(Json(record.ok_or_else(|| missing(&id))?))
+}
