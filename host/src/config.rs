@@ -309,6 +309,9 @@ pub struct OutboundConfig {
     pub request_timeout: Duration,
     /// Sends in flight at once across tenants.
     pub concurrency: usize,
+    /// Messages per second per business number (Meta's default
+    /// throughput); a tenant may have its own.
+    pub messages_per_second: u32,
     /// A staff reply whose send a crash interrupted (Meta may or may not
     /// have it) is sent again when `true`, at the risk of a duplicate;
     /// when `false` it is marked `unknown` for the person to check.
@@ -325,6 +328,7 @@ impl Default for OutboundConfig {
             initial_backoff: Duration::from_millis(500),
             request_timeout: Duration::from_secs(15),
             concurrency: 16,
+            messages_per_second: 80,
             resend_unknown_staff_replies: false,
         }
     }

@@ -29,6 +29,8 @@ pub struct RecordedSend {
     pub query: String,
     pub authorization: Option<String>,
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -77,6 +79,7 @@ impl FakeMeta {
             .route("/{version}/{node}/messages", post(messages))
             .route("/{version}/{node}/message_templates", axum::routing::any(templates))
             .route("/{version}/{node}", axum::routing::get(media_url))
+            .route("/{version}/{node}/media", post(upload))
             .route("/lookaside/whatsapp_business/attachments", axum::routing::get(media_file))
             .with_state(account.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake meta");
@@ -121,9 +124,15 @@ impl FakeMeta {
         self.account.failures.lock().unwrap().extend(std::iter::repeat_n((status, error), n));
     }
 
-    /// The message sends received (`POST …/messages`), in order.
+    /// The message sends received (`POST …/messages`), in order; read
+    /// receipts are [`FakeMeta::receipts`].
     pub fn sent(&self) -> Vec<RecordedSend> {
-        self.requests().into_iter().filter(|r| r.path.ends_with("/messages")).collect()
+        self.requests().into_iter().filter(|r| r.path.ends_with("/messages") && r.body["status"] != "read").collect()
+    }
+
+    /// The read receipts received, in order.
+    pub fn receipts(&self) -> Vec<Value> {
+        self.requests().into_iter().filter(|r| r.body["status"] == "read").map(|r| r.body).collect()
     }
 
     /// Every request received, in order.
@@ -154,6 +163,11 @@ impl FakeMeta {
         self.account.templates.lock().unwrap().retain(|t| t["name"] != name);
     }
 
+    /// A file as the account keeps it (uploaded or received).
+    pub fn media(&self, id: &str) -> Option<(Vec<u8>, String)> {
+        self.account.media.lock().unwrap().get(id).cloned()
+    }
+
     pub fn templates(&self) -> Vec<Value> {
         self.account.templates.lock().unwrap().clone()
     }
@@ -178,6 +192,7 @@ async fn receive(account: &Account, method: &Method, uri: &Uri, headers: &Header
         query: uri.query().unwrap_or_default().to_string(),
         authorization: authorization.clone(),
         body: body.clone(),
+        at: std::time::Instant::now(),
     });
     let latency = *account.latency.lock().unwrap();
     if !latency.is_zero() {
@@ -213,6 +228,13 @@ async fn messages(
     if let Some(answer) = receive(&account, &method, &uri, &headers, &body).await {
         return answer;
     }
+    // A read receipt names the contact's message, not a recipient.
+    if body["status"] == "read" {
+        return match body["message_id"].as_str() {
+            Some(id) if id.starts_with("wamid.") => (StatusCode::OK, axum::Json(json!({ "success": true }))),
+            _ => meta_error(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter", Some("message_id")),
+        };
+    }
     // As Meta: the recipient is `to` (a phone) or `recipient` (a BSUID);
     // `to` wins when both are given; one is required.
     let contact = match (body["to"].as_str(), body["recipient"].as_str()) {
@@ -226,6 +248,14 @@ async fn messages(
         && let Some(refused) = check_template_send(&account.templates.lock().unwrap(), &body["template"])
     {
         return refused;
+    }
+    // Media sent by id must have been uploaded to the number.
+    let kind = body["type"].as_str().unwrap_or_default();
+    if let Some(id) = body[kind]["id"].as_str()
+        && ["image", "audio", "video", "document", "sticker"].contains(&kind)
+        && !account.media.lock().unwrap().contains_key(id)
+    {
+        return meta_error(StatusCode::BAD_REQUEST, 131053, "(#131053) Media upload error", Some("unknown media id"));
     }
     let n = account.requests.lock().unwrap().len();
     let answer = json!({ "messaging_product": "whatsapp", "contacts": [contact], "messages": [{ "id": format!("wamid.FAKE{n:04}") }] });
@@ -443,6 +473,7 @@ async fn media_file(
         query: uri.query().unwrap_or_default().to_string(),
         authorization: authorization.clone(),
         body: Value::Null,
+        at: std::time::Instant::now(),
     });
     let authorized = authorization.as_deref().is_some_and(|a| a.starts_with("Bearer EAA"));
     let expired = query.get("ext").and_then(|e| e.parse::<u64>().ok()).is_none_or(|e| e < unix_now());
@@ -466,4 +497,36 @@ async fn media_file(
         *b ^= 0xff;
     }
     ([(axum::http::header::CONTENT_TYPE, mime)], bytes).into_response()
+}
+
+/// `POST /{phone-number-id}/media`: a multipart form with
+/// `messaging_product`, `type` and the `file`; answers its id.
+async fn upload(
+    State(account): State<Arc<Account>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Answer {
+    if let Some(answer) = receive(&account, &method, &uri, &headers, &Value::Null).await {
+        return answer;
+    }
+    let (mut product, mut kind, mut file) = (None, None, None);
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(String::from);
+        let bytes = field.bytes().await.unwrap_or_default().to_vec();
+        match name.as_str() {
+            "messaging_product" => product = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "type" => kind = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "file" => file = Some((bytes, filename)),
+            _ => {}
+        }
+    }
+    let (Some("whatsapp"), Some(mime), Some((bytes, Some(_)))) = (product.as_deref(), kind, file) else {
+        return meta_error(StatusCode::BAD_REQUEST, 100, "(#100) The parameter file is required", None);
+    };
+    let id = format!("19{:014}", account.ids.fetch_add(1, Ordering::Relaxed) + 1);
+    account.media.lock().unwrap().insert(id.clone(), (bytes, mime));
+    (StatusCode::OK, axum::Json(json!({ "id": id })))
 }

@@ -67,6 +67,10 @@ pub struct TenantView {
     pub phone_number_ids: Vec<String>,
     /// The WhatsApp Business Account (message templates live there).
     pub waba_id: Option<String>,
+    /// Contacts' messages are marked read when answered.
+    pub read_receipts: bool,
+    /// Per number; `null`: the operator's.
+    pub messages_per_second: Option<u32>,
     pub timezone: String,
     pub default_region: String,
     pub disabled: bool,
@@ -93,6 +97,8 @@ impl From<Tenant> for TenantView {
             name: t.name,
             phone_number_ids: t.phone_number_ids,
             waba_id: t.waba_id,
+            read_receipts: t.read_receipts,
+            messages_per_second: t.messages_per_second,
             timezone: t.timezone,
             default_region: t.default_region,
             disabled: t.disabled,

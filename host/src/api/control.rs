@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(release))
         .routes(routes!(reply))
         .routes(routes!(message_contact))
+        .routes(routes!(mark_read))
         .routes(routes!(reassign))
         .routes(routes!(resolve))
         .routes(routes!(pause_conversation))
@@ -100,8 +101,14 @@ pub async fn release(
 pub struct StaffReply {
     /// Free-form text (only inside the 24-hour window)…
     pub text: Option<String>,
-    /// …or an approved template (any time).
+    /// …or an approved template (any time)…
     pub template: Option<Template>,
+    /// …or any other message (inside the window): media, reply buttons,
+    /// a list, a URL button, a location request, a reaction.
+    pub message: Option<Reply>,
+    /// The contact's message (`wamid…`) this one answers: WhatsApp shows
+    /// it quoted.
+    pub reply_to: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -122,22 +129,59 @@ pub async fn reply(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StaffReply>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let quoting = body.reply_to.clone();
     let reply = body.reply()?;
     let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
-    let message = act(staff, move |s| s.reply(&tenant.id, &id, &who, &reply, &phone_number_id)).await?;
+    let message = act(staff, move |s| {
+        let message = s.reply(&tenant.id, &id, &who, &reply, quoting.as_deref(), &phone_number_id)?;
+        if tenant.read_receipts {
+            s.mark_read(&tenant.id, &id, &phone_number_id, false)?;
+        }
+        Ok(message)
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { message })))
 }
 
 impl StaffReply {
+    /// The one message it asks for, within WhatsApp's limits.
     fn reply(self) -> Result<Reply, ApiError> {
-        match (self.text, self.template) {
-            (Some(text), None) if !text.trim().is_empty() && text.chars().count() <= 4096 => {
-                Ok(Reply::Text { body: text })
+        let reply = match (self.text, self.template, self.message) {
+            (Some(text), None, None) => Reply::Text { body: text },
+            (None, Some(t), None) if !t.name.is_empty() && !t.language.is_empty() => Reply::Template(t),
+            (None, None, Some(m)) => m,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_reply",
+                    "send one of `text` (1–4096 characters), a `template` or a `message`",
+                ));
             }
-            (None, Some(t)) if !t.name.is_empty() && !t.language.is_empty() => Ok(Reply::Template(t)),
-            _ => Err(ApiError::bad_request("invalid_reply", "send either `text` (1–4096 characters) or a `template`")),
-        }
+        };
+        crate::outbound::limits::check(&reply)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "over_whatsapp_limits", e.to_string()))?;
+        Ok(reply)
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MarkedRead {
+    /// The contact's message marked read; `null` if they wrote nothing yet.
+    pub message_id: Option<String>,
+}
+
+/// A person opened the conversation: the contact's last message is marked
+/// read and they see "typing…" (until the reply, or 25 seconds).
+#[utoipa::path(post, path = "/v1/conversations/{id}/read", tag = "staff", params(("id" = String, Path), ("X-Staff-Id" = String, Header)),
+    security(("tenant_key" = [])), responses((status = 200, body = MarkedRead), (status = 404, body = super::error::ErrorBody)))]
+pub async fn mark_read(
+    TenantAuth(tenant, _): TenantAuth,
+    Staff(_who): Staff,
+    State(staff): State<StaffActions>,
+    Path(id): Path<String>,
+) -> Result<Json<MarkedRead>, ApiError> {
+    let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
+    let message_id = act(staff, move |s| s.mark_read(&tenant.id, &id, &phone_number_id, true)).await?;
+    Ok(Json(MarkedRead { message_id }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -11,6 +11,7 @@ use crate::control::Refusal;
 use crate::control::staff::StaffError;
 use crate::crm::EditError;
 use crate::identity::duplicates::MergeError;
+use crate::media::upload::UploadError as UploadMediaError;
 use crate::plugins::{PluginError, UploadError};
 use crate::store::StoreError;
 use crate::templates::{TemplateError, Unsendable};
@@ -159,7 +160,9 @@ impl From<UploadError> for ApiError {
 impl From<StaffError> for ApiError {
     fn from(e: StaffError) -> Self {
         match e {
-            StaffError::NoConversation(_) | StaffError::NoContact(_) => ApiError::not_found(e.to_string()),
+            StaffError::NoConversation(_) | StaffError::NoContact(_) | StaffError::NoMessage(_) => {
+                ApiError::not_found(e.to_string())
+            }
             StaffError::WindowClosed => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", e.to_string()),
             StaffError::Refused(r) => {
                 let code = match r {
@@ -231,6 +234,19 @@ impl From<TemplateError> for ApiError {
             TemplateError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_template"),
             TemplateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             TemplateError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<UploadMediaError> for ApiError {
+    fn from(e: UploadMediaError) -> Self {
+        let (status, code) = match &e {
+            UploadMediaError::NoToken => (StatusCode::UNPROCESSABLE_ENTITY, "no_access_token"),
+            UploadMediaError::Unsupported(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            UploadMediaError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+            UploadMediaError::Meta(m) if m.retryable => (StatusCode::BAD_GATEWAY, "meta_unavailable"),
+            UploadMediaError::Meta(_) => (StatusCode::UNPROCESSABLE_ENTITY, "meta_refused"),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -1,18 +1,67 @@
 //! Inbound media files, served to the tenant's API clients.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState, TenantAuth, blocking};
 use crate::clock::SharedClock;
 use crate::media::{Media, MediaRecord, MediaState};
+use crate::model::MediaKind;
+use crate::outbound::GraphClient;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(file)).routes(routes!(info)).routes(routes!(retry))
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(upload))
+        // Meta's largest file (a document) and a little room.
+        .layer(DefaultBodyLimit::max(101 * 1024 * 1024));
+    OpenApiRouter::new().routes(routes!(file)).routes(routes!(info)).routes(routes!(retry)).merge(uploads)
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct UploadQuery {
+    /// The name a document is shown with (default `file`).
+    pub filename: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    /// Meta's media id: send it as `{"type": "media", "kind": …, "id": …}`
+    /// for 30 days.
+    pub id: String,
+    pub kind: MediaKind,
+    pub mime_type: String,
+    pub size: usize,
+}
+
+/// Uploads a file to the tenant's number for sending: the body is the
+/// file, its `Content-Type` one WhatsApp takes (JPEG, PNG, WebP stickers,
+/// AAC/AMR/MP3/MP4/OGG audio, MP4/3GPP video, PDF, Office and text
+/// documents), within Meta's size for its kind.
+#[utoipa::path(post, path = "/v1/media", tag = "media", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the file, with its own Content-Type"),
+    security(("tenant_key" = [])),
+    responses((status = 201, body = Uploaded), (status = 413, body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody)))]
+pub async fn upload(
+    TenantAuth(tenant, _): TenantAuth,
+    State(graph): State<GraphClient>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let mime = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let filename = q.filename.unwrap_or_else(|| "file".into());
+    let size = body.len();
+    let (id, kind) = crate::media::upload::upload(&graph, &tenant, body.to_vec(), &mime, &filename).await?;
+    Ok((StatusCode::CREATED, Json(Uploaded { id, kind, mime_type: mime, size })))
 }
 
 /// Types a browser may show in place; anything else is served as a

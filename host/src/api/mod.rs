@@ -111,6 +111,7 @@ narrow_state! {
     Signals => |s| s.stages().signals.clone(),
     crate::templates::Templates => |s| s.stages().templates.clone(),
     crate::media::Media => |s| s.stages().media.clone(),
+    crate::outbound::GraphClient => |s| s.stages().graph.clone(),
     SharedClock => |s| s.stages().clock.clone(),
 }
 

@@ -31,7 +31,7 @@ impl StaffActions {
         }
         let open = self.crm.latest_conversation(tenant, contact_id)?.filter(|c| c.status == ConversationStatus::Open);
         if let Some(open) = open {
-            let message = self.reply(tenant, &open.id, who, reply, phone_number_id)?;
+            let message = self.reply(tenant, &open.id, who, reply, None, phone_number_id)?;
             let conversation = self.crm.conversation(tenant, &open.id)?.unwrap_or(open);
             return Ok((conversation, message));
         }
@@ -72,6 +72,7 @@ impl StaffActions {
             reply: &reply,
             author: Author::Human { staff: who.to_string() },
             reply_to: None,
+            quoting: None,
             decision_id: None,
             phone_number_id,
             now,

@@ -10,6 +10,7 @@
 pub mod audit;
 mod initiate;
 pub mod optout;
+mod read;
 pub mod staff;
 pub mod storm;
 

@@ -23,6 +23,8 @@ pub enum StaffError {
     NoConversation(String),
     #[error("no contact {0} in this tenant")]
     NoContact(String),
+    #[error("no message {0} in this conversation")]
+    NoMessage(String),
     #[error("the 24-hour customer-service window is closed: only an approved template may be sent")]
     WindowClosed,
     #[error(transparent)]
@@ -105,10 +107,28 @@ impl StaffActions {
         })
     }
 
-    /// A reply in person: recorded with its author and queued for sending.
-    pub fn reply(&self, tenant: &str, id: &str, who: &str, reply: &Reply, phone_number_id: &str) -> Result<Message> {
+    /// A reply in person: recorded with its author and queued for sending,
+    /// quoting one of the conversation's messages if asked.
+    pub fn reply(
+        &self,
+        tenant: &str,
+        id: &str,
+        who: &str,
+        reply: &Reply,
+        quoting: Option<&str>,
+        phone_number_id: &str,
+    ) -> Result<Message> {
         let message_id = new_id("msg");
         let book = self.book(tenant, reply)?;
+        let reacting = match reply {
+            Reply::Reaction { message_id, .. } => Some(message_id.as_str()),
+            _ => None,
+        };
+        for wamid in quoting.into_iter().chain(reacting) {
+            if self.crm.message(tenant, wamid)?.is_none_or(|m| m.conversation_id != id) {
+                return Err(StaffError::NoMessage(wamid.to_string()));
+            }
+        }
         let mut queued = None;
         self.change(tenant, id, |c| {
             let reply = sendable(reply, &book, c.contact, c.now)?;
@@ -116,7 +136,8 @@ impl StaffActions {
                 id: message_id.clone(),
                 reply: &reply,
                 author: Author::Human { staff: who.to_string() },
-                reply_to: None,
+                reply_to: quoting.map(String::from),
+                quoting: quoting.map(String::from),
                 decision_id: None,
                 phone_number_id,
                 now: c.now,
@@ -137,7 +158,7 @@ impl StaffActions {
     pub(super) fn book(&self, tenant: &str, reply: &Reply) -> Result<Book> {
         Ok(match reply {
             Reply::Template(t) => self.templates.book(tenant, [t])?,
-            Reply::Text { .. } => Book::default(),
+            _ => Book::default(),
         })
     }
 
@@ -290,9 +311,9 @@ impl StaffActions {
 /// a template as WhatsApp will take it.
 pub(super) fn sendable(reply: &Reply, book: &Book, contact: &Contact, now: Millis) -> Result<Reply> {
     match reply {
-        Reply::Text { .. } if !ServiceWindow::of(contact, now).open => Err(StaffError::WindowClosed),
-        Reply::Text { .. } => Ok(reply.clone()),
         Reply::Template(t) => Ok(Reply::Template(super::template_refusal(book, t, contact)?)),
+        _ if !ServiceWindow::of(contact, now).open => Err(StaffError::WindowClosed),
+        other => Ok(other.clone()),
     }
 }
 
@@ -392,9 +413,9 @@ mod tests {
     fn text_needs_the_window_and_a_template_does_not() {
         let w = world(25 * HOUR);
         let text = Reply::Text { body: "hello".into() };
-        assert!(matches!(w.staff.reply(T, "cv_1", "marta", &text, "pn"), Err(StaffError::WindowClosed)));
+        assert!(matches!(w.staff.reply(T, "cv_1", "marta", &text, None, "pn"), Err(StaffError::WindowClosed)));
         let template = Reply::Template(crate::model::Template::text("reopen", "pt_BR", vec![]));
-        let m = w.staff.reply(T, "cv_1", "marta", &template, "pn").unwrap();
+        let m = w.staff.reply(T, "cv_1", "marta", &template, None, "pn").unwrap();
         assert_eq!(m.author, Author::Human { staff: "marta".into() });
         assert!(!w.crm.conversation(T, "cv_1").unwrap().unwrap().needs_reply);
         assert_eq!(actions(&w), [AuditAction::HumanReply]);

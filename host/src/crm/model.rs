@@ -381,6 +381,9 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub referral: Option<serde_json::Value>,
+    /// Why it failed, from Meta's error code, for a person to act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -424,9 +427,56 @@ impl Message {
         // history only: the message's own errors are those of its status.
         if applied {
             self.errors.extend_from_slice(errors);
+            if status == DeliveryStatus::Failed {
+                self.failure = errors.first().map(|e| FailureReason::of(e.code));
+            }
         }
         self.status_history.push(StatusChange { status, at, applied, errors: errors.to_vec() });
         applied
+    }
+}
+
+/// What a failed send means, by Meta's error code ("Cloud API error
+/// codes"): the state a person reads on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// 131047: more than 24 hours since the contact last wrote — only a
+    /// template may go.
+    ReEngagement,
+    /// 131026: WhatsApp could not deliver it (no WhatsApp, an old app,
+    /// the business blocked, terms not accepted).
+    Undeliverable,
+    /// 131049: Meta caps the marketing messages one person receives; not
+    /// sent now, may be later.
+    MarketingFrequencyCap,
+    /// 130429 / 131056: too fast for the number, or for this one contact,
+    /// after the host's retries.
+    RateLimited,
+    /// 131050: the contact stopped marketing messages.
+    MarketingStopped,
+    /// 132000–132069: the template (missing, paused, its parameters).
+    Template,
+    /// 131051–131053: a media type or file Meta would not take.
+    Media,
+    /// 190 and 10: the tenant's access token or its permissions.
+    AccessToken,
+    Other,
+}
+
+impl FailureReason {
+    pub fn of(code: i64) -> FailureReason {
+        match code {
+            131047 => FailureReason::ReEngagement,
+            131026 => FailureReason::Undeliverable,
+            131049 => FailureReason::MarketingFrequencyCap,
+            130429 | 131056 | 4 | 80007 => FailureReason::RateLimited,
+            131050 => FailureReason::MarketingStopped,
+            132000..=132069 => FailureReason::Template,
+            131051..=131053 => FailureReason::Media,
+            190 | 10 => FailureReason::AccessToken,
+            _ => FailureReason::Other,
+        }
     }
 }
 

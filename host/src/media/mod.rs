@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod download;
+pub mod upload;
 
 use std::sync::Arc;
 

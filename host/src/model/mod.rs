@@ -6,11 +6,13 @@
 mod feedback;
 mod follow_up;
 mod human;
+mod rich;
 mod template;
 
 pub use feedback::{CloseReason, Interaction, SignalUpdate};
 pub use follow_up::{FollowUpAction, FollowUpPlan, PlanKind, ScheduledFollowUp};
 pub use human::{Pause, Takeover};
+pub use rich::{ListRow, ListSection, MediaKind, ReplyButton};
 pub use template::{ButtonParameter, HeaderParameter, Parameter, Template, TemplateCategory, TypedParameter};
 
 use serde::{Deserialize, Serialize};
@@ -252,8 +254,63 @@ pub enum Priority {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
-    Text { body: String },
+    Text {
+        body: String,
+    },
     Template(Template),
+    /// A file: Meta's media id (uploaded to the number) or a public link.
+    Media {
+        kind: MediaKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+        /// Images, videos and documents only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+        /// The name a document is shown with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+    },
+    /// Up to three reply buttons.
+    Buttons {
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footer: Option<String>,
+        buttons: Vec<ReplyButton>,
+    },
+    /// A menu of up to ten rows, opened by a button.
+    List {
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footer: Option<String>,
+        /// The label of the button that opens the list.
+        button: String,
+        sections: Vec<ListSection>,
+    },
+    /// A button that opens a URL.
+    CtaUrl {
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footer: Option<String>,
+        display_text: String,
+        url: String,
+    },
+    /// Asks the contact to share their location.
+    LocationRequest {
+        body: String,
+    },
+    /// An emoji on one of the contact's messages (`""` removes it).
+    Reaction {
+        message_id: String,
+        emoji: String,
+    },
 }
 
 impl Reply {
@@ -262,7 +319,43 @@ impl Reply {
         match self {
             Reply::Text { body } => body.clone(),
             Reply::Template(t) => format!("[template {}] {}", t.name, t.parameter_texts().join(" | ")),
+            Reply::Media { kind, caption, filename, .. } => {
+                let about = caption.as_deref().or(filename.as_deref()).unwrap_or_default();
+                format!("[{}] {about}", kind.as_str()).trim_end().to_string()
+            }
+            Reply::Buttons { body, buttons, .. } => {
+                let titles: Vec<&str> = buttons.iter().map(|b| b.title.as_str()).collect();
+                format!("{body} [{}]", titles.join(" | "))
+            }
+            Reply::List { body, button, .. } => format!("{body} [{button}]"),
+            Reply::CtaUrl { body, display_text, url, .. } => format!("{body} [{display_text}: {url}]"),
+            Reply::LocationRequest { body } => format!("{body} [send location]"),
+            Reply::Reaction { emoji, .. } => format!("[reaction] {emoji}"),
         }
+    }
+
+    /// What kind of message it is in the log.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Reply::Text { .. } => MessageKind::Text,
+            Reply::Template(_) => MessageKind::Template,
+            Reply::Media { kind, .. } => match kind {
+                MediaKind::Image => MessageKind::Image,
+                MediaKind::Audio => MessageKind::Audio,
+                MediaKind::Video => MessageKind::Video,
+                MediaKind::Document => MessageKind::Document,
+                MediaKind::Sticker => MessageKind::Sticker,
+            },
+            Reply::Buttons { .. } | Reply::List { .. } | Reply::CtaUrl { .. } | Reply::LocationRequest { .. } => {
+                MessageKind::Interactive
+            }
+            Reply::Reaction { .. } => MessageKind::Reaction,
+        }
+    }
+
+    /// Only a template may go outside the 24-hour window.
+    pub fn needs_window(&self) -> bool {
+        !matches!(self, Reply::Template(_))
     }
 }
 
@@ -299,7 +392,7 @@ impl RoutingDecision {
         };
         reply.into_iter().chain(self.acknowledge.as_ref()).filter_map(|r| match r {
             Reply::Template(t) => Some(t),
-            Reply::Text { .. } => None,
+            _ => None,
         })
     }
 

@@ -8,21 +8,70 @@ use crate::model::{ButtonParameter, HeaderParameter, Parameter, Reply, Template,
 /// The request body; `biz_opaque_callback_data` carries our message id so
 /// status webhooks can be matched even before the send response is. A
 /// person known only by BSUID is addressed with `recipient` instead of
-/// `to` (Meta's business-scoped user id send).
-pub fn body(to: &str, reply: &Reply, idempotency_key: &str) -> Value {
-    let (kind, content) = match reply {
-        Reply::Text { body } => ("text", json!({ "preview_url": false, "body": body })),
-        Reply::Template(t) => ("template", template(t)),
-    };
+/// `to` (Meta's business-scoped user id send). `quoting` makes it a reply
+/// to that message (`context.message_id`).
+pub fn body(to: &str, reply: &Reply, idempotency_key: &str, quoting: Option<&str>) -> Value {
+    let (kind, content) = content(reply);
     let address = if crate::bsuid::is_bsuid(to) { "recipient" } else { "to" };
-    json!({
+    let mut body = json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         address: to,
         "type": kind,
         kind: content,
         "biz_opaque_callback_data": idempotency_key,
-    })
+    });
+    if let Some(wamid) = quoting {
+        body["context"] = json!({ "message_id": wamid });
+    }
+    body
+}
+
+/// The message's `type` and its object.
+fn content(reply: &Reply) -> (&'static str, Value) {
+    match reply {
+        Reply::Text { body } => ("text", json!({ "preview_url": false, "body": body })),
+        Reply::Template(t) => ("template", template(t)),
+        Reply::Media { kind, id, link, caption, filename } => {
+            let mut m = media(id, link);
+            if let Some(c) = caption.as_ref().filter(|_| kind.takes_caption()) {
+                m.insert("caption".into(), json!(c));
+            }
+            if let Some(f) = filename.as_ref().filter(|_| *kind == crate::model::MediaKind::Document) {
+                m.insert("filename".into(), json!(f));
+            }
+            (kind.as_str(), Value::Object(m))
+        }
+        Reply::Buttons { body, header, footer, buttons } => {
+            let buttons: Vec<Value> =
+                buttons.iter().map(|b| json!({ "type": "reply", "reply": { "id": b.id, "title": b.title } })).collect();
+            ("interactive", interactive("button", body, header, footer, json!({ "buttons": buttons })))
+        }
+        Reply::List { body, header, footer, button, sections } => {
+            let action = json!({ "button": button, "sections": sections });
+            ("interactive", interactive("list", body, header, footer, action))
+        }
+        Reply::CtaUrl { body, header, footer, display_text, url } => {
+            let action = json!({ "name": "cta_url", "parameters": { "display_text": display_text, "url": url } });
+            ("interactive", interactive("cta_url", body, header, footer, action))
+        }
+        Reply::LocationRequest { body } => {
+            let action = json!({ "name": "send_location" });
+            ("interactive", interactive("location_request_message", body, &None, &None, action))
+        }
+        Reply::Reaction { message_id, emoji } => ("reaction", json!({ "message_id": message_id, "emoji": emoji })),
+    }
+}
+
+fn interactive(kind: &str, body: &str, header: &Option<String>, footer: &Option<String>, action: Value) -> Value {
+    let mut i = json!({ "type": kind, "body": { "text": body }, "action": action });
+    if let Some(h) = header {
+        i["header"] = json!({ "type": "text", "text": h });
+    }
+    if let Some(f) = footer {
+        i["footer"] = json!({ "text": f });
+    }
+    i
 }
 
 fn template(t: &Template) -> Value {
@@ -122,17 +171,17 @@ mod tests {
 
     #[test]
     fn a_person_known_only_by_bsuid_is_addressed_as_recipient() {
-        let text = body("US.13491208655302741918", &Reply::Text { body: "Hi".into() }, "msg_1");
+        let text = body("US.13491208655302741918", &Reply::Text { body: "Hi".into() }, "msg_1", None);
         assert_eq!(text["recipient"], "US.13491208655302741918");
         assert!(text.get("to").is_none(), "{text}");
-        let text = body("15551234567", &Reply::Text { body: "Hi".into() }, "msg_1");
+        let text = body("15551234567", &Reply::Text { body: "Hi".into() }, "msg_1", None);
         assert_eq!((text["to"].as_str(), text.get("recipient")), (Some("15551234567"), None));
     }
 
     /// The shapes of Meta's "Send template messages" reference.
     #[test]
     fn template_components_follow_the_cloud_api() {
-        let text = body("5511987654321", &Reply::Text { body: "Olá".into() }, "msg_1");
+        let text = body("5511987654321", &Reply::Text { body: "Olá".into() }, "msg_1", None);
         assert_eq!((text["type"].as_str(), text["text"]["body"].as_str()), (Some("text"), Some("Olá")));
         let t: Template = serde_json::from_value(json!({
             "name": "order_ready", "language": "pt_BR",
@@ -145,7 +194,7 @@ mod tests {
                 { "type": "quick_reply", "index": 2, "payload": "stop-promos" }]
         }))
         .unwrap();
-        let sent = body("5511987654321", &Reply::Template(t), "msg_2");
+        let sent = body("5511987654321", &Reply::Template(t), "msg_2", None);
         let c = &sent["template"]["components"];
         assert_eq!(sent["template"]["language"]["code"], "pt_BR");
         assert_eq!(
@@ -177,7 +226,7 @@ mod tests {
             "parameters": [{ "type": "text", "text": "Ana", "parameter_name": "first_name" }]
         }))
         .unwrap();
-        let sent = body("5511987654321", &Reply::Template(t), "m");
+        let sent = body("5511987654321", &Reply::Template(t), "m", None);
         let c = &sent["template"]["components"];
         assert_eq!(c[0]["parameters"][0]["location"]["latitude"], json!(-23.5505));
         assert_eq!(c[0]["parameters"][0]["location"]["name"], "Loja Centro");

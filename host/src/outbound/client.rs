@@ -64,8 +64,9 @@ impl GraphClient {
         to: &str,
         reply: &Reply,
         idempotency_key: &str,
+        quoting: Option<&str>,
     ) -> Result<String, SendError> {
-        let body = super::body::body(to, reply, idempotency_key);
+        let body = super::body::body(to, reply, idempotency_key, quoting);
         let path = format!("{phone_number_id}/messages");
         let answer = self.call(Method::POST, &path, token, &[], Some(&body)).await?;
         match answer.pointer("/messages/0/id").and_then(Value::as_str) {
@@ -89,6 +90,11 @@ impl GraphClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.answer(request).await
+    }
+
+    /// Sends `request`; Meta's JSON answer, or its error read once.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, SendError> {
         let response = request.send().await.map_err(|e| SendError::local("network error", e.to_string(), true))?;
         let status = response.status();
         let retry_after = response
@@ -141,5 +147,32 @@ impl GraphClient {
             }
         }
         Ok(bytes)
+    }
+
+    /// Uploads a file to the number (`POST /{phone-number-id}/media`, a
+    /// multipart form as Meta takes it); returns Meta's media id.
+    pub async fn upload(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        bytes: Vec<u8>,
+        mime: &str,
+        filename: &str,
+    ) -> Result<String, SendError> {
+        let url = format!("{}/{}/{phone_number_id}/media", self.base, self.version);
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_string())
+            .mime_str(mime)
+            .map_err(|e| SendError::local("not a MIME type", e.to_string(), false))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime.to_string())
+            .part("file", part);
+        let request = self.http.post(&url).bearer_auth(token).multipart(form);
+        let answer = self.answer(request).await?;
+        match answer.get("id").and_then(Value::as_str) {
+            Some(id) => Ok(id.to_string()),
+            None => Err(SendError::local("response without a media id", answer.to_string(), false)),
+        }
     }
 }

@@ -9,7 +9,9 @@
 
 mod body;
 mod client;
+pub mod limits;
 pub mod outgoing;
+pub mod receipts;
 mod worker;
 
 pub use client::{GraphClient, SendError};
@@ -57,6 +59,9 @@ pub struct SendJob {
     #[serde(default)]
     pub lane: Option<String>,
     pub reply: Reply,
+    /// The message it answers (`context.message_id`), when it quotes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoting: Option<String>,
     pub queued_at: Millis,
     #[serde(default)]
     pub kind: SendKind,

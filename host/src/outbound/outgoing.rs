@@ -6,7 +6,7 @@
 use super::{Outbox, SendJob, SendKind};
 use crate::clock::Millis;
 use crate::crm::{Author, Contact, Conversation, Crm, Message};
-use crate::model::{DeliveryStatus, Direction, MessageKind, Reply};
+use crate::model::{DeliveryStatus, Direction, Reply};
 use crate::store::{Batch, Result};
 
 pub struct Outgoing<'a> {
@@ -15,6 +15,9 @@ pub struct Outgoing<'a> {
     pub reply: &'a Reply,
     pub author: Author,
     pub reply_to: Option<String>,
+    /// The contact's message it quotes in WhatsApp (`reply_to` links it
+    /// in the log either way).
+    pub quoting: Option<String>,
     pub decision_id: Option<String>,
     pub phone_number_id: &'a str,
     pub now: Millis,
@@ -38,10 +41,7 @@ pub fn queue(
         contact_id: contact.id.clone(),
         direction: Direction::Outbound,
         author: o.author,
-        kind: match o.reply {
-            Reply::Text { .. } => MessageKind::Text,
-            Reply::Template(_) => MessageKind::Template,
-        },
+        kind: o.reply.kind(),
         text: Some(o.reply.preview()),
         content: serde_json::to_value(o.reply).unwrap_or_default(),
         at: o.now,
@@ -61,6 +61,7 @@ pub fn queue(
             to,
             lane: Some(contact.lane()),
             reply: o.reply.clone(),
+            quoting: o.quoting,
             queued_at: o.now,
             kind: match &message.author {
                 Author::Human { .. } => SendKind::Staff,

@@ -22,12 +22,20 @@ use crate::tenants::Tenants;
 
 /// Jobs held in memory ahead of being sent.
 const READ_AHEAD: usize = 512;
+/// Meta's per-contact limit ("pair rate limit"): about one message every
+/// six seconds to the same person, sustained; a send it refuses waits at
+/// least that long before its next attempt.
+const PAIR_RATE_LIMITED: i64 = 131056;
+const PAIR_RATE_WAIT: Duration = Duration::from_secs(6);
 /// How often the whole queue is read again (see `Worker::run`).
 const RESCAN: Duration = Duration::from_secs(1);
 
 /// Where results go: the pipeline's journal, committed with `batch` (which
 /// removes the job from the queue).
 pub type ResultSink = Arc<dyn Fn(SendResult, Batch) -> Result<(), StoreError> + Send + Sync>;
+
+/// A number's pace: one send every `1 / messages_per_second`.
+type Pacer = governor::DefaultDirectRateLimiter;
 
 pub struct Worker {
     pub outbox: Outbox,
@@ -39,6 +47,8 @@ pub struct Worker {
     pub sink: ResultSink,
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Phone-number id → its rate and pacer.
+    pub pacers: std::sync::Mutex<HashMap<String, (u32, Arc<Pacer>)>>,
 }
 
 impl Worker {
@@ -46,6 +56,7 @@ impl Worker {
         self.recover().await;
         let mut d = Dispatch::default();
         loop {
+            self.send_receipts().await;
             d.read(&self);
             d.start(&self, &shutdown);
             tokio::select! {
@@ -60,10 +71,58 @@ impl Worker {
         while d.tasks.join_next().await.is_some() {}
     }
 
+    /// Sends the waiting read receipts, once each (see `receipts`).
+    async fn send_receipts(&self) {
+        let waiting = match self.outbox.receipts(64) {
+            Ok(r) => r,
+            Err(e) => return tracing::warn!(error = %e, "reading read receipts failed"),
+        };
+        for (key, receipt) in waiting {
+            let token = self.tenants.get(&receipt.tenant).ok().flatten().and_then(|t| t.access_token);
+            let outcome = match token {
+                None => "read_receipt_dry_run",
+                Some(token) => {
+                    let path = format!("{}/messages", receipt.phone_number_id);
+                    match self.client.call(reqwest::Method::POST, &path, &token, &[], Some(&receipt.body())).await {
+                        Ok(_) => "read_receipt",
+                        Err(e) => {
+                            tracing::warn!(error = %e, message_id = %receipt.message_id, "a read receipt was not taken");
+                            "read_receipt_failed"
+                        }
+                    }
+                }
+            };
+            self.metrics.sends.get_or_create(&labels::Send { outcome }).inc();
+            if let Err(e) = self.outbox.forget_receipt(&key) {
+                tracing::warn!(error = %e, "forgetting a sent read receipt failed");
+            }
+        }
+    }
+
+    /// The number's pacer: evenly spaced (no bursts), at 95% of `rate` a
+    /// second, so that Meta — counting arrivals, which the network can
+    /// bunch up — never sees more than `rate` in a second.
+    fn pacer(&self, number: &str, rate: u32) -> Arc<Pacer> {
+        let Ok(mut pacers) = self.pacers.lock() else {
+            return Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(std::num::NonZeroU32::MIN)));
+        };
+        match pacers.get(number) {
+            Some((r, pacer)) if *r == rate => pacer.clone(),
+            _ => {
+                let every = Duration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * 0.95));
+                let quota = governor::Quota::with_period(every)
+                    .unwrap_or(governor::Quota::per_second(std::num::NonZeroU32::MIN));
+                let pacer = Arc::new(governor::RateLimiter::direct(quota));
+                pacers.insert(number.to_string(), (rate, pacer.clone()));
+                pacer
+            }
+        }
+    }
+
     async fn deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) {
-        let token = match self.tenants.get(&job.tenant) {
-            Ok(Some(t)) => t.access_token,
-            Ok(None) => None,
+        let (token, rate) = match self.tenants.get(&job.tenant) {
+            Ok(Some(t)) => (t.access_token, t.messages_per_second.unwrap_or(self.config.messages_per_second)),
+            Ok(None) => (None, self.config.messages_per_second),
             Err(e) => {
                 tracing::error!(error = %e, "not sending: tenant lookup failed");
                 return;
@@ -86,7 +145,8 @@ impl Worker {
             tracing::error!(error = %e, "not sending: the store could not sync");
             return;
         }
-        let Some(outcome) = self.send_with_retries(&job, &token, &shutdown).await else {
+        let pacer = self.pacer(&job.phone_number_id, rate);
+        let Some(outcome) = self.send_with_retries(&job, &token, &pacer, &shutdown).await else {
             // Shutting down between attempts, the last of which Meta
             // refused: not sent; the job goes out on the next start.
             if let Err(e) = self.outbox.restart(key) {
@@ -156,14 +216,30 @@ impl Worker {
         }
     }
 
-    async fn send_with_retries(&self, job: &SendJob, token: &str, shutdown: &CancellationToken) -> Option<SendOutcome> {
+    /// Sends, paced to the number's throughput, retrying what Meta says
+    /// to retry; `None` if the host stopped first.
+    async fn send_with_retries(
+        &self,
+        job: &SendJob,
+        token: &str,
+        pacer: &Pacer,
+        shutdown: &CancellationToken,
+    ) -> Option<SendOutcome> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.client.send(&job.phone_number_id, token, &job.to, &job.reply, &job.message_id).await {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = pacer.until_ready() => {}
+            }
+            let quoting = job.quoting.as_deref();
+            match self.client.send(&job.phone_number_id, token, &job.to, &job.reply, &job.message_id, quoting).await {
                 Ok(wamid) => return Some(SendOutcome::Sent { wamid }),
                 Err(e) if e.retryable && attempt < self.config.max_attempts => {
-                    let backoff = e.retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    let mut backoff = e.retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    if e.error.code == PAIR_RATE_LIMITED {
+                        backoff = backoff.max(PAIR_RATE_WAIT);
+                    }
                     tracing::warn!(attempt, error = %e, wait_ms = backoff.as_millis() as u64, message_id = %job.message_id, "send failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return None,

@@ -202,6 +202,9 @@ impl<'a> Work<'a> {
             Some(p) => Actor::Plugin { world: p.world.clone(), version: p.version.clone() },
             None => Actor::Host,
         };
+        if self.tenant.read_receipts && !acts.sends.is_empty() {
+            self.mark_read()?;
+        }
         for reply in &acts.sends {
             let id = self.queue_reply(reply, &decision_id)?;
             let details = json!({ "message": id, "decision": decision_id });
@@ -216,6 +219,19 @@ impl<'a> Work<'a> {
         Ok((acts, decision_id))
     }
 
+    /// The bot answered: the message is marked read (the tenant wants
+    /// receipts).
+    fn mark_read(&mut self) -> Result<(), PipelineError> {
+        let receipt = crate::outbound::receipts::Receipt {
+            tenant: self.tenant.id.clone(),
+            phone_number_id: self.m.phone_number_id.clone(),
+            message_id: self.message.id.clone(),
+            typing: false,
+            queued_at: self.now,
+        };
+        Ok(self.p.stages.outbox.mark_read(&mut self.batch, &receipt)?)
+    }
+
     fn queue_reply(&mut self, reply: &crate::model::Reply, decision_id: &str) -> Result<String, PipelineError> {
         let s = &self.p.stages;
         let o = Outgoing {
@@ -223,6 +239,7 @@ impl<'a> Work<'a> {
             reply,
             author: Author::Bot,
             reply_to: Some(self.message.id.clone()),
+            quoting: None,
             decision_id: Some(decision_id.to_string()),
             phone_number_id: &self.m.phone_number_id,
             now: self.now,

@@ -175,6 +175,7 @@ impl<'a> Firing<'a> {
             reply: &reply,
             author: Author::Bot,
             reply_to: None,
+            quoting: None,
             decision_id: None,
             phone_number_id: &phone_number_id,
             now: self.now,

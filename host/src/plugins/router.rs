@@ -103,6 +103,7 @@ fn reply_size(r: Option<&Reply>) -> usize {
         Some(Reply::Template(t)) => {
             t.name.len() + t.language.len() + t.parameters.iter().map(|p| p.shown().len()).sum::<usize>()
         }
+        Some(other) => serde_json::to_vec(other).map_or(0, |v| v.len()),
         None => 0,
     }
 }
@@ -118,6 +119,7 @@ fn check_reply(r: &Reply) -> Result<(), Failure> {
             }
         }
         Reply::Template(t) => check_template(t)?,
+        other => crate::outbound::limits::check(other).map_err(|e| invalid(format!("a reply: {e}")))?,
     }
     Ok(())
 }

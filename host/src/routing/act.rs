@@ -166,11 +166,6 @@ fn queue(
         return false;
     }
     let reply = match reply {
-        Reply::Text { .. } if !rules.window.open => {
-            acts.notes.push(Note::Suppressed(what, Suppression::WindowClosed));
-            return false;
-        }
-        Reply::Text { .. } => reply.clone(),
         Reply::Template(t) => match template_refusal(rules.templates, t, storm.contact()) {
             Ok(checked) => Reply::Template(checked),
             Err(refused) => {
@@ -178,6 +173,11 @@ fn queue(
                 return false;
             }
         },
+        _ if !rules.window.open => {
+            acts.notes.push(Note::Suppressed(what, Suppression::WindowClosed));
+            return false;
+        }
+        other => other.clone(),
     };
     let allowed = match what {
         Sending::Acknowledgement => storm.allow_acknowledgement(conversation),

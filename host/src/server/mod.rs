@@ -219,6 +219,7 @@ fn spawn_background(
         sink,
         wake: s.outbox.waker(),
         metrics: s.metrics.clone(),
+        pacers: Default::default(),
     });
     tasks.spawn(worker.run(shutdown.clone()));
     let sync = &s.config.sync;

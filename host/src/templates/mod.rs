@@ -123,8 +123,9 @@ pub struct Book {
 }
 
 impl Book {
-    /// `send` as it will go — with the category its definition gives —
-    /// or why it may not.
+    /// `send` as it will go — with the category its definition gives, and
+    /// the language written as Meta lists it (`pt_BR` for `pt-br`) — or
+    /// why it may not.
     pub fn check(&self, send: &Template) -> std::result::Result<Template, Unsendable> {
         let (name, language) = (send.name.clone(), send.language.clone());
         let Some(def) = self.defs.get(&(send.name.clone(), language_key(&send.language))) else {
@@ -138,6 +139,6 @@ impl Book {
         if let Some(shape) = def.shape() {
             check::check(&shape, send).map_err(|invalid| Unsendable::Invalid { name, invalid })?;
         }
-        Ok(Template { category: def.category.or(send.category), ..send.clone() })
+        Ok(Template { category: def.category.or(send.category), language: def.language.clone(), ..send.clone() })
     }
 }

@@ -22,6 +22,11 @@ pub struct NewTenant {
     pub verify_token: Option<String>,
     /// The WhatsApp Business Account id (for message templates).
     pub waba_id: Option<String>,
+    /// Mark messages read when answered (default: no).
+    #[serde(default)]
+    pub read_receipts: bool,
+    /// Per number (default: the operator's, 80).
+    pub messages_per_second: Option<u32>,
     #[serde(default = "default_timezone")]
     pub timezone: String,
     #[serde(default = "default_region")]
@@ -60,6 +65,11 @@ pub struct TenantPatch {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub waba_id: Option<Option<String>>,
+    pub read_receipts: Option<bool>,
+    /// `null` goes back to the operator's.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub messages_per_second: Option<Option<u32>>,
     pub timezone: Option<String>,
     pub default_region: Option<String>,
     #[serde(default, with = "double_option")]
@@ -90,6 +100,8 @@ impl TenantPatch {
             access_token,
             verify_token,
             waba_id,
+            read_receipts,
+            messages_per_second,
             timezone,
             default_region,
             limits,
@@ -104,6 +116,8 @@ impl TenantPatch {
         set(&mut t.access_token, access_token);
         set(&mut t.verify_token, verify_token);
         set(&mut t.waba_id, waba_id);
+        set(&mut t.read_receipts, read_receipts);
+        set(&mut t.messages_per_second, messages_per_second);
         set(&mut t.timezone, timezone);
         set(&mut t.default_region, default_region.map(|v| v.to_ascii_uppercase()));
         set(&mut t.limits, limits);
@@ -131,6 +145,8 @@ impl Tenants {
             verify_token: new.verify_token,
             access_token: new.access_token,
             waba_id: new.waba_id,
+            read_receipts: new.read_receipts,
+            messages_per_second: new.messages_per_second,
             timezone: new.timezone,
             default_region: new.default_region.to_ascii_uppercase(),
             disabled: false,
@@ -188,6 +204,9 @@ fn validate(t: &Tenant, plugins: &PluginConfig) -> Result<(), TenantError> {
     }
     if t.name.trim().is_empty() {
         return bad("name must not be empty".into());
+    }
+    if t.messages_per_second.is_some_and(|n| n == 0 || n > 1000) {
+        return bad("messages_per_second: 1 to 1000 (Meta's highest throughput)".into());
     }
     if t.phone_number_ids.is_empty()
         || t.phone_number_ids.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))

@@ -44,6 +44,8 @@ pub fn ensure_demo(
         verify_token: None,
         access_token: config.access_token.clone(),
         waba_id: config.waba_id.clone(),
+        read_receipts: existing.as_ref().is_some_and(|t| t.read_receipts),
+        messages_per_second: existing.as_ref().and_then(|t| t.messages_per_second),
         timezone: config.timezone.clone(),
         default_region: config.default_region.clone(),
         disabled: false,

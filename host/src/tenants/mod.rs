@@ -42,6 +42,15 @@ pub struct Tenant {
     /// message templates are read, created and deleted.
     #[serde(default)]
     pub waba_id: Option<String>,
+    /// Mark the contact's messages read when the bot or a person answers
+    /// (Meta's read receipt: blue ticks).
+    #[serde(default)]
+    pub read_receipts: bool,
+    /// Messages per second each of its numbers may send (Meta: 80 by
+    /// default, up to 1,000 once upgraded); `None`: the operator's
+    /// `outbound.messages_per_second`.
+    #[serde(default)]
+    pub messages_per_second: Option<u32>,
     /// IANA timezone for business hours, e.g. `America/Sao_Paulo`.
     pub timezone: String,
     /// Region for phone numbers written without a country code, e.g. `BR`.

@@ -104,6 +104,8 @@ fn main() {
                 verify_token: None,
                 access_token: None,
                 waba_id: None,
+                read_receipts: false,
+                messages_per_second: None,
                 disabled: false,
                 limits: None,
                 automation: None,
