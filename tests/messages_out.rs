@@ -258,3 +258,49 @@ async fn a_failed_message_says_why_in_words_a_person_can_act_on() {
     let late = view["messages"].as_array().unwrap().iter().find(|m| m["wamid"] == wamid.as_str()).unwrap().clone();
     assert_eq!((late["status"].as_str(), late["failure"].as_str()), (Some("failed"), Some("re_engagement")), "{late}");
 }
+
+/// Meta's messaging limit: a number starts conversations with at most so
+/// many people a day (here 2). The third waits — queued, not failed —
+/// while replies inside the window go on; it goes when a day has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_past_its_messaging_limit_waits_instead_of_failing() {
+    let meta = FakeMeta::start().await;
+    let host = TestHost::sending_to(&meta).await;
+    host.admin(Method::PATCH, "/admin/v1/tenants/demo", Some(json!({ "unique_users_per_day": 2 }))).await;
+    // Only people write here: no bot reply or follow-up takes a place.
+    let (status, _) = host.staff("marta", "/v1/automation/pause", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let template = json!({ "template": { "name": "news", "language": "pt_BR" } });
+    for i in 0..3 {
+        let (_, contact) = host.post_json("/v1/contacts", json!({ "phone": format!("+55119876511{i:02}") })).await;
+        let path = format!("/v1/contacts/{}/messages", contact["id"].as_str().unwrap());
+        assert_eq!(host.staff("marta", &path, Some(template.clone())).await.0, 202);
+    }
+    wait_for("two sent and the third waiting for the limit", || async {
+        let waiting = host.metrics().await.contains("switchboard_sends_total{outcome=\"waiting_for_tier\"}");
+        (waiting && meta.sent().len() == 2).then_some(())
+    })
+    .await;
+
+    // A reply inside a contact's window starts nothing, and goes — while
+    // the third still waits (so the queue is never idle: no `settle`).
+    host.post_payload(&text_message("5511987654321", "Ana", "wamid.IN1", "Oi", host.now_secs())).await;
+    let cv = wait_for("the conversation", || async {
+        let (_, page) = host.get("/v1/contacts?q=%2B5511987654321").await;
+        let id = page["contacts"][0]["id"].as_str()?.to_string();
+        let (_, list) = host.get(&format!("/v1/contacts/{id}/conversations")).await;
+        list["conversations"][0]["id"].as_str().map(String::from)
+    })
+    .await;
+    assert_eq!(send(&host, &cv, json!({ "text": "Oi Ana!" })).await.0, 202);
+    wait_for("the reply", || async { meta.sent().iter().any(|r| r.body["text"]["body"] == "Oi Ana!").then_some(()) })
+        .await;
+    let bodies: Vec<Value> = meta.sent().into_iter().map(|r| r.body).collect();
+    assert!(!bodies.iter().any(|b| b["to"] == "5511987651102"), "the third waits: {bodies:#?}");
+
+    host.clock.advance(24 * switchboard::clock::HOUR + switchboard::clock::MINUTE);
+    wait_for("the third, a day later", || async {
+        meta.sent().iter().any(|r| r.body["to"] == "5511987651102").then_some(())
+    })
+    .await;
+}

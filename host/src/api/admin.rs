@@ -71,6 +71,8 @@ pub struct TenantView {
     pub read_receipts: bool,
     /// Per number; `null`: the operator's.
     pub messages_per_second: Option<u32>,
+    /// Meta's messaging limit per number; `null`: unlimited.
+    pub unique_users_per_day: Option<u32>,
     pub timezone: String,
     pub default_region: String,
     pub disabled: bool,
@@ -99,6 +101,7 @@ impl From<Tenant> for TenantView {
             waba_id: t.waba_id,
             read_receipts: t.read_receipts,
             messages_per_second: t.messages_per_second,
+            unique_users_per_day: t.unique_users_per_day,
             timezone: t.timezone,
             default_region: t.default_region,
             disabled: t.disabled,

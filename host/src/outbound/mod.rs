@@ -12,6 +12,7 @@ mod client;
 pub mod limits;
 pub mod outgoing;
 pub mod receipts;
+pub mod tier;
 mod worker;
 
 pub use client::{GraphClient, SendError};
@@ -65,6 +66,10 @@ pub struct SendJob {
     pub queued_at: Millis,
     #[serde(default)]
     pub kind: SendKind,
+    /// A template outside the contact's window: it starts a conversation
+    /// and counts toward the number's messaging limit.
+    #[serde(default)]
+    pub starts_conversation: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,8 @@ pub fn queue(
     o: Outgoing<'_>,
 ) -> Result<Message> {
     let to = contact.address();
+    let starts_conversation =
+        matches!(o.reply, Reply::Template(_)) && !crate::context::ServiceWindow::of(contact, o.now).open;
     let mut message = Message {
         id: o.id,
         conversation_id: conversation.id.clone(),
@@ -62,6 +64,7 @@ pub fn queue(
             lane: Some(contact.lane()),
             reply: o.reply.clone(),
             quoting: o.quoting,
+            starts_conversation,
             queued_at: o.now,
             kind: match &message.author {
                 Author::Human { .. } => SendKind::Staff,

@@ -34,6 +34,17 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// removes the job from the queue).
 pub type ResultSink = Arc<dyn Fn(SendResult, Batch) -> Result<(), StoreError> + Send + Sync>;
 
+/// How a job's turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Done,
+    /// Past the number's messaging limit: looked at again shortly.
+    Waiting,
+}
+
+/// How long a job waiting for the messaging limit is left alone.
+const TIER_RECHECK: Duration = Duration::from_secs(5);
+
 /// A number's pace: one send every `1 / messages_per_second`.
 type Pacer = governor::DefaultDirectRateLimiter;
 
@@ -49,6 +60,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// Phone-number id → its rate and pacer.
     pub pacers: std::sync::Mutex<HashMap<String, (u32, Arc<Pacer>)>>,
+    /// Who each number started conversations with today.
+    pub tier: super::tier::Tier,
 }
 
 impl Worker {
@@ -119,31 +132,55 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) {
-        let (token, rate) = match self.tenants.get(&job.tenant) {
-            Ok(Some(t)) => (t.access_token, t.messages_per_second.unwrap_or(self.config.messages_per_second)),
-            Ok(None) => (None, self.config.messages_per_second),
+    /// Sends one job and records its outcome; `Waiting` if it must wait
+    /// for the number's messaging limit (it stays queued).
+    async fn deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) -> Delivery {
+        self.try_deliver(key, job, shutdown).await.unwrap_or(Delivery::Done)
+    }
+
+    async fn try_deliver(&self, key: &[u8], job: SendJob, shutdown: CancellationToken) -> Option<Delivery> {
+        let tenant = match self.tenants.get(&job.tenant) {
+            Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "not sending: tenant lookup failed");
-                return;
+                return None;
             }
         };
+        let rate = tenant.as_ref().and_then(|t| t.messages_per_second).unwrap_or(self.config.messages_per_second);
+        let token = tenant.as_ref().and_then(|t| t.access_token.clone());
         // A dry run leaves the host: nothing to wait for, and doing it
         // again after a crash is harmless.
         let Some(token) = token else {
-            return self.record(key, &job, SendOutcome::DryRun, false).await;
+            self.record(key, &job, SendOutcome::DryRun, false).await;
+            return None;
         };
+        // Past the number's messaging limit the job stays queued, and is
+        // looked at again a few seconds later.
+        let limit = tenant.and_then(|t| t.unique_users_per_day);
+        if job.starts_conversation {
+            match self.tier.admit(&job.phone_number_id, &job.to, limit, self.clock.now_ms()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.metrics.sends.get_or_create(&labels::Send { outcome: "waiting_for_tier" }).inc();
+                    return Some(Delivery::Waiting);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "not sending: the messaging limit could not be read");
+                    return None;
+                }
+            }
+        }
         // Mark the send started and wait until that mark — and the decision
         // that queued the job — is on disk: never send for a decision a
         // crash could undo, and after a crash know which sends may have
         // gone out (see `recover`).
         if let Err(e) = self.outbox.start(key, self.clock.now_ms()) {
             tracing::error!(error = %e, "not sending: the send could not be marked started");
-            return;
+            return None;
         }
         if let Err(e) = self.store.sync().await {
             tracing::error!(error = %e, "not sending: the store could not sync");
-            return;
+            return None;
         }
         let pacer = self.pacer(&job.phone_number_id, rate);
         let Some(outcome) = self.send_with_retries(&job, &token, &pacer, &shutdown).await else {
@@ -152,9 +189,10 @@ impl Worker {
             if let Err(e) = self.outbox.restart(key) {
                 tracing::warn!(error = %e, "clearing a send's start mark failed");
             }
-            return;
+            return None;
         };
         self.record(key, &job, outcome, true).await;
+        None
     }
 
     /// Journals a send's outcome with the job's removal — durably when it
@@ -273,7 +311,10 @@ fn outcome_label(o: &SendOutcome) -> &'static str {
 /// sent.
 #[derive(Default)]
 struct Dispatch {
-    tasks: JoinSet<()>,
+    tasks: JoinSet<Delivery>,
+    /// Jobs waiting for their number's messaging limit, until when they
+    /// are left out of the reading (they would hold the read-ahead).
+    waiting_for_tier: HashMap<Vec<u8>, Instant>,
     /// Job key → its contact, for every send in progress.
     running: HashMap<Vec<u8>, (String, String)>,
     task_keys: HashMap<tokio::task::Id, Vec<u8>>,
@@ -300,7 +341,11 @@ impl Dispatch {
         if room == 0 {
             return;
         }
-        let known = |k: &[u8]| self.running.contains_key(k) || self.waiting.contains_key(k);
+        let now = Instant::now();
+        self.waiting_for_tier.retain(|_, until| *until > now);
+        let known = |k: &[u8]| {
+            self.running.contains_key(k) || self.waiting.contains_key(k) || self.waiting_for_tier.contains_key(k)
+        };
         match worker.outbox.pending_after(&self.cursor, room, known) {
             Ok(jobs) => {
                 if let Some((last, _)) = jobs.last()
@@ -338,13 +383,16 @@ impl Dispatch {
         }
     }
 
-    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
-        let id = match &done {
-            Ok((id, ())) => *id,
-            Err(e) => e.id(),
+    fn finished(&mut self, done: Result<(tokio::task::Id, Delivery), tokio::task::JoinError>) {
+        let (id, delivery) = match &done {
+            Ok((id, d)) => (*id, *d),
+            Err(e) => (e.id(), Delivery::Done),
         };
         if let Some(key) = self.task_keys.remove(&id) {
             self.running.remove(&key);
+            if delivery == Delivery::Waiting {
+                self.waiting_for_tier.insert(key, Instant::now() + TIER_RECHECK);
+            }
         }
     }
 }

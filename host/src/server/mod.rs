@@ -220,6 +220,7 @@ fn spawn_background(
         wake: s.outbox.waker(),
         metrics: s.metrics.clone(),
         pacers: Default::default(),
+        tier: crate::outbound::tier::Tier::new(s.store.clone()),
     });
     tasks.spawn(worker.run(shutdown.clone()));
     let sync = &s.config.sync;

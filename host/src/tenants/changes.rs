@@ -27,6 +27,8 @@ pub struct NewTenant {
     pub read_receipts: bool,
     /// Per number (default: the operator's, 80).
     pub messages_per_second: Option<u32>,
+    /// Meta's messaging limit per number (default: unlimited).
+    pub unique_users_per_day: Option<u32>,
     #[serde(default = "default_timezone")]
     pub timezone: String,
     #[serde(default = "default_region")]
@@ -70,6 +72,10 @@ pub struct TenantPatch {
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<u32>)]
     pub messages_per_second: Option<Option<u32>>,
+    /// `null`: unlimited.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub unique_users_per_day: Option<Option<u32>>,
     pub timezone: Option<String>,
     pub default_region: Option<String>,
     #[serde(default, with = "double_option")]
@@ -102,6 +108,7 @@ impl TenantPatch {
             waba_id,
             read_receipts,
             messages_per_second,
+            unique_users_per_day,
             timezone,
             default_region,
             limits,
@@ -118,6 +125,7 @@ impl TenantPatch {
         set(&mut t.waba_id, waba_id);
         set(&mut t.read_receipts, read_receipts);
         set(&mut t.messages_per_second, messages_per_second);
+        set(&mut t.unique_users_per_day, unique_users_per_day);
         set(&mut t.timezone, timezone);
         set(&mut t.default_region, default_region.map(|v| v.to_ascii_uppercase()));
         set(&mut t.limits, limits);
@@ -147,6 +155,7 @@ impl Tenants {
             waba_id: new.waba_id,
             read_receipts: new.read_receipts,
             messages_per_second: new.messages_per_second,
+            unique_users_per_day: new.unique_users_per_day,
             timezone: new.timezone,
             default_region: new.default_region.to_ascii_uppercase(),
             disabled: false,
@@ -207,6 +216,9 @@ fn validate(t: &Tenant, plugins: &PluginConfig) -> Result<(), TenantError> {
     }
     if t.messages_per_second.is_some_and(|n| n == 0 || n > 1000) {
         return bad("messages_per_second: 1 to 1000 (Meta's highest throughput)".into());
+    }
+    if t.unique_users_per_day == Some(0) {
+        return bad("unique_users_per_day: at least 1 (null: unlimited)".into());
     }
     if t.phone_number_ids.is_empty()
         || t.phone_number_ids.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))

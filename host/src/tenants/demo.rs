@@ -46,6 +46,7 @@ pub fn ensure_demo(
         waba_id: config.waba_id.clone(),
         read_receipts: existing.as_ref().is_some_and(|t| t.read_receipts),
         messages_per_second: existing.as_ref().and_then(|t| t.messages_per_second),
+        unique_users_per_day: existing.as_ref().and_then(|t| t.unique_users_per_day),
         timezone: config.timezone.clone(),
         default_region: config.default_region.clone(),
         disabled: false,

@@ -51,6 +51,11 @@ pub struct Tenant {
     /// `outbound.messages_per_second`.
     #[serde(default)]
     pub messages_per_second: Option<u32>,
+    /// Meta's messaging limit for its numbers: people each may start
+    /// conversations with in 24 hours (250, 1000, 10000, 100000); `None`:
+    /// unlimited.
+    #[serde(default)]
+    pub unique_users_per_day: Option<u32>,
     /// IANA timezone for business hours, e.g. `America/Sao_Paulo`.
     pub timezone: String,
     /// Region for phone numbers written without a country code, e.g. `BR`.

@@ -106,6 +106,7 @@ fn main() {
                 waba_id: None,
                 read_receipts: false,
                 messages_per_second: None,
+                unique_users_per_day: None,
                 disabled: false,
                 limits: None,
                 automation: None,
