@@ -182,9 +182,8 @@ impl FakeMeta {
     }
 }
 
-/// Records the request, waits the latency, and answers a planned failure
-/// or a bad token as Meta would; `None` to go on.
-async fn receive(account: &Account, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Value) -> Option<Answer> {
+/// Keeps the request in the log; its `Authorization` header.
+fn record(account: &Account, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Value) -> Option<String> {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
     account.requests.lock().unwrap().push(RecordedSend {
         method: method.to_string(),
@@ -194,6 +193,13 @@ async fn receive(account: &Account, method: &Method, uri: &Uri, headers: &Header
         body: body.clone(),
         at: std::time::Instant::now(),
     });
+    authorization
+}
+
+/// Records the request, waits the latency, and answers a planned failure
+/// or a bad token as Meta would; `None` to go on.
+async fn receive(account: &Account, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Value) -> Option<Answer> {
+    let authorization = record(account, method, uri, headers, body);
     let latency = *account.latency.lock().unwrap();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -466,15 +472,7 @@ async fn media_file(
     headers: HeaderMap,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
-    account.requests.lock().unwrap().push(RecordedSend {
-        method: "GET".into(),
-        path: uri.path().to_string(),
-        query: uri.query().unwrap_or_default().to_string(),
-        authorization: authorization.clone(),
-        body: Value::Null,
-        at: std::time::Instant::now(),
-    });
+    let authorization = record(&account, &Method::GET, &uri, &headers, &Value::Null);
     let authorized = authorization.as_deref().is_some_and(|a| a.starts_with("Bearer EAA"));
     let expired = query.get("ext").and_then(|e| e.parse::<u64>().ok()).is_none_or(|e| e < unix_now());
     if !authorized || expired {
