@@ -134,6 +134,20 @@ async fn the_list_is_synced_page_by_page_and_a_webhook_pauses_a_template() {
     host.post_payload(&account_webhook("message_template_quality_update", quality, host.now_secs())).await;
     assert_eq!(listed(&host, "draft").await["quality"], "RED");
 
+    // One body carrying two changes of one template: both hold.
+    let mut both = account_webhook(
+        "message_template_quality_update",
+        json!({ "previous_quality_score": "GREEN",
+        "new_quality_score": "RED", "message_template_id": 3, "message_template_name": "promo_2", "message_template_language": "es" }),
+        host.now_secs(),
+    );
+    let pause = json!({ "field": "message_template_status_update", "value": { "event": "PAUSED", "message_template_id": 3,
+        "message_template_name": "promo_2", "message_template_language": "es", "reason": "NONE" } });
+    both["entry"][0]["changes"].as_array_mut().unwrap().insert(0, pause);
+    assert_eq!(host.post_payload(&both).await.0, 200);
+    let kept = listed(&host, "promo_2").await;
+    assert_eq!((kept["status"].as_str(), kept["quality"].as_str()), (Some("PAUSED"), Some("RED")), "{kept}");
+
     // Deleted at Meta (in WhatsApp Manager): the next sync forgets it,
     // and a send of it is refused as unknown.
     meta.remove_template("promo_4");

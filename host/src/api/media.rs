@@ -123,15 +123,23 @@ pub async fn file(
     Ok(response)
 }
 
-/// `attachment`, with the file's name when it is plain enough to quote.
+/// `attachment`, with the file's name: quoted when it is plain ASCII,
+/// else percent-encoded as RFC 6266 says (`filename*=UTF-8''…`).
 fn attachment(record: &MediaRecord) -> String {
-    let name = record.filename.as_deref().filter(|n| {
-        !n.is_empty() && n.len() <= 200 && n.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ')
-    });
-    match name {
-        Some(n) => format!("attachment; filename=\"{n}\""),
-        None => "attachment".into(),
+    let Some(name) = record.filename.as_deref().filter(|n| !n.is_empty() && n.len() <= 200) else {
+        return "attachment".into();
+    };
+    if name.chars().all(|c| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\')) {
+        return format!("attachment; filename=\"{name}\"");
     }
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("attachment; filename*=UTF-8''{encoded}")
 }
 
 /// The file's record: type, size, state, attempts and the last error.
@@ -159,4 +167,41 @@ pub async fn retry(
     let key = id.clone();
     let record = blocking(move || media.retry(&tenant.id, &key, clock.now_ms())).await?;
     Ok(Json(record.ok_or_else(|| missing(&id))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(filename: Option<&str>) -> String {
+        let record = MediaRecord {
+            media_id: "1".into(),
+            message_id: "wamid.1".into(),
+            conversation_id: "cv".into(),
+            kind: "document".into(),
+            mime_type: None,
+            sha256: None,
+            filename: filename.map(String::from),
+            state: MediaState::Stored,
+            attempts: 1,
+            last_error: None,
+            next_attempt_at: None,
+            size: None,
+            blob: None,
+            received_at: 0,
+            stored_at: None,
+        };
+        attachment(&record)
+    }
+
+    /// RFC 6266: a plain name quoted; any other as RFC 5987's
+    /// `filename*=UTF-8''` with percent-encoded UTF-8.
+    #[test]
+    fn a_documents_name_goes_safely_into_the_header() {
+        assert_eq!(named(Some("proposta final.pdf")), "attachment; filename=\"proposta final.pdf\"");
+        assert_eq!(named(Some("relatório.pdf")), "attachment; filename*=UTF-8''relat%C3%B3rio.pdf");
+        assert_eq!(named(Some("a\"b.pdf")), "attachment; filename*=UTF-8''a%22b.pdf");
+        assert_eq!(named(Some("x\r\nSet-Cookie: y")), "attachment; filename*=UTF-8''x%0D%0ASet-Cookie%3A%20y");
+        assert_eq!(named(None), "attachment");
+    }
 }

@@ -170,6 +170,7 @@ impl Pipeline {
         received: &mut Received,
     ) -> Result<(), StoreError> {
         let s = &self.stages;
+        let mut templates = crate::templates::Edits::default();
         for change in fields {
             let tenant = owners.of_field(&change).map_or(OPERATOR.to_string(), |t| t.id.clone());
             let event = FieldEvent::new(&tenant, change, now);
@@ -181,7 +182,7 @@ impl Pipeline {
             let field = KNOWN_FIELDS.iter().find(|f| **f == event.field).copied().unwrap_or("other");
             s.metrics.webhook_fields.get_or_create(&labels::WebhookField { field }).inc();
             if tenant != OPERATOR {
-                s.templates.apply_webhook(batch, &tenant, &event.field, &event.value, now)?;
+                s.templates.apply_webhook(&mut templates, &tenant, &event.field, &event.value, now)?;
             }
             if crate::numbers::FIELDS.contains(&event.field.as_str()) && tenant != OPERATOR {
                 let what = format!("{}: {}", event.field, kind.unwrap_or("update"));
@@ -189,6 +190,7 @@ impl Pipeline {
                 s.control.audit.record(batch, &tenant, &entry.with(event.value.clone()))?;
             }
         }
+        templates.write(batch)?;
         Ok(())
     }
 

@@ -2,6 +2,8 @@
 //! a quality change, a category change — each applied to the kept
 //! definition in the commit that keeps the webhook.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::definition::{self, TemplateDef};
@@ -18,13 +20,31 @@ pub const FIELDS: [&str; 3] =
 /// longer editable).
 const STATUS_KEPT: [&str; 3] = ["FLAGGED", "LOCKED", "UNLOCKED"];
 
+/// The definitions a webhook body's changes touched, as changed so far:
+/// one body can carry several changes of one template (a pause and a
+/// quality drop), each applied to the one before, then written once.
+#[derive(Default)]
+pub struct Edits {
+    defs: HashMap<Vec<u8>, TemplateDef>,
+}
+
+impl Edits {
+    /// The changed definitions, into the body's commit.
+    pub fn write(self, batch: &mut Batch) -> Result<()> {
+        for (key, def) in self.defs {
+            batch.put_json(DEFS, key, &def)?;
+        }
+        Ok(())
+    }
+}
+
 impl Templates {
     /// Applies a template webhook's `value` to the definition it names
     /// (one only a webhook has named so far is kept with what it says);
     /// `None` if it is not a template webhook or names no template.
     pub fn apply_webhook(
         &self,
-        batch: &mut Batch,
+        edits: &mut Edits,
         tenant: &str,
         field: &str,
         value: &Value,
@@ -37,7 +57,12 @@ impl Templates {
         if !FIELDS.contains(&field) {
             return Ok(None);
         }
-        let mut def = self.get(tenant, &name, &language)?.unwrap_or_else(|| TemplateDef {
+        let k = key(tenant, &name, &language);
+        let known = match edits.defs.remove(&k) {
+            Some(def) => Some(def),
+            None => self.get(tenant, &name, &language)?,
+        };
+        let mut def = known.unwrap_or_else(|| TemplateDef {
             id: value.get("message_template_id").map(id_text).unwrap_or_default(),
             name: name.clone(),
             language: language.replace('-', "_"),
@@ -64,7 +89,7 @@ impl Templates {
             }
         }
         def.updated_at = now;
-        batch.put_json(DEFS, key(tenant, &name, &language), &def)?;
+        edits.defs.insert(k, def.clone());
         Ok(Some(def))
     }
 }

@@ -17,6 +17,7 @@ mod sync;
 
 pub use check::Invalid;
 pub use definition::TemplateDef;
+pub use events::Edits;
 pub use sync::{NewTemplate, SyncReport};
 
 use std::collections::HashMap;
