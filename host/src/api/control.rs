@@ -205,6 +205,10 @@ pub async fn message_contact(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StaffReply>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
+    if body.reply_to.is_some() {
+        let why = "`reply_to` quotes a message of a conversation: send to /v1/conversations/{id}/messages";
+        return Err(ApiError::bad_request("invalid_reply", why));
+    }
     let reply = body.reply()?;
     let phone_number_id = tenant.phone_number_ids.first().cloned().unwrap_or_default();
     let (conversation, message) =

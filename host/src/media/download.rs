@@ -3,7 +3,7 @@
 //! the blob store, a few at a time, each failure planned again with
 //! backoff until `media.max_attempts`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,22 +46,22 @@ impl Failure {
 
 impl Downloader {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tasks: JoinSet<(String, String)> = JoinSet::new();
-        let mut busy: HashSet<(String, String)> = HashSet::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        // Downloads in progress, by task (a task that panicked frees its
+        // file for the next look).
+        let mut busy: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
         loop {
             let room = self.config.concurrency.saturating_sub(busy.len());
             if room > 0 {
                 let (media, now) = (self.media.clone(), self.clock.now_ms());
                 match tokio::task::spawn_blocking(move || media.due(now, room + 64)).await {
                     Ok(Ok(due)) => {
-                        let fresh: Vec<_> = due.into_iter().filter(|j| !busy.contains(j)).take(room).collect();
+                        let running: HashSet<&(String, String)> = busy.values().collect();
+                        let fresh: Vec<_> = due.into_iter().filter(|j| !running.contains(j)).take(room).collect();
                         for job in fresh {
-                            busy.insert(job.clone());
-                            let me = self.clone();
-                            tasks.spawn(async move {
-                                me.attempt(&job.0, &job.1).await;
-                                job
-                            });
+                            let (me, (tenant, media_id)) = (self.clone(), job.clone());
+                            let handle = tasks.spawn(async move { me.attempt(&tenant, &media_id).await });
+                            busy.insert(handle.id(), job);
                         }
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "reading due media downloads failed"),
@@ -70,10 +70,12 @@ impl Downloader {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(done) = tasks.join_next() => {
-                    if let Ok(job) = done {
-                        busy.remove(&job);
-                    }
+                Some(done) = tasks.join_next_with_id() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => e.id(),
+                    };
+                    busy.remove(&id);
                 }
                 _ = tokio::time::sleep(POLL) => {}
             }

@@ -112,7 +112,7 @@ impl Worker {
         }
     }
 
-    /// The number's pacer: evenly spaced (no bursts), at 95% of `rate` a
+    /// The number's pacer: evenly spaced (no bursts), at 90% of `rate` a
     /// second, so that Meta — counting arrivals, which the network can
     /// bunch up — never sees more than `rate` in a second.
     fn pacer(&self, number: &str, rate: u32) -> Arc<Pacer> {
@@ -122,7 +122,7 @@ impl Worker {
         match pacers.get(number) {
             Some((r, pacer)) if *r == rate => pacer.clone(),
             _ => {
-                let every = Duration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * 0.95));
+                let every = Duration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * 0.9));
                 let quota = governor::Quota::with_period(every)
                     .unwrap_or(governor::Quota::per_second(std::num::NonZeroU32::MIN));
                 let pacer = Arc::new(governor::RateLimiter::direct(quota));
