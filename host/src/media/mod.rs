@@ -99,6 +99,16 @@ fn timed_key(at: Millis, tenant: &str, media_id: &str) -> Vec<u8> {
     keys::join(&[&keys::ts(at), tenant.as_bytes(), media_id.as_bytes()])
 }
 
+/// The tenant and media id of a [`timed_key`]. The time is eight raw
+/// bytes, any of which may be the separator: it is skipped by length,
+/// never split on.
+fn after_time(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.get(9..)?;
+    let (tenant, media_id) = rest.split_at(rest.iter().position(|b| *b == keys::SEP)?);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Some((text(tenant), text(media_id.get(1..)?)))
+}
+
 impl Media {
     pub fn new(store: Store, blobs: Arc<dyn BlobStore>) -> Media {
         Media { store, blobs }
@@ -168,10 +178,8 @@ impl Media {
     pub fn due(&self, now: Millis, limit: usize) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         for key in self.store.range(DUE, &[], &keys::ts(now + 1))?.keys() {
-            let key = key?;
-            let mut parts = key.splitn(3, |b| *b == keys::SEP).skip(1);
-            if let (Some(t), Some(m)) = (parts.next(), parts.next()) {
-                out.push((String::from_utf8_lossy(t).into_owned(), String::from_utf8_lossy(m).into_owned()));
+            if let Some(job) = after_time(&key?) {
+                out.push(job);
             }
             if out.len() >= limit {
                 break;
@@ -222,15 +230,13 @@ impl Media {
         let mut expired = 0;
         let old: Vec<Vec<u8>> = self.store.range(STORED, &[], &keys::ts(before))?.keys().collect::<Result<_>>()?;
         for key in old {
-            let mut parts = key.splitn(3, |b| *b == keys::SEP).skip(1);
-            let (Some(t), Some(m)) = (parts.next(), parts.next()) else { continue };
-            let (tenant, media_id) = (String::from_utf8_lossy(t), String::from_utf8_lossy(m));
+            let Some((tenant, media_id)) = after_time(&key) else { continue };
             let mut batch = Batch::new();
             batch.delete(STORED, key.clone());
             let mut freed = None;
             if let Some(mut r) = self.get(&tenant, &media_id)?.filter(|r| r.state == MediaState::Stored) {
                 if let Some(digest) = r.blob.take() {
-                    batch.delete(HOLDERS, keys::join(&[digest.as_bytes(), t, m]));
+                    batch.delete(HOLDERS, keys::join(&[digest.as_bytes(), tenant.as_bytes(), media_id.as_bytes()]));
                     freed = Some(digest);
                 }
                 r.state = MediaState::Expired;
@@ -298,5 +304,18 @@ mod tests {
         assert_eq!(media.expire(6_000).unwrap(), 1);
         assert_eq!(blobs.get(&digest).unwrap(), None);
         assert_eq!(media.get("other", "m2").unwrap(), None, "records are the tenant's");
+    }
+
+    /// 1795453201951 ms is `…ae 1f` big-endian: its last byte is the key
+    /// separator, and the download due then is found all the same.
+    #[test]
+    fn a_time_holding_the_separator_byte_still_names_its_download() {
+        let media = Media::new(Store::in_memory(), Arc::new(blobs::DirBlobs::new(tempfile::tempdir().unwrap().path())));
+        let at = 1_795_453_201_951;
+        assert_eq!(keys::ts(at)[7], keys::SEP);
+        let mut batch = Batch::new();
+        media.expect(&mut batch, "t", &image("wamid.1", "m1"), at).unwrap();
+        media.store.commit(batch).unwrap();
+        assert_eq!(media.due(at, 10).unwrap(), vec![("t".to_string(), "m1".to_string())]);
     }
 }
