@@ -220,6 +220,16 @@ impl From<TenantError> for ApiError {
     }
 }
 
+/// Meta's answer to a call made for the client: failing or unreachable
+/// (the client may retry) or refusing what was asked.
+fn meta(e: &crate::outbound::SendError) -> (StatusCode, &'static str) {
+    if e.retryable {
+        (StatusCode::BAD_GATEWAY, "meta_unavailable")
+    } else {
+        (StatusCode::UNPROCESSABLE_ENTITY, "meta_refused")
+    }
+}
+
 impl From<TemplateError> for ApiError {
     fn from(e: TemplateError) -> Self {
         if let TemplateError::Store(s) = e {
@@ -229,8 +239,7 @@ impl From<TemplateError> for ApiError {
             TemplateError::NoAccount => (StatusCode::UNPROCESSABLE_ENTITY, "no_business_account"),
             TemplateError::NoToken => (StatusCode::UNPROCESSABLE_ENTITY, "no_access_token"),
             // Meta could not be reached or failed: the client may retry.
-            TemplateError::Meta(m) if m.retryable => (StatusCode::BAD_GATEWAY, "meta_unavailable"),
-            TemplateError::Meta(_) => (StatusCode::UNPROCESSABLE_ENTITY, "meta_refused"),
+            TemplateError::Meta(m) => meta(m),
             TemplateError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_template"),
             TemplateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             TemplateError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -245,8 +254,7 @@ impl From<UploadMediaError> for ApiError {
             UploadMediaError::NoToken => (StatusCode::UNPROCESSABLE_ENTITY, "no_access_token"),
             UploadMediaError::Unsupported(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             UploadMediaError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
-            UploadMediaError::Meta(m) if m.retryable => (StatusCode::BAD_GATEWAY, "meta_unavailable"),
-            UploadMediaError::Meta(_) => (StatusCode::UNPROCESSABLE_ENTITY, "meta_refused"),
+            UploadMediaError::Meta(m) => meta(m),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -41,16 +41,22 @@ fn web_link(field: &str, url: &str) -> Result<(), OverLimit> {
     if ok { Ok(()) } else { Err(over(field, "must be an http(s) URL")) }
 }
 
+/// Media named by Meta's id (uploaded to the number) or a public http(s)
+/// link, exactly one: for messages and template headers alike.
+pub fn media_source(field: &str, id: Option<&str>, link: Option<&str>) -> Result<(), OverLimit> {
+    match (id, link) {
+        (Some(id), None) => length(&format!("{field}.id"), id, 256),
+        (None, Some(link)) => web_link(&format!("{field}.link"), link),
+        _ => Err(over(field, "give the media's `id` or its `link`, one of them")),
+    }
+}
+
 pub fn check(reply: &Reply) -> Result<(), OverLimit> {
     match reply {
         Reply::Text { body } => length("text", body, 4096),
         Reply::Template(_) => Ok(()),
         Reply::Media { kind, id, link, caption, filename } => {
-            match (id, link) {
-                (Some(id), None) => length("media.id", id, 256)?,
-                (None, Some(link)) => web_link("media.link", link)?,
-                _ => return Err(over("media", "give the media's `id` or its `link`, one of them")),
-            }
+            media_source("media", id.as_deref(), link.as_deref())?;
             if caption.is_some() && !kind.takes_caption() {
                 return Err(over("media.caption", format!("{} takes no caption", kind.as_str())));
             }

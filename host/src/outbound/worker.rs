@@ -68,15 +68,20 @@ impl Worker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         self.recover().await;
         let mut d = Dispatch::default();
+        // Receipts are queued with a wake: looked for then and on the
+        // rescan, not each time a send ends.
+        let mut receipts = true;
         loop {
-            self.send_receipts().await;
+            if std::mem::take(&mut receipts) {
+                self.send_receipts().await;
+            }
             d.read(&self);
             d.start(&self, &shutdown);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => receipts = true,
                 Some(done) = d.tasks.join_next_with_id() => d.finished(done),
-                _ = tokio::time::sleep(RESCAN) => {}
+                _ = tokio::time::sleep(RESCAN) => receipts = true,
             }
         }
         // Sends in progress finish or are abandoned (they stay queued and

@@ -90,10 +90,12 @@ impl Pipeline {
             if !owners.wabas.contains_key(waba) {
                 // The account the operator configured wins over the one
                 // learned from the entries numbers came in.
-                let tenant = match (s.tenants.by_waba_id(waba)?, s.fields.waba_owner(waba)?) {
-                    (Some(t), _) => Some(t),
-                    (None, Some(id)) => s.tenants.get(&id)?,
-                    (None, None) => None,
+                let tenant = match s.tenants.by_waba_id(waba)? {
+                    Some(t) => Some(t),
+                    None => match s.fields.waba_owner(waba)? {
+                        Some(id) => s.tenants.get(&id)?,
+                        None => None,
+                    },
                 };
                 owners.wabas.insert(waba.to_string(), tenant);
             }

@@ -69,12 +69,7 @@ fn header(shape: Option<&HeaderShape>, send: Option<&HeaderParameter>) -> Result
 
 fn media_or_place(h: &HeaderParameter) -> Result<(), Invalid> {
     if let Some((id, link)) = h.media() {
-        return match (id, link) {
-            (Some(id), None) if !id.trim().is_empty() => Ok(()),
-            (None, Some(link)) if link.starts_with("https://") || link.starts_with("http://") => Ok(()),
-            (None, Some(_)) => Err(invalid("header", "the media link must be an http(s) URL")),
-            _ => Err(invalid("header", "give the media's `id` or its `link`, one of them")),
-        };
+        return crate::outbound::limits::media_source("header", id, link).map_err(|e| invalid("header", e.to_string()));
     }
     if let HeaderParameter::Location { latitude, longitude, .. } = h {
         let (lat, lon) = (latitude.as_f64().unwrap_or(f64::NAN), longitude.as_f64().unwrap_or(f64::NAN));
