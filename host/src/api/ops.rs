@@ -42,11 +42,12 @@ pub struct Health {
     /// (`GET /v1/quarantine`, `GET /admin/v1/quarantine`).
     pub unreadable_webhook_items: usize,
     /// Nothing left to do: no message waiting to be sent and no event
-    /// pending. Exact in one reading — the queue is read before the
-    /// journal, and an event counts as pending from before the commit that
-    /// journals it until after the commit that applies it — so neither a
-    /// send finishing (its result is journaled as it leaves the queue) nor
-    /// an event queuing a reply as it is applied can fall between the two.
+    /// pending. Exact in one reading — an event counts as pending from
+    /// before the commit that journals it until after the commit that
+    /// applies it, and the journal is read both before and after the queue
+    /// — so neither a send finishing (its result is journaled as it leaves
+    /// the queue: the later reading sees it) nor an event queuing a reply
+    /// as it is applied (the earlier reading sees it) can fall between.
     pub idle: bool,
     /// Contacts whose head event has run, or kept failing, longer than
     /// `pipeline.stall_after`.
@@ -68,6 +69,8 @@ pub struct StorageHealth {
 pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<Health>), ApiError> {
     let p = &state.pipeline;
     let s = &p.stages;
+    // Before the queue: see `Health::idle`.
+    let pending_before = p.journal.pending();
     let storage_error = s.store.failure();
     let stalled_lanes = p.scheduler.stalled(s.config.pipeline.stall_after);
     let now = s.clock.now_ms();
@@ -90,7 +93,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<
     let health = Health {
         status,
         journal_pending,
-        idle: outbound_queue == 0 && journal_pending == 0,
+        idle: pending_before == 0 && outbound_queue == 0 && journal_pending == 0,
         oldest_pending_ms: p.scheduler.oldest_since().map(|t| (now - t).max(0) as u64),
         outbound_queue,
         quarantined,
